@@ -1,0 +1,48 @@
+/**
+ * Every error confab raises is a {@link ConfabError} with a stable string `code`,
+ * so callers can branch on `err.code` instead of parsing messages.
+ *
+ * @example
+ * ```ts
+ * import { openTcpStream, ConfabError } from "confab";
+ * try {
+ *   await openTcpStream("127.0.0.1", 1);
+ * } catch (err) {
+ *   if (err instanceof ConfabError && err.code === "ECONNREFUSED") console.log("nobody home");
+ * }
+ * ```
+ */
+export class ConfabError extends Error {
+  /** A stable, machine-readable code such as `"EADDRINUSE"` or `"ERR_LINE_TOO_LONG"`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConfabError";
+    this.code = code;
+  }
+}
+
+/** Codes confab itself defines; system errors keep the OS code (`ECONNREFUSED`, `EADDRINUSE`, ...). */
+export const ErrorCodes = {
+  /** A service name is not in any services file. */
+  UNKNOWN_SERVICE: "ERR_UNKNOWN_SERVICE",
+  /** A line grew past the stream's `maxLineLength`. */
+  LINE_TOO_LONG: "ERR_LINE_TOO_LONG",
+  /** A read did not complete within `readTimeout`. */
+  READ_TIMEOUT: "ERR_READ_TIMEOUT",
+  /** A write was not accepted by the OS within `writeTimeout`. */
+  WRITE_TIMEOUT: "ERR_WRITE_TIMEOUT",
+  /** A connection was not established within `connectTimeout`. */
+  CONNECT_TIMEOUT: "ERR_CONNECT_TIMEOUT",
+  /** The stream was closed (locally, or because its process was killed). */
+  STREAM_CLOSED: "ERR_STREAM_CLOSED",
+  /** An argument was not of the expected form. */
+  INVALID_ARGUMENT: "ERR_INVALID_ARGUMENT",
+  /** The first line sent to a listener server was not a Lisp string. */
+  BAD_NAME_LINE: "ERR_BAD_NAME_LINE",
+  /** A listener server would be exposed beyond loopback without authentication. */
+  INSECURE_LISTENER: "ERR_INSECURE_LISTENER",
+  /** Listener evaluation exceeded its time limit. */
+  EVAL_TIMEOUT: "ERR_EVAL_TIMEOUT",
+} as const;
