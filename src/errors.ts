@@ -37,6 +37,12 @@ export const ErrorCodes = {
   CONNECT_TIMEOUT: "ERR_CONNECT_TIMEOUT",
   /** The stream was closed (locally, or because its process was killed). */
   STREAM_CLOSED: "ERR_STREAM_CLOSED",
+  /** A read was started while another read on the same stream was still pending. */
+  READ_IN_PROGRESS: "ERR_READ_IN_PROGRESS",
+  /** The peer stopped reading and the queued output passed the stream's `maxOutputBuffer`. */
+  OUTPUT_BUFFER_FULL: "ERR_OUTPUT_BUFFER_FULL",
+  /** The operation does not fit the stream's `direction` (writing to an input stream, say). */
+  WRONG_DIRECTION: "ERR_WRONG_DIRECTION",
   /** An argument was not of the expected form. */
   INVALID_ARGUMENT: "ERR_INVALID_ARGUMENT",
   /** The first line sent to a listener server was not a Lisp string. */

@@ -1,0 +1,775 @@
+#!/usr/bin/env node
+// The confab benchmark: `npm run bench` (= `npm run build && node bench/run.mjs`).
+//
+// Runs the seed's talk protocol against three servers in the same run (raw node:net,
+// node:readline, confab's talk server), each a child process, driven by bench/loadgen.c
+// (compiled here with cc). Also times a `1 + 1` round trip through confab's listener and
+// confab's cold start. Prints a table of ratios to raw, writes results/latest.json,
+// results/latest.md and results/ratios.svg. See bench/README.md.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH);
+const LOADGEN_SRC = path.join(BENCH, "loadgen.c");
+const LOADGEN = path.join(BENCH, "build", "loadgen");
+
+const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options])
+
+  --quick            1 run per measurement, 1 s windows, 2,000 idle connections (~40 s)
+  --only LIST        modes, comma-separated: rr1,rr64,pipe,connect,idle,listener,cold
+                     (rr = rr1,rr64)
+  --servers LIST     raw,readline,confab (default: all three)
+  --reps N           runs per measurement, the median is reported (default 3)
+  --duration S       measurement window of each run, seconds (default 2)
+  --warmup S         warm-up before each window, seconds (default 0.5)
+  --idle N           idle connections to hold (default 10000, capped by the fd limit)
+  --out DIR          where results go (default bench/results for a full run,
+                     bench/build/results for --quick, --only or --servers runs)
+  --help
+
+Environment: BENCH_QUICK=1, BENCH_ONLY, BENCH_SERVERS, BENCH_REPS, BENCH_DURATION,
+BENCH_WARMUP, BENCH_IDLE, BENCH_OUT do the same.`;
+
+// ---------------------------------------------------------------------------------------
+// options
+
+const ALL_MODES = ["rr1", "rr64", "pipe", "connect", "idle", "listener", "cold"];
+const ALL_SERVERS = ["raw", "readline", "confab"];
+
+function parseOptions(argv, env) {
+  const o = {
+    quick: env.BENCH_QUICK === "1",
+    only: env.BENCH_ONLY,
+    servers: env.BENCH_SERVERS,
+    reps: env.BENCH_REPS,
+    duration: env.BENCH_DURATION,
+    warmup: env.BENCH_WARMUP,
+    idle: env.BENCH_IDLE,
+    out: env.BENCH_OUT,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [k, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const val = () => inline ?? argv[++i];
+    switch (k) {
+      case "--quick": o.quick = true; break;
+      case "--only": o.only = val(); break;
+      case "--servers": o.servers = val(); break;
+      case "--reps": o.reps = val(); break;
+      case "--duration": o.duration = val(); break;
+      case "--warmup": o.warmup = val(); break;
+      case "--idle": o.idle = val(); break;
+      case "--out": o.out = val(); break;
+      case "-h": case "--help": console.log(HELP); process.exit(0); break;
+      default: console.error(`unknown option ${a}\n\n${HELP}`); process.exit(64);
+    }
+  }
+  const partial = Boolean(o.quick || o.only || o.servers);
+  const list = (s, all, what) => {
+    if (!s) return all;
+    const items = s.split(",").map((x) => x.trim()).filter(Boolean)
+      .flatMap((x) => (x === "rr" ? ["rr1", "rr64"] : x === "confab-talk" ? ["confab"] : [x]));
+    for (const x of items) if (!all.includes(x)) { console.error(`unknown ${what} "${x}" (known: ${all.join(", ")})`); process.exit(64); }
+    return all.filter((x) => items.includes(x));
+  };
+  const num = (v, d, lo, hi) => {
+    const n = v === undefined ? d : Number(v);
+    return Number.isFinite(n) ? Math.min(hi, Math.max(lo, n)) : d;
+  };
+  let servers = list(o.servers, ALL_SERVERS, "server");
+  if (!servers.includes("raw")) servers = ["raw", ...servers]; // ratios need raw
+  return {
+    quick: o.quick,
+    partial,
+    modes: list(o.only, ALL_MODES, "mode"),
+    servers,
+    reps: Math.round(num(o.reps, o.quick ? 1 : 3, 1, 20)),
+    duration: num(o.duration, o.quick ? 1 : 2, 0.2, 60),
+    warmup: num(o.warmup, o.quick ? 0.3 : 0.5, 0, 10),
+    idle: Math.round(num(o.idle, o.quick ? 2000 : 10000, 10, 100000)),
+    coldRuns: o.quick ? 5 : 15,
+    listenerIterations: o.quick ? 500 : 2000,
+    out: path.resolve(o.out ?? (partial ? path.join(BENCH, "build", "results") : path.join(BENCH, "results"))),
+  };
+}
+
+const opt = parseOptions(process.argv.slice(2), process.env);
+
+// ---------------------------------------------------------------------------------------
+// child processes: every one is tracked and ended by its pid on the way out
+
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) try { process.kill(c.pid, "SIGKILL"); } catch {}
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => { killAll(); process.exit(130); });
+
+function waitExit(child, ms) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => { clearTimeout(t); resolve(true); });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// the load generator
+
+function buildLoadgen() {
+  const stale = !fs.existsSync(LOADGEN) || fs.statSync(LOADGEN).mtimeMs < fs.statSync(LOADGEN_SRC).mtimeMs;
+  if (!stale) return;
+  fs.mkdirSync(path.dirname(LOADGEN), { recursive: true });
+  const cc = process.env.CC || "cc";
+  const r = spawnSync(cc, ["-O2", "-o", LOADGEN, LOADGEN_SRC], { stdio: ["ignore", "inherit", "inherit"], timeout: 120_000 });
+  if (r.error || r.status !== 0) {
+    console.error(`bench: could not compile ${path.relative(ROOT, LOADGEN_SRC)} with "${cc}"` +
+      `${r.error ? `: ${r.error.message}` : ""}. A C compiler is needed (Debian: apt-get install gcc).`);
+    process.exit(1);
+  }
+}
+
+function lastJson(text) {
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("{"));
+  if (lines.length === 0) return null;
+  try { return JSON.parse(lines[lines.length - 1]); } catch { return null; }
+}
+
+/** Runs loadgen to completion; resolves { ok, json, error }. */
+function runLoadgen(args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = track(spawn(LOADGEN, args, { stdio: ["ignore", "pipe", "pipe"] }));
+    let out = "", err = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => { out += d; });
+    child.stderr.setEncoding("utf8").on("data", (d) => { err = (err + d).slice(-2000); });
+    const timer = setTimeout(() => { try { process.kill(child.pid, "SIGKILL"); } catch {} }, timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const json = lastJson(out);
+      if (json && json.ok) resolve({ ok: true, json });
+      else resolve({
+        ok: false, json,
+        error: json?.error ?? json?.first_error ??
+          (signal ? `loadgen killed (${signal}) after ${timeoutMs} ms` : `loadgen exited ${code}${err ? `: ${err.trim().split("\n").pop()}` : ""}`),
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// servers
+
+const SERVER_SCRIPTS = {
+  raw: "servers/raw.mjs",
+  readline: "servers/readline.mjs",
+  confab: "servers/confab-talk.mjs",
+  "confab-listener": "servers/confab-listener.mjs",
+};
+
+/** Starts a server script; resolves { child, pid, port, stderr() } or rejects with a one-line reason. */
+function startServer(name) {
+  const script = path.join(BENCH, SERVER_SCRIPTS[name]);
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(process.execPath, [script], {
+      cwd: BENCH,
+      env: { ...process.env, PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    }));
+    let out = "", err = "", settled = false;
+    const tail = () => err.trim().split("\n").filter(Boolean).slice(-3).join(" | ");
+    const fail = (why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      try { process.kill(child.pid, "SIGKILL"); } catch {}
+      reject(new Error(why));
+    };
+    const timer = setTimeout(() => fail(`no "PORT n" line within 15 s${err ? `: ${tail()}` : ""}`), 15_000);
+    child.stderr.setEncoding("utf8").on("data", (d) => { err = (err + d).slice(-4000); });
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      if (settled) return; // keep draining
+      out += d;
+      const nl = out.indexOf("\n");
+      if (nl < 0) return;
+      const line = out.slice(0, nl).trim();
+      const m = /^PORT (\d+)$/.exec(line);
+      if (!m) return fail(line.replace(/^UNAVAILABLE /, "") || "bad first line");
+      settled = true;
+      clearTimeout(timer);
+      resolve({ name, child, pid: child.pid, port: Number(m[1]), stderr: () => err });
+    });
+    child.once("exit", (code, signal) => fail(`exited (${code ?? signal}) before listening${err ? `: ${tail()}` : ""}`));
+  });
+}
+
+async function stopServer(s) {
+  if (!s) return;
+  try { process.kill(s.pid, "SIGTERM"); } catch {}
+  if (!(await waitExit(s.child, 2000))) {
+    try { process.kill(s.pid, "SIGKILL"); } catch {}
+    await waitExit(s.child, 2000);
+  }
+}
+
+function procCpu(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ = 100 on Linux
+  } catch { return NaN; }
+}
+function procRssKb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch { return NaN; }
+}
+function procFds(pid) {
+  try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return NaN; }
+}
+
+// ---------------------------------------------------------------------------------------
+// modes against a talk server
+
+const LOADGEN_MODES = {
+  rr1: { args: ["--mode", "rr", "--conns", "1"], what: "request/response, 1 connection" },
+  rr64: { args: ["--mode", "rr", "--conns", "64"], what: "request/response, 64 connections" },
+  pipe: { args: ["--mode", "pipe", "--conns", "64", "--depth", "16"], what: "pipelined, 64 connections x 16 lines in flight" },
+  connect: { args: ["--mode", "connect", "--conns", "16"], what: "connect, one round trip, close; 16 at a time" },
+};
+
+async function runLoadgenMode(mode, server) {
+  const args = [...LOADGEN_MODES[mode].args, "--port", String(server.port), "--server-pid", String(server.pid),
+    "--duration", String(opt.duration), "--warmup", String(opt.warmup), "--stall", "5", "--drain", "2"];
+  const cpu0 = procCpu(server.pid);
+  const r = await runLoadgen(args, (opt.duration + opt.warmup + 20) * 1000);
+  const cpu1 = procCpu(server.pid);
+  if (!r.ok) return { ok: false, error: r.error, partial: r.json ?? undefined };
+  return { ok: true, ...r.json, server_cpu_total_s: +(cpu1 - cpu0).toFixed(3) };
+}
+
+let idleTarget = opt.idle;
+let idleNote = "";
+function checkFdLimit() {
+  const hard = Number(spawnSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim());
+  const soft = Number(spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim());
+  // node raises its soft limit to the hard one at start-up, and so does loadgen
+  if (Number.isFinite(hard) && hard < opt.idle + 200) {
+    idleTarget = Math.max(10, hard - 200);
+    idleNote = `idle connections capped at ${idleTarget} by the open-files hard limit (${hard}); ` +
+      `raise it (e.g. as root: prlimit --pid $$ --nofile=${opt.idle + 1000}) to hold ${opt.idle}`;
+  }
+  return { soft, hard };
+}
+
+async function runIdle(server) {
+  // warm the server's code paths so that JIT code is not counted as per-connection memory
+  const warm = await runLoadgen(["--mode", "connect", "--conns", "4", "--duration", "0.3", "--warmup", "0",
+    "--port", String(server.port), "--stall", "5"], 15_000);
+  if (!warm.ok) return { ok: false, error: `warm-up: ${warm.error}` };
+  await sleep(300);
+  const rssBefore = procRssKb(server.pid);
+  const fdsBefore = procFds(server.pid);
+  const child = track(spawn(LOADGEN, ["--mode", "idle", "--port", String(server.port), "--idle", String(idleTarget),
+    "--idle-concurrency", "256", "--setup-max", "60", "--stall", "10", "--hold-max", "120"],
+  { stdio: ["pipe", "pipe", "pipe"] }));
+  let out = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.resume();
+  const ready = await new Promise((resolve) => {
+    const t = setTimeout(() => resolve(null), 75_000);
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /^READY (\d+)$/m.exec(out);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+    child.once("exit", () => { clearTimeout(t); resolve(null); });
+  });
+  let rssAfter = NaN, fdsAfter = NaN;
+  if (ready !== null) {
+    await sleep(500);
+    rssAfter = procRssKb(server.pid);
+    fdsAfter = procFds(server.pid);
+  }
+  child.stdin.end();
+  if (!(await waitExit(child, 15_000))) try { process.kill(child.pid, "SIGKILL"); } catch {}
+  await waitExit(child, 2000);
+  const json = lastJson(out);
+  if (ready === null || !json) return { ok: false, error: json?.first_error ?? "idle: the generator did not get ready", partial: json ?? undefined };
+  if (!json.ok) return { ok: false, error: json.first_error ?? `held ${json.held} of ${json.target}`, partial: json };
+  return {
+    ok: true, held: json.held, requested: json.requested, setup_s: json.setup_s,
+    rss_before_kb: rssBefore, rss_after_kb: rssAfter, server_fds_before: fdsBefore, server_fds_after: fdsAfter,
+    kb_per_conn: (rssAfter - rssBefore) / json.held,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// a small Node client: line round trips at one connection (listener and raw reference)
+
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+const PROMPT = /(?:^|\n)([^\n]*> )$/;
+
+async function lineClient(port, connectMs = 5000) {
+  const sock = net.connect({ host: "127.0.0.1", port });
+  sock.setNoDelay(true);
+  sock.setEncoding("utf8");
+  let buf = "";
+  let wake = null;
+  let closed = null;
+  sock.on("data", (d) => { buf += d; if (wake) wake(); });
+  sock.on("error", (e) => { closed = e.message; if (wake) wake(); });
+  sock.on("close", () => { closed ??= "connection closed"; if (wake) wake(); });
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("connect timed out")), connectMs);
+    sock.once("connect", () => { clearTimeout(t); resolve(); });
+    sock.once("error", (e) => { clearTimeout(t); reject(e); });
+  });
+  return {
+    sock,
+    take() { const b = buf; buf = ""; return b; },
+    peek: () => buf,
+    /** waits until pred(buffer) holds */
+    until(pred, ms) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pred(buf)) { clearTimeout(t); wake = null; resolve(); }
+          else if (closed) { clearTimeout(t); wake = null; reject(new Error(`${closed}; got ${JSON.stringify(buf.slice(-200))}`)); }
+        };
+        const t = setTimeout(() => { wake = null; reject(new Error(`no answer within ${ms} ms; got ${JSON.stringify(buf.slice(-200))}`)); }, ms);
+        wake = check;
+        check();
+      });
+    },
+  };
+}
+
+function pct(sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN; }
+
+async function roundTrips(c, send, isDone, check, iterations, maxMs) {
+  const lat = [];
+  const deadline = Date.now() + maxMs;
+  const warm = Math.min(100, Math.floor(iterations / 10));
+  for (let i = 0; i < iterations + warm && Date.now() < deadline; i++) {
+    const t0 = process.hrtime.bigint();
+    c.sock.write(send);
+    await c.until(isDone, 3000);
+    const us = Number(process.hrtime.bigint() - t0) / 1000;
+    check(c.take());
+    if (i >= warm) lat.push(us);
+  }
+  lat.sort((a, b) => a - b);
+  return { n: lat.length, p50_us: +pct(lat, 0.5).toFixed(1), p99_us: +pct(lat, 0.99).toFixed(1) };
+}
+
+async function runListener() {
+  const res = {};
+  // reference: the same client against the raw talk server
+  let raw;
+  try {
+    raw = await startServer("raw");
+    const c = await lineClient(raw.port);
+    res.raw_talk = await roundTrips(c, "1 + 1\n", (b) => b.endsWith("\n"), (b) => {
+      if (b !== "You sent: '1 + 1'\n") throw new Error(`raw: unexpected ${JSON.stringify(b)}`);
+    }, opt.listenerIterations, 5000);
+    c.sock.destroy();
+  } catch (e) {
+    res.raw_talk = { error: e.message };
+  } finally {
+    await stopServer(raw);
+  }
+  let srv;
+  try {
+    srv = await startServer("confab-listener");
+  } catch (e) {
+    return { ...res, ok: false, error: `unavailable: ${e.message}` };
+  }
+  try {
+    const c = await lineClient(srv.port);
+    c.sock.write('"bench"\n');
+    await c.until((b) => PROMPT.test(b.replace(ANSI, "")), 5000);
+    res.first_prompt = PROMPT.exec(c.take().replace(ANSI, ""))[1];
+    const lr = await roundTrips(c, "1 + 1\n", (b) => PROMPT.test(b.replace(ANSI, "")), (b) => {
+      const text = b.replace(ANSI, "");
+      const answer = text.slice(0, text.length - PROMPT.exec(text)[0].length).trim();
+      if (answer !== "2") throw new Error(`listener answered ${JSON.stringify(answer)} to 1 + 1`);
+    }, opt.listenerIterations, 8000);
+    c.sock.end();
+    return { ...res, ok: true, ...lr };
+  } catch (e) {
+    return { ...res, ok: false, error: e.message };
+  } finally {
+    await stopServer(srv);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// cold start
+
+function runCold() {
+  const cli = path.join(ROOT, "dist", "cli", "main.js");
+  const time = (args) => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], timeout: 15_000, encoding: "utf8" });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    return { ms, ok: !r.error && r.status === 0, why: r.error ? r.error.message : `exit ${r.status ?? r.signal}: ${(r.stderr || "").trim().split("\n").slice(-1)[0] ?? ""}` };
+  };
+  const node = [], confab = [];
+  let error = fs.existsSync(cli) ? null : "unavailable: dist/cli/main.js does not exist";
+  time(["-e", "0"]);
+  if (!error) { const w = time([cli, "--help"]); if (!w.ok) error = `confab --help failed (${w.why})`; }
+  for (let i = 0; i < opt.coldRuns; i++) {
+    node.push(time(["-e", "0"]).ms);
+    if (!error) confab.push(time([cli, "--help"]).ms);
+  }
+  node.sort((a, b) => a - b);
+  confab.sort((a, b) => a - b);
+  const node_ms = +median(node).toFixed(1);
+  if (error) return { ok: false, error, node_ms, runs: opt.coldRuns };
+  const confab_ms = +median(confab).toFixed(1);
+  return { ok: true, node_ms, confab_ms, ratio: +(confab_ms / node_ms).toFixed(2), runs: opt.coldRuns };
+}
+
+// ---------------------------------------------------------------------------------------
+// figures
+
+function median(xs) {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const fmtRate = (x) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
+const fmtNum = (d) => (x) => x.toFixed(d);
+const fmtPct = (x) => `${(x * 100).toFixed(0)}%`;
+
+// every figure in the table: where it comes from, which way is better, confab's target
+const METRICS = [
+  { id: "rr1.rate", mode: "rr1", label: "rr 1 conn: round trips/s", get: (r) => r.lines_per_s, better: "higher", fmt: fmtRate },
+  { id: "rr1.p50", mode: "rr1", label: "rr 1 conn: p50 latency µs", get: (r) => r.p50_us, better: "lower", fmt: fmtNum(0) },
+  { id: "rr1.p99", mode: "rr1", label: "rr 1 conn: p99 latency µs", get: (r) => r.p99_us, better: "lower", fmt: fmtNum(0) },
+  { id: "rr1.cpu", mode: "rr1", label: "rr 1 conn: server CPU µs/line", get: (r) => r.server_cpu_us_per_op, better: "lower", fmt: fmtNum(1) },
+  { id: "rr64.rate", mode: "rr64", label: "rr 64 conns: round trips/s", get: (r) => r.lines_per_s, better: "higher", fmt: fmtRate },
+  { id: "rr64.p50", mode: "rr64", label: "rr 64 conns: p50 latency µs", get: (r) => r.p50_us, better: "lower", fmt: fmtNum(0) },
+  { id: "rr64.p99", mode: "rr64", label: "rr 64 conns: p99 latency µs", get: (r) => r.p99_us, better: "lower", fmt: fmtNum(0), target: { max: 1.2 } },
+  { id: "rr64.cpu", mode: "rr64", label: "rr 64 conns: server CPU µs/line", get: (r) => r.server_cpu_us_per_op, better: "lower", fmt: fmtNum(1) },
+  { id: "pipe.rate", mode: "pipe", label: "pipe 64×16: lines/s", get: (r) => r.lines_per_s, better: "higher", fmt: fmtRate, target: { min: 0.9 } },
+  { id: "pipe.mb", mode: "pipe", label: "pipe 64×16: MB/s out+in", get: (r) => r.mb_out_per_s + r.mb_in_per_s, better: "higher", fmt: fmtNum(1), chart: false },
+  { id: "pipe.cpu", mode: "pipe", label: "pipe 64×16: server CPU µs/line", get: (r) => r.server_cpu_us_per_op, better: "lower", fmt: fmtNum(2), target: { max: 1.15 } },
+  { id: "connect.rate", mode: "connect", label: "connect: connections/s", get: (r) => r.conns_per_s, better: "higher", fmt: fmtRate },
+  { id: "connect.cpu", mode: "connect", label: "connect: server CPU µs/conn", get: (r) => r.server_cpu_us_per_op, better: "lower", fmt: fmtNum(1), target: { max: 1.15 } },
+  { id: "idle.kb", mode: "idle", label: "idle: KB per connection", get: (r) => r.kb_per_conn, better: "lower", fmt: fmtNum(2), target: { max: 1.5 } },
+];
+// CPU shares (of one core), shown without ratios
+const SHARES = ["rr1", "rr64", "pipe", "connect"].map((mode) => ({
+  mode, label: `${mode === "pipe" ? "pipe 64×16" : mode === "connect" ? "connect" : mode === "rr1" ? "rr 1 conn" : "rr 64 conns"}: CPU server / generator`,
+}));
+
+function targetText(t) { return t ? ("min" in t ? `≥ ${t.min}×` : `≤ ${t.max}×`) : ""; }
+function meets(t, ratio) { return !t || !Number.isFinite(ratio) ? null : "min" in t ? ratio >= t.min : ratio <= t.max; }
+
+// ---------------------------------------------------------------------------------------
+// main
+
+async function main() {
+  const t0 = Date.now();
+  buildLoadgen();
+  const fd = checkFdLimit();
+  const machine = {
+    cpu: os.cpus()[0]?.model?.trim() ?? "unknown", cores: os.cpus().length, kernel: `${os.type()} ${os.release()}`,
+    node: process.version, memory_gb: +(os.totalmem() / 2 ** 30).toFixed(1), fd_limit: fd,
+  };
+  const loadModes = opt.modes.filter((m) => m in LOADGEN_MODES || m === "idle");
+  console.error(`bench: ${opt.servers.join(", ")} × ${loadModes.join(", ") || "-"}${opt.modes.includes("listener") ? " + listener" : ""}` +
+    `${opt.modes.includes("cold") ? " + cold start" : ""}; ${opt.reps} run(s) each, ${opt.warmup} s warm-up + ${opt.duration} s window` +
+    `${opt.modes.includes("idle") ? `; ${idleTarget} idle connections` : ""}`);
+  if (idleNote && opt.modes.includes("idle")) console.error(`bench: ${idleNote}`);
+
+  const results = {}; // server -> mode -> { runs: [...] }
+  const unavailable = {}; // server -> reason it would not start
+  for (const s of opt.servers) { results[s] = {}; for (const m of loadModes) results[s][m] = { runs: [] }; }
+
+  let cold = null, listener = null;
+  if (opt.modes.includes("cold")) {
+    cold = runCold();
+    console.error(`  cold start: node -e 0 ${cold.node_ms} ms; confab --help ${cold.ok ? `${cold.confab_ms} ms (${cold.ratio}×)` : cold.error}`);
+  }
+  if (opt.modes.includes("listener")) {
+    listener = await runListener();
+    console.error(`  listener 1 + 1: ${listener.ok ? `p50 ${listener.p50_us} µs, p99 ${listener.p99_us} µs (n=${listener.n})` : listener.error}` +
+      `; node client ↔ raw talk: ${listener.raw_talk?.p50_us ?? "-"} µs p50`);
+  }
+
+  for (let rep = 0; rep < opt.reps; rep++) {
+    for (const mode of loadModes) {
+      const order = opt.servers.map((_, i) => opt.servers[(i + rep) % opt.servers.length]); // rotate, against drift
+      for (const name of order) {
+        if (unavailable[name]) continue;
+        let server;
+        try {
+          server = await startServer(name);
+        } catch (e) {
+          unavailable[name] = e.message;
+          console.error(`  ${name}: unavailable: ${e.message}`);
+          continue;
+        }
+        let r;
+        try {
+          r = mode === "idle" ? await runIdle(server) : await runLoadgenMode(mode, server);
+        } catch (e) {
+          r = { ok: false, error: e.message };
+        }
+        if (server.child.exitCode !== null || server.child.signalCode !== null) {
+          r = { ...r, ok: false, error: `${r.ok ? "" : `${r.error}; `}server exited (${server.child.exitCode ?? server.child.signalCode})` };
+        }
+        if (!r.ok) {
+          const tail = server.stderr().trim().split("\n").filter(Boolean).slice(-3).join(" | ");
+          if (tail) r.server_stderr = tail.slice(0, 600);
+        }
+        await stopServer(server);
+        results[name][mode].runs.push(r);
+        console.error(`  [${rep + 1}/${opt.reps}] ${mode.padEnd(7)} ${name.padEnd(8)} ${progressLine(mode, r)}`);
+      }
+    }
+  }
+
+  // medians and ratios
+  const figures = {}; // server -> metric id -> median
+  for (const s of opt.servers) {
+    figures[s] = {};
+    for (const m of METRICS) {
+      if (!results[s][m.mode]) continue;
+      const ok = results[s][m.mode].runs.filter((r) => r.ok);
+      figures[s][m.id] = median(ok.map((r) => m.get(r)));
+    }
+    for (const sh of SHARES) {
+      if (!results[s][sh.mode]) continue;
+      const ok = results[s][sh.mode].runs.filter((r) => r.ok);
+      figures[s][`${sh.mode}.server_share`] = median(ok.map((r) => r.server_cpu_share));
+      figures[s][`${sh.mode}.gen_share`] = median(ok.map((r) => r.gen_cpu_share));
+    }
+  }
+  const ratios = {};
+  for (const s of opt.servers) {
+    ratios[s] = {};
+    for (const m of METRICS) {
+      const v = figures[s][m.id], base = figures.raw?.[m.id];
+      if (Number.isFinite(v) && Number.isFinite(base) && base > 0) ratios[s][m.id] = +(v / base).toFixed(3);
+    }
+  }
+  const cellError = (s, mode) => {
+    if (unavailable[s]) return "unavailable";
+    const runs = results[s][mode]?.runs ?? [];
+    return runs.some((r) => r.ok) ? null : runs.length ? "failed" : null;
+  };
+
+  // saturation check: raw server vs generator in pipe mode
+  let saturation = null;
+  if (results.raw.pipe) {
+    const srv = figures.raw["pipe.server_share"], gen = figures.raw["pipe.gen_share"];
+    if (Number.isFinite(srv)) {
+      saturation = {
+        raw_server_cpu_share: +srv.toFixed(3), generator_cpu_share: +gen.toFixed(3), saturated: srv >= 0.9 && gen < srv,
+        text: srv >= 0.9 && gen < srv
+          ? `generator check: in pipe mode the raw server used ${fmtPct(srv)} of a core and the generator ${fmtPct(gen)}: the server, not the generator, is the bottleneck`
+          : `generator check: WARNING: in pipe mode the raw server used only ${fmtPct(srv)} of a core (generator ${fmtPct(gen)}); the machine or the generator may be the limit`,
+      };
+    }
+  }
+
+  // ---- terminal table
+  const servers = opt.servers;
+  const rows = [];
+  const header = ["metric", ...servers.map((s) => (s === "confab" ? "confab (talk)" : s)), ...(servers.includes("confab") ? ["confab target"] : [])];
+  for (const m of METRICS) {
+    if (!loadModes.includes(m.mode)) continue;
+    const cells = servers.map((s) => {
+      const e = cellError(s, m.mode);
+      if (e) return e;
+      const v = figures[s][m.id];
+      if (!Number.isFinite(v)) return "-";
+      const r = ratios[s][m.id];
+      return s === "raw" || !Number.isFinite(r) ? m.fmt(v) : `${m.fmt(v)} (${r.toFixed(2)}×)`;
+    });
+    const t = servers.includes("confab") ? [m.target ? `${targetText(m.target)}${markFor(meets(m.target, ratios.confab?.[m.id]))}` : ""] : [];
+    rows.push([`${m.label} ${m.better === "higher" ? "↑" : "↓"}`, ...cells, ...t]);
+  }
+  for (const sh of SHARES) {
+    if (!loadModes.includes(sh.mode)) continue;
+    const cells = servers.map((s) => {
+      const e = cellError(s, sh.mode);
+      if (e) return e;
+      const a = figures[s][`${sh.mode}.server_share`], b = figures[s][`${sh.mode}.gen_share`];
+      return Number.isFinite(a) ? `${fmtPct(a)} / ${fmtPct(b)}` : "-";
+    });
+    rows.push([sh.label, ...cells, ...(servers.includes("confab") ? [""] : [])]);
+  }
+  const extra = [];
+  if (listener) {
+    extra.push([
+      "listener: `1 + 1` round trip p50 / p99 µs",
+      listener.ok ? `${listener.p50_us.toFixed(0)} / ${listener.p99_us.toFixed(0)}` : listener.error,
+      `< 500 µs p50${listener.ok ? markFor(listener.p50_us < 500) : ""}`,
+    ]);
+    if (listener.raw_talk?.p50_us !== undefined)
+      extra.push(["  (same Node client ↔ raw talk server)", `${listener.raw_talk.p50_us.toFixed(0)} / ${listener.raw_talk.p99_us.toFixed(0)}`, ""]);
+  }
+  if (cold) {
+    extra.push([
+      `cold start: confab --help vs node -e 0 (median of ${cold.runs})`,
+      cold.ok ? `${cold.confab_ms} ms vs ${cold.node_ms} ms (${cold.ratio}×)` : `${cold.error} (node -e 0: ${cold.node_ms} ms)`,
+      `< 2×${cold.ok ? markFor(cold.ratio < 2) : ""}`,
+    ]);
+  }
+
+  const date = new Date().toISOString();
+  const machineLine = `${machine.cpu}, ${machine.cores} cores, ${machine.kernel}, Node ${machine.node}`;
+  console.log("");
+  console.log(`confab bench ${date.slice(0, 16).replace("T", " ")} UTC: ${machineLine}`);
+  console.log(`median of ${opt.reps} run(s); ${opt.warmup} s warm-up + ${opt.duration} s window; lines of 32 bytes; ratios are to raw node:net in the same run; ↑ higher is better, ↓ lower`);
+  console.log("");
+  if (rows.length) console.log(textTable(header, rows));
+  if (extra.length) { console.log(""); console.log(textTable(["confab only", "figure", "target"], extra)); }
+  console.log("");
+  if (saturation) console.log(saturation.text);
+  for (const [s, why] of Object.entries(unavailable)) console.log(`${s}: unavailable: ${why}`);
+  for (const s of servers) for (const mode of loadModes) {
+    const failed = results[s][mode].runs.filter((r) => !r.ok);
+    if (failed.length && !unavailable[s]) console.log(`${s} ${mode}: ${failed.length} of ${results[s][mode].runs.length} run(s) failed: ${failed[0].error}${failed[0].server_stderr ? ` (server stderr: ${failed[0].server_stderr})` : ""}`);
+  }
+  if (idleNote && loadModes.includes("idle")) console.log(idleNote);
+
+  // ---- files
+  const doc = {
+    date, machine, options: { ...opt, out: path.relative(ROOT, opt.out) }, idle_target: idleTarget,
+    protocol: "client sends a 32-byte line + \\n; server answers You sent: '<line>'\\n",
+    saturation, unavailable, figures: roundAll(figures), ratios, listener, cold, results,
+    elapsed_s: +((Date.now() - t0) / 1000).toFixed(1),
+  };
+  fs.mkdirSync(opt.out, { recursive: true });
+  fs.writeFileSync(path.join(opt.out, "latest.json"), JSON.stringify(doc, null, 2) + "\n");
+  fs.writeFileSync(path.join(opt.out, "latest.md"), markdown(doc, header, rows, extra, machineLine));
+  fs.writeFileSync(path.join(opt.out, "ratios.svg"), svgChart(doc, machineLine));
+  console.log(`\nwrote ${["latest.json", "latest.md", "ratios.svg"].map((f) => path.relative(process.cwd(), path.join(opt.out, f))).join(", ")} in ${doc.elapsed_s} s`);
+}
+
+function markFor(ok) { return ok === null || ok === undefined ? "" : ok ? " ✓" : " ✗"; }
+
+function roundAll(figs) {
+  const out = {};
+  for (const [s, f] of Object.entries(figs)) {
+    out[s] = {};
+    for (const [k, v] of Object.entries(f)) out[s][k] = Number.isFinite(v) ? +v.toPrecision(5) : null;
+  }
+  return out;
+}
+
+function progressLine(mode, r) {
+  if (!r.ok) return `FAILED: ${r.error}`;
+  if (mode === "idle") return `${r.held} held, ${r.kb_per_conn.toFixed(2)} KB/conn (RSS ${(r.rss_before_kb / 1024).toFixed(0)} → ${(r.rss_after_kb / 1024).toFixed(0)} MB), set up in ${r.setup_s} s`;
+  const head = mode === "connect" ? `${fmtRate(r.conns_per_s)} conn/s` : `${fmtRate(r.lines_per_s)} lines/s`;
+  const lat = r.p50_us !== undefined ? `, p50 ${r.p50_us} µs p99 ${r.p99_us} µs` : mode === "pipe" ? `, ${r.mb_out_per_s.toFixed(1)}/${r.mb_in_per_s.toFixed(1)} MB/s` : "";
+  return `${head}${lat}, server ${r.server_cpu_us_per_op.toFixed(2)} µs/op, CPU server ${fmtPct(r.server_cpu_share)} gen ${fmtPct(r.gen_cpu_share)}`;
+}
+
+function textTable(header, rows) {
+  const width = (s) => [...String(s)].length;
+  const w = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ""))));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c ?? "") + " ".repeat(w[i] - width(c ?? "")) : " ".repeat(w[i] - width(c ?? "")) + String(c ?? ""))).join("  ");
+  return [line(header), w.map((n) => "─".repeat(n)).join("  "), ...rows.map(line)].join("\n");
+}
+
+function markdown(doc, header, rows, extra, machineLine) {
+  const esc = (s) => String(s ?? "").replace(/\|/g, "\\|");
+  const md = [];
+  md.push(`Measured ${doc.date.slice(0, 10)} on ${machineLine}; median of ${doc.options.reps} run(s) of ${doc.options.duration} s ` +
+    `(after ${doc.options.warmup} s warm-up) with the C load generator on 127.0.0.1. Ratios are to raw \`node:net\` in the same run; ↑ higher is better, ↓ lower.`);
+  md.push("");
+  if (rows.length) {
+    md.push(`| ${header.map(esc).join(" | ")} |`);
+    md.push(`|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
+    for (const r of rows) md.push(`| ${r.map(esc).join(" | ")} |`);
+    md.push("");
+  }
+  if (extra.length) {
+    md.push("| confab only | figure | target |");
+    md.push("|---|---:|---:|");
+    for (const r of extra) md.push(`| ${r.map(esc).join(" | ")} |`);
+    md.push("");
+  }
+  if (doc.saturation) md.push(`${doc.saturation.text[0].toUpperCase()}${doc.saturation.text.slice(1)}.`, "");
+  for (const [s, why] of Object.entries(doc.unavailable)) md.push(`${s}: unavailable (${esc(why)}).`, "");
+  return md.join("\n");
+}
+
+// SVG: horizontal bars of value / raw on a log2 axis centred on 1 (= raw); no dependency
+function svgChart(doc, machineLine) {
+  const others = doc.options.servers.filter((s) => s !== "raw");
+  const metrics = METRICS.filter((m) => m.chart !== false && doc.options.modes.includes(m.mode));
+  const colors = { readline: "#d08c2a", confab: "#2a7bd0" };
+  const barH = 13, gap = 4, groupGap = 12;
+  const left = 300, right = 80, plotW = 520, top = 78;
+  const W = left + plotW + right;
+  const groupH = others.length * (barH + gap) - gap;
+  const H = top + metrics.length * (groupH + groupGap) + 46;
+  const lo = -4, hi = 4; // log2 range: 1/16 .. 16
+  const x = (ratio) => left + ((Math.min(hi, Math.max(lo, Math.log2(ratio))) - lo) / (hi - lo)) * plotW;
+  const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const o = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`);
+  o.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  o.push(`<text x="12" y="22" font-size="15" font-weight="600">confab bench: each server's figure ÷ raw node:net's, same run</text>`);
+  o.push(`<text x="12" y="40" fill="#555">${esc(`${doc.date.slice(0, 10)}, ${machineLine}; median of ${doc.options.reps} run(s); log scale, 1 = raw`)}</text>`);
+  let lx = 12;
+  for (const s of others) {
+    o.push(`<rect x="${lx}" y="50" width="12" height="12" fill="${colors[s] ?? "#888"}"/><text x="${lx + 17}" y="60">${esc(s === "confab" ? "confab talk server" : `node:${s}`)}</text>`);
+    lx += 150;
+  }
+  if (others.includes("confab")) o.push(`<line x1="${lx}" y1="50" x2="${lx}" y2="62" stroke="#c00" stroke-width="2" stroke-dasharray="3,2"/><text x="${lx + 6}" y="60">confab target</text>`);
+  const plotBottom = H - 40;
+  for (let k = lo; k <= hi; k++) {
+    const gx = x(2 ** k);
+    o.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${plotBottom}" stroke="${k === 0 ? "#333" : "#e3e3e3"}" stroke-width="${k === 0 ? 1.5 : 1}"/>`);
+    o.push(`<text x="${gx}" y="${plotBottom + 15}" text-anchor="middle" fill="#555">${k >= 0 ? `${2 ** k}×` : `1/${2 ** -k}`}</text>`);
+  }
+  o.push(`<text x="${x(1)}" y="${plotBottom + 30}" text-anchor="middle" fill="#333">raw node:net = 1</text>`);
+  let y = top;
+  for (const m of metrics) {
+    o.push(`<text x="${left - 10}" y="${y + groupH / 2 + 4}" text-anchor="end">${esc(m.label)} <tspan fill="#777">${m.better === "higher" ? "(↑ better)" : "(↓ better)"}</tspan></text>`);
+    others.forEach((s, i) => {
+      const by = y + i * (barH + gap);
+      const r = doc.ratios[s]?.[m.id];
+      if (!Number.isFinite(r)) {
+        const why = doc.unavailable[s] ? "unavailable" : "no figure";
+        o.push(`<text x="${x(1) + 6}" y="${by + barH - 2}" fill="#999" font-style="italic">${s}: ${why}</text>`);
+        return;
+      }
+      const x0 = x(1), x1 = x(r);
+      const clipped = Math.log2(r) > hi || Math.log2(r) < lo;
+      o.push(`<rect x="${Math.min(x0, x1)}" y="${by}" width="${Math.max(1, Math.abs(x1 - x0))}" height="${barH}" fill="${colors[s] ?? "#888"}"><title>${esc(`${s}: ${m.label} ${r}× raw`)}</title></rect>`);
+      const tx = r >= 1 ? x1 + 4 : x1 - 4;
+      o.push(`<text x="${tx}" y="${by + barH - 2}" text-anchor="${r >= 1 ? "start" : "end"}" fill="#222">${clipped ? "» " : ""}${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×</text>`);
+      if (s === "confab" && m.target) {
+        const t = "min" in m.target ? m.target.min : m.target.max;
+        o.push(`<line x1="${x(t)}" y1="${by - 2}" x2="${x(t)}" y2="${by + barH + 2}" stroke="#c00" stroke-width="2" stroke-dasharray="3,2"><title>target ${targetText(m.target)}</title></line>`);
+      }
+    });
+    y += groupH + groupGap;
+  }
+  o.push(`</svg>`);
+  return o.join("\n") + "\n";
+}
+
+await main();

@@ -1,0 +1,15 @@
+// confab's built-in listener server (startUpServer with no function).
+let confab;
+try {
+  confab = await import("../../dist/index.js");
+} catch (err) {
+  console.log(`UNAVAILABLE cannot load dist/index.js: ${String(err?.message ?? err).split("\n")[0]}`);
+  process.exit(3);
+}
+try {
+  const server = await confab.startUpServer({ service: Number(process.env.PORT ?? process.argv[2] ?? 0) });
+  console.log(`PORT ${server.port}`);
+} catch (err) {
+  console.log(`UNAVAILABLE startUpServer failed: ${String(err?.message ?? err).split("\n")[0]}`);
+  process.exit(3);
+}

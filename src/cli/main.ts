@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The `confab` command. Subcommands are loaded on demand so that `confab --help` starts fast.
+import { ConfabError } from "../errors.js";
+import { usage } from "./usage.js";
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return (await import("./serve.js")).serve(rest);
+    case "connect":
+      return (await import("./connect.js")).connect(rest);
+    case "talk":
+      return (await import("./talk.js")).talk(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(usage);
+      return command === undefined ? 2 : 0;
+    case "--version":
+    case "-v":
+      process.stdout.write(`${(await import("./version.js")).version()}\n`);
+      return 0;
+    default:
+      process.stderr.write(`confab: unknown command "${command}"\n\n${usage}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const usageError = error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`confab: ${error instanceof ConfabError || usageError ? (error as Error).message : String((error as Error).stack ?? error)}\n`);
+    process.exitCode = usageError ? 2 : 1;
+  },
+);

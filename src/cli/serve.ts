@@ -1,0 +1,74 @@
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { startUpServer, serverTerminate, type ConnectionFunction } from "../comm/server.js";
+import type { Socket } from "node:net";
+import { listAllProcesses } from "../mp/registry.js";
+import { processJoin, processKill } from "../mp/process.js";
+
+/** How long `confab serve` lets connection processes finish after SIGINT/SIGTERM before killing them. */
+const DRAIN_MS = 5000;
+
+/**
+ * `confab serve`: starts the listener server, or a server calling a user's exported function,
+ * and stops cleanly on SIGINT/SIGTERM: the port is closed at once, running connection
+ * processes get a short grace period, then are killed.
+ */
+export async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      service: { type: "string" },
+      host: { type: "string" },
+      function: { type: "string" },
+      announce: { type: "boolean", default: false },
+      "eval-timeout": { type: "string" },
+    },
+    strict: true,
+  });
+  const fn = values.function === undefined ? undefined : await loadFunction(values.function);
+  const evalTimeout = values["eval-timeout"] === undefined ? undefined : Number(values["eval-timeout"]);
+  const server = await startUpServer({
+    ...(fn === undefined ? {} : { function: fn }),
+    ...(values.service === undefined ? {} : { service: values.service }),
+    ...(values.host === undefined ? {} : { address: values.host }),
+    ...(evalTimeout === undefined ? {} : { evalTimeout }),
+    announce: values.announce,
+  });
+
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      done();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  serverTerminate(server);
+  const others = listAllProcesses();
+  await Promise.all(others.map((p) => processJoin(p, { timeout: DRAIN_MS })));
+  for (const p of listAllProcesses()) processKill(p);
+  return 0;
+}
+
+/** Imports `MODULE#EXPORT` (default export without `#`); MODULE is a path or a package name. */
+async function loadFunction(spec: string): Promise<ConnectionFunction<Socket>> {
+  const hash = spec.lastIndexOf("#");
+  const modulePart = hash === -1 ? spec : spec.slice(0, hash);
+  const exportName = hash === -1 ? "default" : spec.slice(hash + 1);
+  const looksLikePath = modulePart.startsWith(".") || isAbsolute(modulePart) || /\.[cm]?js$/.test(modulePart);
+  const specifier = looksLikePath ? pathToFileURL(resolve(modulePart)).href : modulePart;
+  let loaded: Record<string, unknown>;
+  try {
+    loaded = (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--function: cannot import ${modulePart}: ${(error as Error).message}`, { cause: error });
+  }
+  const fn = loaded[exportName];
+  if (typeof fn !== "function") {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--function: ${modulePart} has no exported function "${exportName}"`);
+  }
+  return fn as ConnectionFunction<Socket>;
+}

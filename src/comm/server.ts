@@ -1,0 +1,322 @@
+import net from "node:net";
+import { ConfabError } from "../errors.js";
+import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
+import { processContext } from "../mp/registry.js";
+import { reportError } from "../report.js";
+import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { DEFAULT_SERVICE, resolveService } from "./services.js";
+
+/** A server's `function`: called with each accepted socket, one at a time. */
+export type ConnectionFunction<H> = (handle: H) => unknown;
+
+/**
+ * What `announce` may be: `true` for standard output, a writable stream, or a function called
+ * with the bound address once listening (or with the error if binding failed).
+ */
+export type Announce =
+  | boolean
+  | NodeJS.WritableStream
+  | ((address: net.AddressInfo | null, error: Error | null) => void);
+
+/** Options of {@link startUpServer}. */
+export interface StartUpServerOptions {
+  /**
+   * Called with each accepted connection's socket handle (a paused `net.Socket`: no byte is
+   * lost before a stream is made on it). The next connection is not taken until it returns,
+   * or until its promise settles. It runs outside any process, so what it makes belongs to
+   * the process it starts. Without it, the server is the built-in listener server.
+   */
+  readonly function?: ConnectionFunction<net.Socket>;
+  /** Hand `function` a ready {@link SocketStream} (made with `streamOptions`) instead of the socket. */
+  readonly createStream?: boolean;
+  /** Options for the streams the server makes (with `createStream`, and the listener's). */
+  readonly streamOptions?: Omit<SocketStreamOptions, "socket">;
+  /** Where to write a one-line start-up message; see {@link Announce}. */
+  readonly announce?: Announce;
+  /** Port number, numeric string, or a name from the services database. Default `"confab"` (10243). */
+  readonly service?: number | string;
+  /** The server process's name; default Lisp's `(format nil "~S server" service)`. */
+  readonly processName?: string;
+  /** Local address to bind; default `127.0.0.1`, so nothing is open to the network by accident. */
+  readonly address?: string;
+  /** Length of the kernel's queue of connections not yet accepted. */
+  readonly backlog?: number;
+  /** Listener server only: objects every listener sees as variables, e.g. `{ app, db }`. */
+  readonly context?: Readonly<Record<string, unknown>>;
+  /** Listener server only: time limit in ms for the synchronous part of one input (default 5000; 0 disables). */
+  readonly evalTimeout?: number;
+  /** Listener server only: ms a client has to send its name line before it is dropped (default 10000). */
+  readonly nameTimeout?: number;
+}
+
+/** {@link StartUpServerOptions} for a server whose `function` takes a {@link SocketStream}. */
+export interface StartUpStreamServerOptions extends Omit<StartUpServerOptions, "function" | "createStream"> {
+  readonly createStream: true;
+  readonly function: ConnectionFunction<SocketStream>;
+}
+
+/**
+ * Lisp's `(format nil "~S server" service)`: a number prints bare, a string in double quotes
+ * with `"` and `\` escaped.
+ */
+export function defaultProcessName(service: number | string): string {
+  if (typeof service === "number") return `${service} server`;
+  return `"${service.replace(/["\\]/g, "\\$&")}" server`;
+}
+
+/** Counters a server keeps. */
+export interface ServerCounters {
+  /** Connections accepted so far. */
+  accepted: number;
+  /** Connections accepted and waiting for `function` to be free. */
+  waiting: number;
+  /** Times `function` threw or rejected. */
+  errors: number;
+}
+
+/**
+ * The process a server runs as: a {@link Process} that also carries the bound `port` and
+ * `address`. Kill it (or call {@link serverTerminate}) to close the listening socket.
+ */
+export class ServerProcess extends Process implements ProcessResource {
+  /** @internal */
+  [kOwner]: Process | undefined;
+  /** The bound port (the real one when the service was 0). */
+  readonly port: number;
+  /** The bound local address. */
+  readonly address: string;
+  /** `IPv4` or `IPv6`. */
+  readonly family: string;
+  /** Counters since start. */
+  readonly counters: ServerCounters = { accepted: 0, waiting: 0, errors: 0 };
+
+  readonly #server: net.Server;
+  readonly #dispatch: (handle: net.Socket) => unknown;
+  readonly #queue: net.Socket[] = [];
+  #busy = false;
+
+  /** @internal Use {@link startUpServer}. */
+  constructor(name: string, server: net.Server, dispatch: (handle: net.Socket) => unknown) {
+    super(name);
+    const bound = server.address() as net.AddressInfo;
+    this.port = bound.port;
+    this.address = bound.address;
+    this.family = bound.family;
+    this.#server = server;
+    this.#dispatch = dispatch;
+    this.own(this);
+    server.on("connection", this.#onConnection);
+    server.on("error", this.#onError);
+  }
+
+  readonly #onConnection = (socket: net.Socket): void => {
+    // Sockets fail while waiting or after: without a listener, a reset would crash the host.
+    socket.on("error", ignoreError);
+    this.counters.accepted++;
+    if (this.#busy) {
+      this.#queue.push(socket);
+      this.counters.waiting = this.#queue.length;
+      return;
+    }
+    this.#serve(socket);
+  };
+
+  readonly #onError = (error: Error): void => {
+    this.counters.errors++;
+    reportError(`server "${this.name}" on ${formatHostPort(this.address, this.port)}`, error);
+  };
+
+  #serve(socket: net.Socket): void {
+    for (;;) {
+      let outcome: unknown;
+      try {
+        outcome = this.#dispatch(socket);
+      } catch (error) {
+        this.#functionFailed(error);
+      }
+      if (isThenable(outcome)) {
+        this.#busy = true;
+        outcome.then(this.#next, (error: unknown) => {
+          this.#functionFailed(error);
+          this.#next();
+        });
+        return;
+      }
+      const waiting = this.#queue.shift();
+      this.counters.waiting = this.#queue.length;
+      if (waiting === undefined) return;
+      if (this.state !== "running") {
+        this.#dropQueue(waiting);
+        return;
+      }
+      socket = waiting;
+    }
+  }
+
+  readonly #next = (): void => {
+    this.#busy = false;
+    const waiting = this.#queue.shift();
+    this.counters.waiting = this.#queue.length;
+    if (waiting === undefined) return;
+    if (this.state !== "running") this.#dropQueue(waiting);
+    else this.#serve(waiting);
+  };
+
+  #functionFailed(error: unknown): void {
+    this.counters.errors++;
+    reportError(`the function of server "${this.name}" failed`, error);
+  }
+
+  #dropQueue(first: net.Socket): void {
+    first.destroy();
+    for (const socket of this.#queue.splice(0)) socket.destroy();
+    this.counters.waiting = 0;
+  }
+
+  /** @internal The process's body: lives as long as the listening socket. */
+  untilClosed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) resolve();
+      else this.#server.once("close", () => resolve());
+    });
+  }
+
+  /** @internal Killing the server process closes the listening socket at once. */
+  [kKill](): void {
+    this.#server.close();
+    for (const socket of this.#queue.splice(0)) socket.destroy();
+    this.counters.waiting = 0;
+  }
+}
+
+function ignoreError(): void {
+  // The stream or handler that owns the socket sees the error through its own listener.
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
+  if (announce === undefined || announce === false) return;
+  try {
+    if (typeof announce === "function") announce(address, error);
+    else if (error === null) (announce === true ? process.stdout : announce).write(`${line}\n`);
+  } catch (failure) {
+    reportError("announce", failure);
+  }
+}
+
+function bindError(error: NodeJS.ErrnoException, processName: string, host: string, port: number): ConfabError {
+  const where = formatHostPort(host, port);
+  const code = error.code ?? "ERR_LISTEN";
+  const why =
+    code === "EADDRINUSE"
+      ? `${where} is already in use`
+      : code === "EACCES"
+        ? `permission denied to bind ${where} (ports below 1024 need privileges)`
+        : code === "EADDRNOTAVAIL"
+          ? `${host} is not an address of this machine`
+          : code === "ENOTFOUND" || code === "EAI_AGAIN"
+            ? `cannot resolve the address ${host}`
+            : `cannot bind ${where}: ${error.message}`;
+  return new ConfabError(code, `cannot start ${processName}: ${why} (${code})`, { cause: error });
+}
+
+function listen(server: net.Server, port: number, host: string, backlog: number | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => {
+      reject(error);
+    };
+    server.once("error", onError);
+    server.listen({ port, host, backlog }, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Starts a TCP server in a new process, as LispWorks' `comm:start-up-server`, and resolves to
+ * that process once the port is bound. Rejects with a {@link ConfabError} naming the port or
+ * service when binding fails (`EADDRINUSE`, `EACCES`, `ERR_UNKNOWN_SERVICE`).
+ *
+ * @example
+ * ```ts
+ * import { startUpServer, SocketStream, processRunFunction } from "confab";
+ *
+ * function makeStreamAndTalk(handle: net.Socket) {
+ *   const stream = new SocketStream({ socket: handle, direction: "io" });
+ *   processRunFunction(`talk ${handle.remotePort}`, {}, talkOnStream, stream);
+ * }
+ * const server = await startUpServer({ function: makeStreamAndTalk, service: 10244 });
+ * // ... later
+ * mp.processKill(server);
+ * ```
+ */
+export function startUpServer(options: StartUpStreamServerOptions): Promise<ServerProcess>;
+export function startUpServer(options?: StartUpServerOptions): Promise<ServerProcess>;
+export async function startUpServer(options: StartUpServerOptions | StartUpStreamServerOptions = {}): Promise<ServerProcess> {
+  const service = options.service ?? DEFAULT_SERVICE;
+  const processName = options.processName ?? defaultProcessName(service);
+  const host = options.address ?? "127.0.0.1";
+  let port: number;
+  try {
+    port = resolveService(service);
+  } catch (error) {
+    announceTo(options.announce, "", null, error as Error);
+    throw error;
+  }
+
+  let serverProcess: ServerProcess | undefined;
+  const dispatch = await connectionDispatcher(options, () => serverProcess as ServerProcess);
+
+  // Made outside any process: the async context of the listening socket is what its
+  // connection callbacks run in, and `function` must run outside any process.
+  const server = processContext.exit(() => net.createServer({ allowHalfOpen: true, pauseOnConnect: true }));
+  try {
+    await processContext.exit(() => listen(server, port, host, options.backlog));
+  } catch (error) {
+    const failure = bindError(error as NodeJS.ErrnoException, processName, host, port);
+    announceTo(options.announce, "", null, failure);
+    throw failure;
+  }
+
+  serverProcess = new ServerProcess(processName, server, dispatch);
+  const started = serverProcess;
+  started.start(() => started.untilClosed(), []);
+  const bound = server.address() as net.AddressInfo;
+  announceTo(options.announce, `${processName}: listening on ${formatHostPort(bound.address, bound.port)}`, bound, null);
+  return started;
+}
+
+async function connectionDispatcher(
+  options: StartUpServerOptions | StartUpStreamServerOptions,
+  server: () => ServerProcess,
+): Promise<(handle: net.Socket) => unknown> {
+  const fn = options.function;
+  if (fn === undefined) {
+    // Loaded on demand: a plain TCP server never pays for the REPL's parser and type stripper.
+    const { listenerServer } = await import("../listener/listener-server.js");
+    return listenerServer(options, server);
+  }
+  if (options.createStream === true) {
+    const streamFn = fn as ConnectionFunction<SocketStream>;
+    const streamOptions = options.streamOptions ?? {};
+    return (handle) => streamFn(new SocketStream({ ...streamOptions, socket: handle }));
+  }
+  return fn as ConnectionFunction<net.Socket>;
+}
+
+/**
+ * Closes a server's listening socket at once (the port can be bound again immediately), as
+ * newer LispWorks' `comm:server-terminate`. Connections it started live on. Returns `true`
+ * if the server was running.
+ */
+export function serverTerminate(server: ServerProcess): boolean {
+  return processKill(server);
+}

@@ -1,0 +1,725 @@
+import type { Socket } from "node:net";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
+import { getCurrentProcess } from "../mp/registry.js";
+
+/** Which way a stream carries data, as Lisp's `:direction`. */
+export type StreamDirection = "io" | "input" | "output";
+
+/**
+ * Lisp's `:element-type` for text: `"character"` decodes UTF-8 (the default), `"base-char"`
+ * decodes one byte per character (Latin-1). Byte reads and writes work with either.
+ */
+export type StreamElementType = "character" | "base-char";
+
+/** Options of {@link SocketStream}. */
+export interface SocketStreamOptions {
+  /** The connected socket: a server's handle, or a socket from `net.connect`. */
+  readonly socket: Socket;
+  /** `"io"` (default), `"input"` or `"output"`. */
+  readonly direction?: StreamDirection;
+  /** `"character"` (UTF-8, default) or `"base-char"` (Latin-1). */
+  readonly elementType?: StreamElementType;
+  /** Milliseconds a read may wait for data before it rejects with `ERR_READ_TIMEOUT`; the stream stays usable. Default: none. */
+  readonly readTimeout?: number;
+  /** Milliseconds `finishOutput` may wait for the OS to take the output before it rejects with `ERR_WRITE_TIMEOUT`. Default: none. */
+  readonly writeTimeout?: number;
+  /** Longest line `readLine` accepts, in bytes, terminator excluded (default 1 MiB). A longer line fails the stream's input with `ERR_LINE_TOO_LONG`. */
+  readonly maxLineLength?: number;
+  /** Output the peer has not taken yet, in bytes, past which the stream fails with `ERR_OUTPUT_BUFFER_FULL` (default 16 MiB). */
+  readonly maxOutputBuffer?: number;
+}
+
+/** Default {@link SocketStreamOptions.maxLineLength}: 1 MiB. */
+export const DEFAULT_MAX_LINE_LENGTH = 1024 * 1024;
+/** Default {@link SocketStreamOptions.maxOutputBuffer}: 16 MiB. */
+export const DEFAULT_MAX_OUTPUT_BUFFER = 16 * 1024 * 1024;
+
+// Unread input past which the socket is paused when nobody is reading: the peer then
+// waits in the kernel instead of in our memory.
+const READ_HIGH_WATER = 64 * 1024;
+// Text written but not forced past which it is handed to the socket anyway, as a full
+// Lisp stream buffer would be.
+const WRITE_HIGH_WATER = 64 * 1024;
+// How long a closed stream waits for the peer's end of file before it drops the socket.
+const CLOSE_LINGER_MS = 5000;
+
+const enum Read {
+  None,
+  Line,
+  Char,
+  Bytes,
+}
+
+const LF = 10;
+const CR = 13;
+
+function isReset(error: NodeJS.ErrnoException): boolean {
+  return error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ECONNABORTED";
+}
+
+function flushTick(stream: SocketStream): void {
+  stream.flushScheduled();
+}
+
+function readTimedOut(stream: SocketStream): void {
+  stream.readTimerFired();
+}
+
+/**
+ * A buffered, bidirectional stream over a connected socket, as LispWorks' `comm:socket-stream`.
+ *
+ * Reads are promises (`readLine`, `readChar`, `readBytes`, or `for await` over lines); writes
+ * are buffered until `forceOutput()` (send soon, no waiting), `finishOutput()` (a promise
+ * settled once the OS has taken the output) or `close()`. Many `forceOutput` calls in one
+ * turn of the event loop become one write system call.
+ *
+ * A stream belongs to the process that makes it, or, if made outside any process, to the
+ * process it is handed to (`processRunFunction` argument) or that first uses it; killing
+ * that process closes the stream.
+ *
+ * @example
+ * ```ts
+ * async function talkOnStream(stream: SocketStream) {
+ *   try {
+ *     for (let line; (line = await stream.readLine()) !== null; ) {
+ *       stream.writeString(`You sent: '${line}'\n`);
+ *       stream.forceOutput();
+ *     }
+ *   } finally {
+ *     stream.close();
+ *   }
+ * }
+ * ```
+ */
+export class SocketStream implements ProcessResource, AsyncIterable<string> {
+  /** @internal */
+  [kOwner]: Process | undefined;
+
+  /** The direction given at creation. */
+  readonly direction: StreamDirection;
+  /** The element type given at creation. */
+  readonly elementType: StreamElementType;
+  /** Local address of the connection (kept after close). */
+  readonly localAddress: string | undefined;
+  /** Local port of the connection (kept after close). */
+  readonly localPort: number | undefined;
+  /** Peer's address (kept after close). */
+  readonly remoteAddress: string | undefined;
+  /** Peer's port (kept after close). */
+  readonly remotePort: number | undefined;
+
+  readonly #socket: Socket;
+  readonly #encoding: "utf8" | "latin1";
+  readonly #maxLine: number;
+  readonly #maxOutput: number;
+  readonly #readTimeout: number;
+  readonly #writeTimeout: number;
+
+  // Unread input: chunks[0] starts at #head. Bytes before (#scanIdx, #scanOff) are known to
+  // hold no LF, so a line that spans many chunks is scanned once, not once per chunk.
+  #chunks: Buffer[] = [];
+  #head = 0;
+  #avail = 0;
+  #scanIdx = 0;
+  #scanOff = 0;
+  #eof = false;
+  #inputError: Error | undefined;
+  #paused = false;
+
+  #pending: Read = Read.None;
+  #pendingCount = 0;
+  #resolve: ((value: never) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+  #readTimer: NodeJS.Timeout | undefined;
+  #waitingDrain = false;
+
+  #out = "";
+  #outBytes: Buffer[] | undefined;
+  #outBytesLength = 0;
+  #flushQueued = false;
+  #closed = false;
+  #outputError: Error | undefined;
+
+  constructor(options: SocketStreamOptions) {
+    const socket = options.socket;
+    this.#socket = socket;
+    this.direction = options.direction ?? "io";
+    this.elementType = options.elementType ?? "character";
+    this.#encoding = this.elementType === "base-char" ? "latin1" : "utf8";
+    this.#maxLine = positive(options.maxLineLength, DEFAULT_MAX_LINE_LENGTH, "maxLineLength");
+    this.#maxOutput = positive(options.maxOutputBuffer, DEFAULT_MAX_OUTPUT_BUFFER, "maxOutputBuffer");
+    this.#readTimeout = positive(options.readTimeout, 0, "readTimeout");
+    this.#writeTimeout = positive(options.writeTimeout, 0, "writeTimeout");
+    // Read once now: Node forgets a socket's addresses when it is destroyed.
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.localAddress = socket.localAddress;
+    this.localPort = socket.localPort;
+
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    if (socket.destroyed) this.#eof = true;
+    else if (socket.isPaused()) socket.resume();
+
+    getCurrentProcess()?.own(this);
+  }
+
+  /** The underlying socket, for options this class does not cover (`setNoDelay`, `setKeepAlive`). */
+  get socket(): Socket {
+    return this.#socket;
+  }
+
+  /** Bytes received so far. */
+  get bytesRead(): number {
+    return this.#socket.bytesRead;
+  }
+
+  /** Bytes handed to the OS so far. */
+  get bytesWritten(): number {
+    return this.#socket.bytesWritten;
+  }
+
+  /** `true` once `close()` was called or the stream was closed by its process being killed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /**
+   * The next line, without its LF or CRLF; `null` at end of file. A last line without a
+   * newline is returned before `null`. Rejects with `ERR_LINE_TOO_LONG` (and the input side
+   * fails) when a line passes `maxLineLength`.
+   */
+  readLine(): Promise<string | null> {
+    const blocked = this.#startRead();
+    if (blocked !== undefined) return blocked;
+    if (!this.#socket.writableNeedDrain) {
+      let line: string | null | undefined;
+      try {
+        line = this.#takeLine();
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+      if (line !== undefined) return Promise.resolve(line);
+    }
+    return this.#wait(Read.Line, 0);
+  }
+
+  /** The next character (a whole code point); `null` at end of file. */
+  readChar(): Promise<string | null> {
+    const blocked = this.#startRead();
+    if (blocked !== undefined) return blocked;
+    if (!this.#socket.writableNeedDrain) {
+      const ch = this.#takeChar();
+      if (ch !== undefined) return Promise.resolve(ch);
+    }
+    return this.#wait(Read.Char, 0);
+  }
+
+  /**
+   * The next `count` bytes; fewer if end of file comes first, and `null` at end of file.
+   * The bytes are copied out of the stream's buffers, so the caller may keep them.
+   */
+  readBytes(count: number): Promise<Buffer | null> {
+    if (!Number.isSafeInteger(count) || count < 0) {
+      return Promise.reject(new ConfabError(ErrorCodes.INVALID_ARGUMENT, `readBytes: count must be a non-negative integer, got ${String(count)}`));
+    }
+    const blocked = this.#startRead();
+    if (blocked !== undefined) return blocked;
+    if (!this.#socket.writableNeedDrain) {
+      const bytes = this.#takeBytes(count);
+      if (bytes !== undefined) return Promise.resolve(bytes);
+    }
+    return this.#wait(Read.Bytes, count);
+  }
+
+  /** Lines until end of file: `for await (const line of stream)`. */
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    for (let line; (line = await this.readLine()) !== null; ) yield line;
+  }
+
+  #startRead(): Promise<never> | undefined {
+    if (this.#pending !== Read.None) {
+      return Promise.reject(new ConfabError(ErrorCodes.READ_IN_PROGRESS, "a read is already pending on this stream; await it before starting another"));
+    }
+    if (this.direction === "output") {
+      return Promise.reject(new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot read from an output-only stream"));
+    }
+    if (this.#inputError !== undefined) return Promise.reject(this.#inputError);
+    if (this.#closed) return Promise.reject(closedError());
+    if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
+    return undefined;
+  }
+
+  #wait(kind: Read, count: number): Promise<never> {
+    this.#pending = kind;
+    this.#pendingCount = count;
+    if (this.#socket.writableNeedDrain && !this.#waitingDrain) {
+      // Our output is backed up: take no more input until the peer reads, so a client that
+      // sends without reading cannot make us buffer its answers without bound.
+      this.#waitingDrain = true;
+      this.#socket.once("drain", this.#onDrain);
+    } else if (this.#paused) {
+      this.#resumeInput();
+    }
+    if (this.#readTimeout > 0) {
+      if (this.#readTimer === undefined) {
+        this.#readTimer = setTimeout(readTimedOut, this.#readTimeout, this);
+        this.#readTimer.unref();
+      } else {
+        this.#readTimer.refresh();
+      }
+    }
+    return new Promise<never>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  /** Tries to satisfy the pending read from what is buffered. */
+  #serve(): void {
+    if (this.#pending === Read.None || this.#waitingDrain) return;
+    let value: string | Buffer | null | undefined;
+    try {
+      if (this.#pending === Read.Line) value = this.#takeLine();
+      else if (this.#pending === Read.Char) value = this.#takeChar();
+      else value = this.#takeBytes(this.#pendingCount);
+    } catch (error) {
+      this.#settle(undefined, error);
+      return;
+    }
+    if (value !== undefined) this.#settle(value, undefined);
+  }
+
+  #settle(value: unknown, error: unknown): void {
+    const resolve = this.#resolve;
+    const reject = this.#reject;
+    this.#pending = Read.None;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    if (error !== undefined) reject?.(error);
+    else (resolve as ((v: unknown) => void) | undefined)?.(value);
+  }
+
+  /** @internal Called by the read timer. */
+  readTimerFired(): void {
+    if (this.#pending === Read.None) return;
+    this.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${this.#peer()} within ${this.#readTimeout} ms (readTimeout)`));
+  }
+
+  #takeLine(): string | null | undefined {
+    const chunks = this.#chunks;
+    let idx = this.#scanIdx;
+    let off = this.#scanOff;
+    while (idx < chunks.length) {
+      const nl = (chunks[idx] as Buffer).indexOf(LF, off);
+      if (nl !== -1) return this.#cutLine(idx, nl);
+      idx++;
+      off = 0;
+    }
+    this.#scanIdx = idx;
+    this.#scanOff = 0;
+    if (this.#eof) return this.#avail > 0 ? this.#cutRest() : null;
+    if (this.#avail > this.#maxLine) {
+      throw this.#failInput(
+        new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#maxLine} bytes (maxLineLength); input closed`),
+      );
+    }
+    return undefined;
+  }
+
+  #cutLine(idx: number, nl: number): string {
+    const chunks = this.#chunks;
+    let line: string;
+    let consumed: number;
+    if (idx === 0) {
+      const chunk = chunks[0] as Buffer;
+      const start = this.#head;
+      const end = nl > start && chunk[nl - 1] === CR ? nl - 1 : nl;
+      if (end - start > this.#maxLine) throw this.#lineTooLong();
+      line = chunk.toString(this.#encoding, start, end);
+      consumed = nl + 1 - start;
+    } else {
+      const parts: Buffer[] = [(chunks[0] as Buffer).subarray(this.#head)];
+      for (let i = 1; i < idx; i++) parts.push(chunks[i] as Buffer);
+      parts.push((chunks[idx] as Buffer).subarray(0, nl));
+      let joined = Buffer.concat(parts);
+      consumed = joined.length + 1;
+      if (joined.length > 0 && joined[joined.length - 1] === CR) joined = joined.subarray(0, joined.length - 1);
+      if (joined.length > this.#maxLine) throw this.#lineTooLong();
+      line = joined.toString(this.#encoding);
+      chunks.splice(0, idx);
+    }
+    this.#head = nl + 1;
+    if (this.#head === (chunks[0] as Buffer).length) {
+      chunks.shift();
+      this.#head = 0;
+    }
+    this.#consumed(consumed);
+    return line;
+  }
+
+  #cutRest(): string {
+    const rest = this.#takeAll();
+    return rest.toString(this.#encoding);
+  }
+
+  #takeChar(): string | null | undefined {
+    if (this.#avail === 0) return this.#eof ? null : undefined;
+    const first = (this.#chunks[0] as Buffer)[this.#head] as number;
+    let size = 1;
+    if (this.#encoding === "utf8") size = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+    if (size > this.#avail) {
+      if (!this.#eof) return undefined;
+      size = this.#avail; // a truncated sequence at end of file decodes as U+FFFD
+    }
+    const bytes = this.#take(size);
+    const text = bytes.toString(this.#encoding);
+    // An invalid sequence decodes to several replacement characters: consume only the first
+    // byte so the rest is read again as characters of its own.
+    if (size > 1 && text.length > 0 && text.codePointAt(0) === 0xfffd && text.length > 1) {
+      this.#unshift(bytes.subarray(1));
+      return "\ufffd";
+    }
+    return text;
+  }
+
+  #takeBytes(count: number): Buffer | null | undefined {
+    if (count === 0) return Buffer.alloc(0);
+    if (this.#avail >= count) return Buffer.from(this.#take(count));
+    if (!this.#eof) return undefined;
+    return this.#avail === 0 ? null : Buffer.from(this.#takeAll());
+  }
+
+  /** Removes `count` buffered bytes (count <= avail); may return a view into a chunk. */
+  #take(count: number): Buffer {
+    const chunks = this.#chunks;
+    const first = chunks[0] as Buffer;
+    let out: Buffer;
+    if (first.length - this.#head >= count) {
+      out = first.subarray(this.#head, this.#head + count);
+      this.#head += count;
+      if (this.#head === first.length) {
+        chunks.shift();
+        this.#head = 0;
+      }
+    } else {
+      out = Buffer.allocUnsafe(count);
+      let filled = 0;
+      while (filled < count) {
+        const chunk = chunks[0] as Buffer;
+        const n = Math.min(count - filled, chunk.length - this.#head);
+        chunk.copy(out, filled, this.#head, this.#head + n);
+        filled += n;
+        this.#head += n;
+        if (this.#head === chunk.length) {
+          chunks.shift();
+          this.#head = 0;
+        }
+      }
+    }
+    this.#consumed(count);
+    return out;
+  }
+
+  #takeAll(): Buffer {
+    return this.#take(this.#avail);
+  }
+
+  #unshift(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    if (this.#head >= bytes.length) this.#head -= bytes.length;
+    else {
+      this.#chunks.unshift(Buffer.from(bytes));
+      this.#head = 0;
+    }
+    this.#avail += bytes.length;
+    this.#scanIdx = 0;
+    this.#scanOff = this.#head;
+  }
+
+  #consumed(count: number): void {
+    this.#avail -= count;
+    this.#scanIdx = 0;
+    this.#scanOff = this.#head;
+    if (this.#paused && this.#avail < READ_HIGH_WATER) this.#resumeInput();
+  }
+
+  #lineTooLong(): Error {
+    return this.#failInput(new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#maxLine} bytes (maxLineLength); input closed`));
+  }
+
+  /** Fails the input side for good; writing still works so the caller can say why. */
+  #failInput(error: Error): Error {
+    this.#inputError = error;
+    this.#chunks = [];
+    this.#avail = 0;
+    this.#head = 0;
+    this.#scanIdx = 0;
+    this.#scanOff = 0;
+    this.#paused = true;
+    this.#socket.pause();
+    return error;
+  }
+
+  #resumeInput(): void {
+    if (this.#inputError !== undefined) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#closed || this.#inputError !== undefined) return; // draining towards the peer's FIN
+    this.#chunks.push(chunk);
+    this.#avail += chunk.length;
+    if (this.#pending !== Read.None) this.#serve();
+    if ((this.#pending === Read.None || this.#waitingDrain) && this.#avail >= READ_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  };
+
+  readonly #onEnd = (): void => {
+    this.#eof = true;
+    this.#serve();
+  };
+
+  readonly #onDrain = (): void => {
+    this.#waitingDrain = false;
+    this.#serve();
+    if (this.#pending !== Read.None && this.#paused) this.#resumeInput();
+  };
+
+  readonly #onError = (error: NodeJS.ErrnoException): void => {
+    if (isReset(error)) {
+      // A reset peer is gone: what it sent whole is still read, then end of file.
+      this.#dropPartialLine();
+      this.#eof = true;
+      this.#outputError ??= error;
+      this.#serve();
+      return;
+    }
+    this.#outputError ??= error;
+    if (this.#pending !== Read.None) this.#settle(undefined, error);
+    this.#inputError ??= error;
+  };
+
+  readonly #onClose = (): void => {
+    // The connection is gone: what is buffered can still be read, then end of file.
+    this.#eof = true;
+    this.#waitingDrain = false;
+    this.#serve();
+    this[kOwner]?.disown(this);
+  };
+
+  #dropPartialLine(): void {
+    // Keep everything up to the last LF; the bytes after it were never a whole line.
+    const chunks = this.#chunks;
+    for (let i = chunks.length - 1; i >= 0; i--) {
+      const chunk = chunks[i] as Buffer;
+      const from = i === 0 ? this.#head : 0;
+      const nl = chunk.lastIndexOf(LF);
+      if (nl >= from) {
+        const dropped = chunk.length - (nl + 1) + chunks.slice(i + 1).reduce((n, c) => n + c.length, 0);
+        chunks.length = i + 1;
+        chunks[i] = chunk.subarray(0, nl + 1);
+        this.#avail -= dropped;
+        this.#scanIdx = 0;
+        this.#scanOff = this.#head;
+        return;
+      }
+    }
+    this.#chunks = [];
+    this.#avail = 0;
+    this.#head = 0;
+    this.#scanIdx = 0;
+    this.#scanOff = 0;
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Buffers `text` for output. */
+  writeString(text: string): void {
+    this.#checkWritable();
+    this.#out += text;
+    if (this.#out.length >= WRITE_HIGH_WATER) this.#flush();
+  }
+
+  /** Buffers `text` and a newline, as Lisp's `write-line`. */
+  writeLine(text: string): void {
+    this.writeString(text + "\n");
+  }
+
+  /** Buffers raw bytes for output. */
+  write(bytes: Uint8Array): void {
+    this.#checkWritable();
+    if (this.#out.length > 0) {
+      (this.#outBytes ??= []).push(Buffer.from(this.#out, this.#encoding));
+      this.#out = "";
+    }
+    (this.#outBytes ??= []).push(Buffer.from(bytes));
+    this.#outBytesLength += bytes.length;
+    if (this.#outBytesLength >= WRITE_HIGH_WATER) this.#flush();
+  }
+
+  /**
+   * Starts sending what is buffered and returns at once, as Lisp's `force-output`. Calls in
+   * the same turn of the event loop share one system call.
+   */
+  forceOutput(): void {
+    if (this.#outputError !== undefined || this.#closed) return;
+    this.#flushSoon();
+  }
+
+  /**
+   * Sends what is buffered and resolves once the OS has taken all of it, as Lisp's
+   * `finish-output`: a writer that awaits it never outruns a slow reader. Rejects if the
+   * connection fails, or after `writeTimeout` ms.
+   */
+  finishOutput(): Promise<void> {
+    if (this.#outputError !== undefined) return Promise.reject(this.#outputError);
+    this.#flush();
+    const socket = this.#socket;
+    if (socket.writableLength === 0 || socket.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (error?: Error | null): void => {
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve();
+      };
+      if (this.#writeTimeout > 0) {
+        timer = setTimeout(() => {
+          reject(new ConfabError(ErrorCodes.WRITE_TIMEOUT, `${this.#peer()} did not take our output within ${this.#writeTimeout} ms (writeTimeout)`));
+        }, this.#writeTimeout);
+      }
+      // A zero-length write completes after every write queued before it.
+      socket.write(Buffer.alloc(0), done);
+    });
+  }
+
+  #checkWritable(): void {
+    if (this.direction === "input") throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
+    if (this.#closed) throw closedError();
+    if (this.#outputError?.name === "ConfabError") throw this.#outputError;
+    if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
+  }
+
+  #flushSoon(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    // After the microtasks of this turn: a burst of lines read from one chunk and answered
+    // one by one leaves in one write, as a hand-written server's would.
+    process.nextTick(flushTick, this);
+  }
+
+  /** @internal Called on the next tick after `forceOutput`. */
+  flushScheduled(): void {
+    this.#flushQueued = false;
+    this.#flush();
+  }
+
+  #flush(): void {
+    const socket = this.#socket;
+    if (socket.destroyed || socket.writableEnded || this.#outputError !== undefined) {
+      this.#discardOutput();
+      return;
+    }
+    if (this.#outBytes !== undefined) {
+      const bytes = this.#outBytes;
+      if (this.#out.length > 0) bytes.push(Buffer.from(this.#out, this.#encoding));
+      this.#discardOutput();
+      socket.cork();
+      for (const b of bytes) socket.write(b);
+      socket.uncork();
+    } else if (this.#out.length > 0) {
+      const text = this.#out;
+      this.#out = "";
+      socket.write(text, this.#encoding);
+    }
+    if (socket.writableLength > this.#maxOutput) {
+      this.#outputError = new ConfabError(
+        ErrorCodes.OUTPUT_BUFFER_FULL,
+        `${this.#peer()} is not reading: more than ${this.#maxOutput} bytes of output queued (maxOutputBuffer); connection dropped`,
+      );
+      if (this.#pending !== Read.None) this.#settle(undefined, this.#outputError);
+      this.#inputError ??= this.#outputError;
+      socket.destroy();
+    }
+  }
+
+  #discardOutput(): void {
+    this.#out = "";
+    this.#outBytes = undefined;
+    this.#outBytesLength = 0;
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /**
+   * Closes the stream: buffered output is sent, then the connection is shut down (the peer
+   * reads end of file). With `abort: true` the connection is dropped at once and buffered
+   * output is discarded. A pending read settles with `null`. Closing twice does nothing.
+   */
+  close(options?: { abort?: boolean }): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this[kOwner]?.disown(this);
+    const socket = this.#socket;
+    if (options?.abort === true) {
+      this.#discardOutput();
+      socket.destroy();
+    } else if (!socket.destroyed) {
+      this.#flush();
+      socket.end();
+      // Read on (and discard) until the peer's end of file, so the kernel need not reset
+      // the connection over unread data; give up after a while.
+      if (this.#paused) {
+        this.#paused = false;
+        socket.resume();
+      }
+      socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
+    }
+    this.#chunks = [];
+    this.#avail = 0;
+    this.#head = 0;
+    this.#scanIdx = 0;
+    this.#scanOff = 0;
+    clearTimeout(this.#readTimer);
+    if (this.#pending !== Read.None) this.#settle(null, undefined);
+  }
+
+  /** @internal Killing the owning process closes the stream. */
+  [kKill](): void {
+    this.close();
+  }
+
+  #peer(): string {
+    return this.remotePort === undefined ? "the peer" : `${formatHost(this.remoteAddress ?? "?")}:${this.remotePort}`;
+  }
+}
+
+/** `host:port`, with IPv6 addresses in brackets. */
+export function formatHostPort(host: string, port: number | string): string {
+  return `${formatHost(host)}:${port}`;
+}
+
+function formatHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function closedError(): ConfabError {
+  return new ConfabError(ErrorCodes.STREAM_CLOSED, "the stream is closed");
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative number of ${name.startsWith("max") ? "bytes" : "milliseconds"}, got ${String(value)}`);
+  }
+  return value;
+}

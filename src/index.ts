@@ -1,0 +1,15 @@
+/**
+ * confab: TCP servers with Lisp-style socket streams and light-weight processes, and a live
+ * TypeScript REPL inside your running program, after LispWorks' `comm:start-up-server`.
+ *
+ * Every name is available from its namespace (`comm.startUpServer`, `mp.processKill`) and as a
+ * named export (`startUpServer`, `processKill`).
+ *
+ * @module
+ */
+export * as comm from "./comm/index.js";
+export * as mp from "./mp/index.js";
+export * from "./comm/index.js";
+export * from "./mp/index.js";
+export { ConfabError, ErrorCodes } from "./errors.js";
+export { setErrorReporter, type ErrorReporter } from "./report.js";

@@ -1,0 +1,22 @@
+/**
+ * Light-weight processes, after LispWorks' `mp` package.
+ *
+ * @example
+ * ```ts
+ * import { mp } from "confab";
+ * const p = mp.processRunFunction("worker", {}, async () => 42);
+ * await mp.processJoin(p); // p.state === "finished", p.result === 42
+ * ```
+ * @module
+ */
+export {
+  Process,
+  processRunFunction,
+  processKill,
+  processJoin,
+  processAliveP,
+  type ProcessKeywords,
+  type ProcessResource,
+  type ProcessState,
+} from "./process.js";
+export { listAllProcesses, findProcessFromName, getCurrentProcess } from "./registry.js";

@@ -1,0 +1,278 @@
+import { reportError } from "../report.js";
+import { liveProcesses, processContext } from "./registry.js";
+
+/** How a process stands: running, or how it ended. */
+export type ProcessState = "running" | "finished" | "killed" | "failed";
+
+/** Options of {@link processRunFunction}, the counterpart of LispWorks' keyword arguments. */
+export interface ProcessKeywords {
+  /** Arbitrary data to carry on the process (shown by tools such as the listener's `ps()`). */
+  readonly properties?: Readonly<Record<string, unknown>>;
+}
+
+/** Marks the process that owns a resource. */
+export const kOwner: unique symbol = Symbol("confab.owner");
+/** Closes a resource because its owning process was killed. */
+export const kKill: unique symbol = Symbol("confab.kill");
+
+/**
+ * Something a process owns and closes when it is killed: a socket stream, a server's
+ * listening socket. Implemented by confab's own classes; users rarely need it.
+ */
+export interface ProcessResource {
+  [kOwner]?: Process | undefined;
+  [kKill](): void;
+}
+
+let nextId = 1;
+
+/**
+ * A light-weight process: a named, cooperatively scheduled async task, as LispWorks' `mp:process`.
+ *
+ * Killing is prompt at the task's next `await`: JavaScript cannot pre-empt a synchronous
+ * loop, so a process stuck in `while (true) {}` is only stopped by a time limit where one
+ * applies (the listener's evaluation timeout).
+ */
+export class Process {
+  /** Unique, increasing id. */
+  readonly id: number = nextId++;
+  /** The name given at start. Names need not be unique. */
+  readonly name: string;
+  /** Data given in `keywords.properties`. */
+  readonly properties: Readonly<Record<string, unknown>>;
+  /** When the process started (milliseconds since the epoch). */
+  readonly startedAt: number = Date.now();
+  /** When it ended, or `undefined` while running. */
+  endedAt: number | undefined;
+  /** running, finished, killed or failed. */
+  state: ProcessState = "running";
+  /** What the function returned (after awaiting), once finished. */
+  result: unknown;
+  /** What the function threw or rejected with, once failed. */
+  error: unknown;
+
+  // One resource is the common case (a connection's stream), so a Set is made only for more.
+  #resource: ProcessResource | Set<ProcessResource> | undefined;
+  // Made on demand: most processes are never joined and their signal never read.
+  #abort: AbortController | undefined;
+  #joiners: (() => void)[] | undefined;
+
+  /** @internal Use {@link processRunFunction}. */
+  constructor(name: string, keywords?: ProcessKeywords) {
+    this.name = name;
+    this.properties = keywords?.properties ?? {};
+    liveProcesses.set(this.id, this);
+  }
+
+  /** Aborts when the process is killed; pass it to APIs that accept an `AbortSignal`. */
+  get signal(): AbortSignal {
+    this.#abort ??= new AbortController();
+    if (this.state === "killed" && !this.#abort.signal.aborted) this.#abort.abort(killedReason(this));
+    return this.#abort.signal;
+  }
+
+  /** `true` while the process runs. */
+  get alive(): boolean {
+    return this.state === "running";
+  }
+
+  /** Milliseconds since start (until the end, once ended). */
+  get age(): number {
+    return (this.endedAt ?? Date.now()) - this.startedAt;
+  }
+
+  /**
+   * Makes this process own `resource`, so that killing the process closes it. A resource
+   * owned by another process moves here. Owning anything after the process ended closes it
+   * at once if the process was killed.
+   */
+  own(resource: ProcessResource): void {
+    const previous = resource[kOwner];
+    if (previous === this) return;
+    previous?.disown(resource);
+    resource[kOwner] = this;
+    if (this.state === "killed") {
+      resource[kKill]();
+      return;
+    }
+    const held = this.#resource;
+    if (held === undefined) this.#resource = resource;
+    else if (held instanceof Set) held.add(resource);
+    else this.#resource = new Set([held, resource]);
+  }
+
+  /** Stops owning `resource` (it is being closed, or handed elsewhere). */
+  disown(resource: ProcessResource): void {
+    if (resource[kOwner] !== this) return;
+    resource[kOwner] = undefined;
+    const held = this.#resource;
+    if (held === resource) this.#resource = undefined;
+    else if (held instanceof Set) held.delete(resource);
+  }
+
+  /** @internal Runs `fn` inside this process's async context and records how it ends. */
+  start(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
+    if (this.state !== "running") return; // killed before it got to run
+    let outcome: unknown;
+    try {
+      outcome = processContext.run(this, fn as (...a: unknown[]) => unknown, ...args);
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    if (isThenable(outcome)) {
+      outcome.then(
+        (value) => {
+          this.#finish(value);
+        },
+        (error: unknown) => {
+          this.#fail(error);
+        },
+      );
+    } else {
+      this.#finish(outcome);
+    }
+  }
+
+  /** @internal See {@link processKill}. */
+  kill(): boolean {
+    if (this.state !== "running") return false;
+    this.state = "killed";
+    this.#end();
+    if (this.#abort !== undefined) {
+      try {
+        this.#abort.abort(killedReason(this));
+      } catch (error) {
+        reportError(`an abort listener of process "${this.name}" threw`, error);
+      }
+    }
+    const held = this.#resource;
+    this.#resource = undefined;
+    for (const resource of held instanceof Set ? [...held] : held === undefined ? [] : [held]) {
+      resource[kOwner] = undefined;
+      try {
+        resource[kKill]();
+      } catch (error) {
+        reportError(`closing a resource of killed process "${this.name}"`, error);
+      }
+    }
+    return true;
+  }
+
+  /** @internal Resolves once the process has ended. */
+  whenEnded(): Promise<void> {
+    if (this.state !== "running") return Promise.resolve();
+    return new Promise((resolve) => {
+      (this.#joiners ??= []).push(resolve);
+    });
+  }
+
+  #finish(value: unknown): void {
+    if (this.state !== "running") return;
+    this.state = "finished";
+    this.result = value;
+    this.#end();
+  }
+
+  #fail(error: unknown): void {
+    if (this.state !== "running") return; // a killed process's last await may reject: not news
+    this.state = "failed";
+    this.error = error;
+    this.#end();
+    reportError(`process "${this.name}" failed`, error);
+  }
+
+  #end(): void {
+    this.endedAt = Date.now();
+    liveProcesses.delete(this.id);
+    const joiners = this.#joiners;
+    this.#joiners = undefined;
+    if (joiners !== undefined) for (const wake of joiners) wake();
+  }
+}
+
+function killedReason(p: Process): Error {
+  const error = new Error(`process "${p.name}" was killed`);
+  error.name = "AbortError";
+  return error;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function isUnownedResource(value: unknown): value is ProcessResource {
+  return typeof value === "object" && value !== null && kKill in value && (value as ProcessResource)[kOwner] === undefined;
+}
+
+/**
+ * Starts `fn(...args)` as a new light-weight process named `name` and returns the process at
+ * once, as LispWorks' `mp:process-run-function`. The function starts on the next microtask.
+ *
+ * A resource made outside any process and passed here in `args` (such as the stream a
+ * server's `function` makes) becomes the new process's, so killing the process closes it.
+ * What the function throws or rejects with is recorded on the process and reported once;
+ * it never becomes an unhandled rejection.
+ *
+ * @example
+ * ```ts
+ * const p = mp.processRunFunction("ticker", {}, async (n: number) => {
+ *   for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 100));
+ *   return n;
+ * }, 5);
+ * await mp.processJoin(p); // p.result === 5
+ * ```
+ */
+export function processRunFunction<A extends unknown[]>(
+  name: string,
+  keywords: ProcessKeywords | undefined,
+  fn: (...args: A) => unknown,
+  ...args: A
+): Process {
+  const process = new Process(name, keywords);
+  for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
+  queueMicrotask(() => {
+    process.start(fn as (...a: never[]) => unknown, args);
+  });
+  return process;
+}
+
+/**
+ * Kills `process`, as `mp:process-kill`: its `signal` aborts, everything it owns is closed
+ * (pending reads on its streams settle with end of file), and its state becomes `killed`.
+ * Returns `true` if it was running.
+ */
+export function processKill(process: Process): boolean {
+  return process.kill();
+}
+
+/**
+ * Resolves `true` once `process` has ended (finished, killed or failed), or `false` if
+ * `timeout` milliseconds pass first. Never rejects: read the outcome from the process.
+ */
+export async function processJoin(process: Process, options?: { timeout?: number }): Promise<boolean> {
+  const ended = process.whenEnded();
+  const timeout = options?.timeout;
+  if (timeout === undefined || !Number.isFinite(timeout)) {
+    await ended;
+    return true;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, timeout), false);
+  });
+  try {
+    return await Promise.race([ended.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `true` while `process` runs, as `mp:process-alive-p`. */
+export function processAliveP(process: Process): boolean {
+  return process.alive;
+}
