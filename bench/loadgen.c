@@ -124,6 +124,27 @@ static double proc_cpu_s(int pid) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* whole machine, from the first line of /proc/stat, in seconds: busy (all but idle and
+   iowait), softirq (loopback TCP work is largely done there, charged to no process), steal */
+typedef struct { double busy, softirq, steal; int ok; } mstat_t;
+static mstat_t machine_cpu(void) {
+  mstat_t m = { 0, 0, 0, 0 };
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return m;
+  unsigned long long v[10] = { 0 };
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                 &v[5], &v[6], &v[7], &v[8], &v[9]);
+  fclose(f);
+  if (n < 8) return m;
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  /* user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user */
+  m.busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+  m.softirq = (double)v[6] / hz;
+  m.steal = (double)v[7] / hz;
+  m.ok = 1;
+  return m;
+}
+
 static void json_str(FILE *f, const char *s) {
   fputc('"', f);
   for (; *s; s++) {
@@ -544,15 +565,16 @@ int main(int argc, char **argv) {
   uint64_t t_end = t_measure + (uint64_t)(o.duration * 1e9);
   uint64_t t_win0 = 0, t_win1 = 0, t_drain_end = 0;
   double srv0 = -1, srv1 = -1, gen0 = 0, gen1 = 0;
+  mstat_t mach0 = { 0, 0, 0, 0 }, mach1 = { 0, 0, 0, 0 };
 
   while (phase != P_DONE) {
     uint64_t now = now_ns();
     if (got_signal) fatal("interrupted");
     if (phase == P_WARMUP && now >= t_measure) {
-      phase = P_MEASURE; t_win0 = now_ns(); srv0 = proc_cpu_s(o.server_pid); gen0 = self_cpu_s();
+      phase = P_MEASURE; t_win0 = now_ns(); srv0 = proc_cpu_s(o.server_pid); gen0 = self_cpu_s(); mach0 = machine_cpu();
     }
     if (phase == P_MEASURE && now >= t_end) {
-      t_win1 = now_ns(); srv1 = proc_cpu_s(o.server_pid); gen1 = self_cpu_s();
+      t_win1 = now_ns(); srv1 = proc_cpu_s(o.server_pid); gen1 = self_cpu_s(); mach1 = machine_cpu();
       phase = P_DRAIN; t_drain_end = t_win1 + (uint64_t)(o.drain * 1e9);
       for (int i = 0; i < nconns; i++) {
         conn_t *c = &conns[i];
@@ -609,6 +631,10 @@ int main(int argc, char **argv) {
   if (srv >= 0)
     printf("\"server_pid\":%d,\"server_cpu_s\":%.4f,\"server_cpu_share\":%.4f,\"server_cpu_us_per_op\":%.4f,",
            o.server_pid, srv, srv / win, ops ? srv * 1e6 / (double)ops : -1.0);
+  if (mach0.ok && mach1.ok)
+    printf("\"machine_cores\":%ld,\"machine_busy_cores\":%.3f,\"machine_softirq_cores\":%.3f,\"machine_steal_cores\":%.3f,",
+           sysconf(_SC_NPROCESSORS_ONLN), (mach1.busy - mach0.busy) / win, (mach1.softirq - mach0.softirq) / win,
+           (mach1.steal - mach0.steal) / win);
   printf("\"errors\":%llu", (unsigned long long)errors);
   if (first_error[0]) { printf(",\"first_error\":"); json_str(stdout, first_error); }
   printf("}\n");

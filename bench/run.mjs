@@ -474,7 +474,7 @@ const METRICS = [
 ];
 // CPU shares (of one core), shown without ratios
 const SHARES = ["rr1", "rr64", "pipe", "connect"].map((mode) => ({
-  mode, label: `${mode === "pipe" ? "pipe 64×16" : mode === "connect" ? "connect" : mode === "rr1" ? "rr 1 conn" : "rr 64 conns"}: CPU server / generator`,
+  mode, label: `${mode === "pipe" ? "pipe 64×16" : mode === "connect" ? "connect" : mode === "rr1" ? "rr 1 conn" : "rr 64 conns"}: CPU server / gen / machine`,
 }));
 
 function targetText(t) { return t ? ("min" in t ? `≥ ${t.min}×` : `≤ ${t.max}×`) : ""; }
@@ -559,6 +559,7 @@ async function main() {
       const ok = results[s][sh.mode].runs.filter((r) => r.ok);
       figures[s][`${sh.mode}.server_share`] = median(ok.map((r) => r.server_cpu_share));
       figures[s][`${sh.mode}.gen_share`] = median(ok.map((r) => r.gen_cpu_share));
+      figures[s][`${sh.mode}.machine_busy`] = median(ok.map((r) => r.machine_busy_cores));
     }
   }
   const ratios = {};
@@ -612,7 +613,8 @@ async function main() {
       const e = cellError(s, sh.mode);
       if (e) return e;
       const a = figures[s][`${sh.mode}.server_share`], b = figures[s][`${sh.mode}.gen_share`];
-      return Number.isFinite(a) ? `${fmtPct(a)} / ${fmtPct(b)}` : "-";
+      const c = figures[s][`${sh.mode}.machine_busy`];
+      return Number.isFinite(a) ? `${fmtPct(a)} / ${fmtPct(b)} / ${Number.isFinite(c) ? fmtPct(c) : "-"}` : "-";
     });
     rows.push([sh.label, ...cells, ...(servers.includes("confab") ? [""] : [])]);
   }
@@ -620,7 +622,7 @@ async function main() {
   if (listener) {
     extra.push([
       "listener: `1 + 1` round trip p50 / p99 µs",
-      listener.ok ? `${listener.p50_us.toFixed(0)} / ${listener.p99_us.toFixed(0)}` : listener.error,
+      listener.ok ? `${listener.p50_us.toFixed(0)} / ${listener.p99_us.toFixed(0)}` : short(listener.error),
       `< 500 µs p50${listener.ok ? markFor(listener.p50_us < 500) : ""}`,
     ]);
     if (listener.raw_talk?.p50_us !== undefined)
@@ -629,7 +631,7 @@ async function main() {
   if (cold) {
     extra.push([
       `cold start: confab --help vs node -e 0 (median of ${cold.runs})`,
-      cold.ok ? `${cold.confab_ms} ms vs ${cold.node_ms} ms (${cold.ratio}×)` : `${cold.error} (node -e 0: ${cold.node_ms} ms)`,
+      cold.ok ? `${cold.confab_ms} ms vs ${cold.node_ms} ms (${cold.ratio}×)` : `${short(cold.error)} (node -e 0: ${cold.node_ms} ms)`,
       `< 2×${cold.ok ? markFor(cold.ratio < 2) : ""}`,
     ]);
   }
@@ -665,6 +667,8 @@ async function main() {
   console.log(`\nwrote ${["latest.json", "latest.md", "ratios.svg"].map((f) => path.relative(process.cwd(), path.join(opt.out, f))).join(", ")} in ${doc.elapsed_s} s`);
 }
 
+function short(s, n = 90) { s = String(s); return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
+
 function markFor(ok) { return ok === null || ok === undefined ? "" : ok ? " ✓" : " ✗"; }
 
 function roundAll(figs) {
@@ -681,7 +685,8 @@ function progressLine(mode, r) {
   if (mode === "idle") return `${r.held} held, ${r.kb_per_conn.toFixed(2)} KB/conn (RSS ${(r.rss_before_kb / 1024).toFixed(0)} → ${(r.rss_after_kb / 1024).toFixed(0)} MB), set up in ${r.setup_s} s`;
   const head = mode === "connect" ? `${fmtRate(r.conns_per_s)} conn/s` : `${fmtRate(r.lines_per_s)} lines/s`;
   const lat = r.p50_us !== undefined ? `, p50 ${r.p50_us} µs p99 ${r.p99_us} µs` : mode === "pipe" ? `, ${r.mb_out_per_s.toFixed(1)}/${r.mb_in_per_s.toFixed(1)} MB/s` : "";
-  return `${head}${lat}, server ${r.server_cpu_us_per_op.toFixed(2)} µs/op, CPU server ${fmtPct(r.server_cpu_share)} gen ${fmtPct(r.gen_cpu_share)}`;
+  const mach = Number.isFinite(r.machine_busy_cores) ? ` machine ${fmtPct(r.machine_busy_cores)} (softirq ${fmtPct(r.machine_softirq_cores)})` : "";
+  return `${head}${lat}, server ${r.server_cpu_us_per_op.toFixed(2)} µs/op, CPU server ${fmtPct(r.server_cpu_share)} gen ${fmtPct(r.gen_cpu_share)}${mach}`;
 }
 
 function textTable(header, rows) {

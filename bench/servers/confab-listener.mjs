@@ -1,7 +1,8 @@
 // confab's built-in listener server (startUpServer with no function).
 let confab;
 try {
-  confab = await import("../../dist/index.js");
+  // CONFAB_DIST (a path to another build's index.js) is for trying a build made elsewhere
+  confab = await import(process.env.CONFAB_DIST ? new URL(`file://${process.env.CONFAB_DIST}`).href : "../../dist/index.js");
 } catch (err) {
   console.log(`UNAVAILABLE cannot load dist/index.js: ${String(err?.message ?? err).split("\n")[0]}`);
   process.exit(3);

@@ -1,9 +1,10 @@
 // The seed's talk server, written on confab's public API exactly as SPEC.md describes it.
 let confab;
 try {
-  confab = await import("../../dist/index.js");
+  // CONFAB_DIST (a path to another build's index.js) is for trying a build made elsewhere
+  confab = await import(process.env.CONFAB_DIST ? new URL(`file://${process.env.CONFAB_DIST}`).href : "../../dist/index.js");
 } catch (err) {
-  console.log(`UNAVAILABLE cannot load dist/index.js: ${String(err?.message ?? err).split("\n")[0]}`);
+  console.log(`UNAVAILABLE cannot load dist/index.js: ${String(err?.message ?? err).split("\n")[0].replace(/ imported from .*/, "")}`);
   process.exit(3);
 }
 const { startUpServer, SocketStream, processRunFunction } = confab;

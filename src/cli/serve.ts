@@ -5,6 +5,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { startUpServer, serverTerminate, type ConnectionFunction } from "../comm/server.js";
 import type { Socket } from "node:net";
 import { listAllProcesses } from "../mp/registry.js";
+import { formatHostPort } from "../comm/socket-stream.js";
 import { processJoin, processKill } from "../mp/process.js";
 
 /** How long `confab serve` lets connection processes finish after SIGINT/SIGTERM before killing them. */
@@ -29,13 +30,19 @@ export async function serve(argv: string[]): Promise<number> {
   });
   const fn = values.function === undefined ? undefined : await loadFunction(values.function);
   const evalTimeout = values["eval-timeout"] === undefined ? undefined : Number(values["eval-timeout"]);
+  // A numeric service given on the command line is a port, named as a number (`10243 server`).
+  const service = values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
   const server = await startUpServer({
     ...(fn === undefined ? {} : { function: fn }),
-    ...(values.service === undefined ? {} : { service: values.service }),
+    ...(service === undefined ? {} : { service }),
     ...(values.host === undefined ? {} : { address: values.host }),
     ...(evalTimeout === undefined ? {} : { evalTimeout }),
-    announce: values.announce,
   });
+  if (values.announce) {
+    const where = formatHostPort(server.address, server.port);
+    const hint = fn === undefined ? `; connect with: npx confab connect ${server.address === "127.0.0.1" ? "" : `${server.address} `}${server.port}` : "";
+    process.stdout.write(`${server.name}: listening on ${where}${hint}\n`);
+  }
 
   await new Promise<void>((done) => {
     const stop = (): void => {

@@ -272,8 +272,7 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     throw error;
   }
 
-  let serverProcess: ServerProcess | undefined;
-  const dispatch = await connectionDispatcher(options, () => serverProcess as ServerProcess);
+  const dispatch = await connectionDispatcher(options);
 
   // Made outside any process: the async context of the listening socket is what its
   // connection callbacks run in, and `function` must run outside any process.
@@ -286,23 +285,19 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     throw failure;
   }
 
-  serverProcess = new ServerProcess(processName, server, dispatch);
-  const started = serverProcess;
+  const started = new ServerProcess(processName, server, dispatch);
   started.start(() => started.untilClosed(), []);
   const bound = server.address() as net.AddressInfo;
   announceTo(options.announce, `${processName}: listening on ${formatHostPort(bound.address, bound.port)}`, bound, null);
   return started;
 }
 
-async function connectionDispatcher(
-  options: StartUpServerOptions | StartUpStreamServerOptions,
-  server: () => ServerProcess,
-): Promise<(handle: net.Socket) => unknown> {
+async function connectionDispatcher(options: StartUpServerOptions | StartUpStreamServerOptions): Promise<(handle: net.Socket) => unknown> {
   const fn = options.function;
   if (fn === undefined) {
     // Loaded on demand: a plain TCP server never pays for the REPL's parser and type stripper.
     const { listenerServer } = await import("../listener/listener-server.js");
-    return listenerServer(options, server);
+    return listenerServer(options as StartUpServerOptions);
   }
   if (options.createStream === true) {
     const streamFn = fn as ConnectionFunction<SocketStream>;

@@ -81,6 +81,12 @@ export class Process {
     return (this.endedAt ?? Date.now()) - this.startedAt;
   }
 
+  /** What the process owns now (its streams, a server's listening socket): closed if it is killed. */
+  get resources(): readonly ProcessResource[] {
+    const held = this.#resource;
+    return held === undefined ? [] : held instanceof Set ? [...held] : [held];
+  }
+
   /**
    * Makes this process own `resource`, so that killing the process closes it. A resource
    * owned by another process moves here. Owning anything after the process ended closes it
@@ -146,9 +152,9 @@ export class Process {
         reportError(`an abort listener of process "${this.name}" threw`, error);
       }
     }
-    const held = this.#resource;
+    const held = this.resources;
     this.#resource = undefined;
-    for (const resource of held instanceof Set ? [...held] : held === undefined ? [] : [held]) {
+    for (const resource of held) {
       resource[kOwner] = undefined;
       try {
         resource[kKill]();

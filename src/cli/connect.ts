@@ -1,0 +1,227 @@
+import { readFileSync, appendFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { homedir, hostname, userInfo } from "node:os";
+import { join } from "node:path";
+import readline from "node:readline";
+import { parseArgs } from "node:util";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { resolveService } from "../comm/services.js";
+import { formatHostPort } from "../comm/socket-stream.js";
+import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
+
+const HISTORY_SIZE = 1000;
+
+/** The history file: `$CONFAB_HISTORY`, or `~/.confab_history`. */
+function historyFile(): string {
+  return process.env.CONFAB_HISTORY ?? join(homedir(), ".confab_history");
+}
+
+/** A name as a Common Lisp string: `"a \"b\""`. */
+export function lispString(text: string): string {
+  return `"${text.replace(/["\\]/g, "\\$&")}"`;
+}
+
+function defaultName(): string {
+  let user = "user";
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep the generic name
+  }
+  return `${user}@${hostname()}`;
+}
+
+/**
+ * `confab connect [HOST] SERVICE [--name NAME]`: a client for a listener server. On a terminal
+ * it offers line editing, history kept across sessions, Tab completion answered by the
+ * listener, Ctrl-C to cancel the current input and Ctrl-D to end. From a pipe it sends its
+ * input, prints the values (no prompts) and exits at end of input.
+ */
+export async function connect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { name: { type: "string" }, host: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0 || positionals.length > 2) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "usage: confab connect [HOST] SERVICE [--name NAME]");
+  }
+  const service = positionals[positionals.length - 1] as string;
+  const host = positionals.length === 2 ? (positionals[0] as string) : (values.host ?? "127.0.0.1");
+  const port = resolveService(service);
+  const socket = await open(host, port);
+  const interactive = process.stdin.isTTY && process.stdout.isTTY;
+  socket.write(`${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`);
+  return interactive ? terminalSession(socket) : pipeSession(socket);
+}
+
+function open(host: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      reject(new ConfabError(error.code ?? "ERR_CONNECT", `cannot connect to ${formatHostPort(host, port)}: ${error.message}`));
+    });
+    socket.once("connect", () => {
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Splits what the listener sends into program output and frames. Text before the listener's
+ * hello frame is the plain-mode greeting and is dropped, unless the connection ends without
+ * a hello: then it is the server's refusal, and is shown.
+ */
+class ListenerReader {
+  #pending = "";
+  #framed = false;
+  readonly #onOutput: (text: string) => void;
+  readonly #onFrame: (frame: ListenerFrame) => void;
+
+  constructor(onOutput: (text: string) => void, onFrame: (frame: ListenerFrame) => void) {
+    this.#onOutput = onOutput;
+    this.#onFrame = onFrame;
+  }
+
+  push(text: string): void {
+    this.#pending += text;
+    if (!this.#framed) {
+      const hello = this.#pending.indexOf(`${FRAME_MARK}hello `);
+      if (hello === -1) return;
+      this.#framed = true;
+      this.#pending = this.#pending.slice(hello);
+    }
+    let nl;
+    while ((nl = this.#pending.indexOf("\n")) !== -1) {
+      const line = this.#pending.slice(0, nl);
+      this.#pending = this.#pending.slice(nl + 1);
+      const frame = line.startsWith(FRAME_MARK) ? parseListenerFrame(line) : undefined;
+      if (frame !== undefined) this.#onFrame(frame);
+      else this.#onOutput(`${line}\n`);
+    }
+  }
+
+  /** At end of connection: what is left (the refusal, if the listener never said hello). */
+  end(): { framed: boolean; rest: string } {
+    const rest = this.#pending;
+    this.#pending = "";
+    return { framed: this.#framed, rest };
+  }
+}
+
+function pipeSession(socket: net.Socket): Promise<number> {
+  return new Promise((resolve) => {
+    const reader = new ListenerReader(
+      (text) => process.stdout.write(text),
+      () => undefined,
+    );
+    socket.setEncoding("utf8");
+    socket.on("data", (text: string) => reader.push(text));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      const { framed, rest } = reader.end();
+      if (!framed) {
+        process.stderr.write(rest.endsWith("\n") || rest === "" ? rest || "confab: the server closed the connection\n" : `${rest}\n`);
+        resolve(1);
+        return;
+      }
+      if (rest !== "") process.stdout.write(rest);
+      resolve(0);
+    });
+    process.stdin.pipe(socket);
+  });
+}
+
+function loadHistory(): string[] {
+  try {
+    return readFileSync(historyFile(), "utf8").split("\n").filter((l) => l !== "").reverse().slice(0, HISTORY_SIZE);
+  } catch {
+    return [];
+  }
+}
+
+function saveHistoryLine(line: string, all: readonly string[]): void {
+  try {
+    if (all.length >= HISTORY_SIZE) writeFileSync(historyFile(), [...all].reverse().join("\n") + "\n", { mode: 0o600 });
+    else appendFileSync(historyFile(), `${line}\n`, { mode: 0o600 });
+  } catch {
+    // history is a convenience: an unwritable file must not end the session
+  }
+}
+
+function terminalSession(socket: net.Socket): Promise<number> {
+  return new Promise((resolve) => {
+    let completing: ((error: Error | null, result: [string[], string]) => void) | undefined;
+    let idle = false;
+    const rl = readline.createInterface({
+      input: process.stdin,
+      output: process.stdout,
+      terminal: true,
+      history: loadHistory(),
+      historySize: HISTORY_SIZE,
+      removeHistoryDuplicates: true,
+      completer: (line: string, callback: (error: Error | null, result: [string[], string]) => void) => {
+        completing = callback;
+        socket.write(encodeClientFrame({ kind: "complete", line }));
+      },
+    });
+    rl.setPrompt("");
+    rl.on("history", (history: string[]) => {
+      const latest = history[0];
+      if (latest !== undefined) saveHistoryLine(latest, history);
+    });
+
+    const reader = new ListenerReader(
+      (text) => {
+        if (idle) {
+          // Output that arrives while the user is typing goes above the input line.
+          readline.clearLine(process.stdout, 0);
+          readline.cursorTo(process.stdout, 0);
+          process.stdout.write(text);
+          rl.prompt(true);
+        } else {
+          process.stdout.write(text);
+        }
+      },
+      (frame) => {
+        if (frame.kind === "prompt" || frame.kind === "more") {
+          rl.setPrompt(frame.kind === "prompt" ? frame.prompt : "... ");
+          idle = true;
+          rl.prompt(true);
+        } else if (frame.kind === "completions") {
+          const done = completing;
+          completing = undefined;
+          done?.(null, [[...frame.completions], frame.prefix]);
+        }
+      },
+    );
+
+    rl.on("line", (line) => {
+      idle = false;
+      socket.write(`${line}\n`);
+    });
+    rl.on("SIGINT", () => {
+      // Ctrl-C drops the line being typed and any unfinished multi-line input; it never exits.
+      rl.write(null, { ctrl: true, name: "u" });
+      process.stdout.write("^C\n");
+      socket.write(encodeClientFrame({ kind: "cancel" }));
+    });
+    rl.on("close", () => {
+      socket.end();
+    });
+
+    socket.setEncoding("utf8");
+    socket.on("data", (text: string) => reader.push(text));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      const { framed, rest } = reader.end();
+      if (!framed) process.stderr.write(rest === "" ? "confab: the server closed the connection\n" : rest.endsWith("\n") ? rest : `${rest}\n`);
+      else if (rest !== "") process.stdout.write(rest);
+      process.stdout.write("\n");
+      rl.close();
+      resolve(framed ? 0 : 1);
+    });
+  });
+}

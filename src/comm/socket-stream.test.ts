@@ -1,0 +1,368 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { Duplex } from "node:stream";
+import { after, test } from "node:test";
+import fc from "fast-check";
+import { ErrorCodes } from "../errors.js";
+import { processJoin, processKill, processRunFunction } from "../mp/process.js";
+import { eventually, LineClient, sleep } from "../../test/support.js";
+import { SocketStream } from "./socket-stream.js";
+
+/** A socket stand-in whose input arrives in exactly the chunks a test chooses. */
+function chunkedSocket(): { socket: net.Socket; push: (chunk: Buffer | null) => void; written: Buffer[] } {
+  const written: Buffer[] = [];
+  const duplex = new Duplex({
+    read() {
+      // chunks are pushed by the test
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      written.push(Buffer.from(chunk));
+      callback();
+    },
+  });
+  return { socket: duplex as unknown as net.Socket, push: (chunk) => duplex.push(chunk), written };
+}
+
+/** A connected pair of real loopback sockets: `server` is the accepted end. */
+async function socketPair(): Promise<{ client: net.Socket; server: net.Socket }> {
+  const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+  const accepted = new Promise<net.Socket>((resolve) => listener.once("connection", resolve));
+  const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: "127.0.0.1", allowHalfOpen: true });
+  const server = await accepted;
+  await new Promise<void>((resolve) => (client.connecting ? client.once("connect", resolve) : resolve()));
+  listener.close();
+  sockets.push(client, server);
+  return { client, server };
+}
+const sockets: net.Socket[] = [];
+after(() => {
+  for (const s of sockets) s.destroy();
+});
+
+async function readAllLines(stream: SocketStream): Promise<string[]> {
+  const lines: string[] = [];
+  for (let line; (line = await stream.readLine()) !== null; ) lines.push(line);
+  return lines;
+}
+
+test("readLine returns lines without LF or CRLF, then null at end of file", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from("one\ntwo\r\n\nthree\r\n"));
+  push(null);
+  assert.deepEqual(await readAllLines(stream), ["one", "two", "", "three"]);
+  assert.equal(await stream.readLine(), null, "end of file stays end of file");
+});
+
+test("readLine returns a last line without newline before null", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from("first\nlast without newline"));
+  push(null);
+  assert.deepEqual(await readAllLines(stream), ["first", "last without newline"]);
+});
+
+test("readLine waits for a line split across chunks, including a CRLF split between them", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  const pending = stream.readLine();
+  push(Buffer.from("hel"));
+  await sleep(1);
+  push(Buffer.from("lo\r"));
+  await sleep(1);
+  push(Buffer.from("\nnext\n"));
+  assert.equal(await pending, "hello");
+  assert.equal(await stream.readLine(), "next");
+});
+
+test("readLine decodes UTF-8 characters split across packets", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  const bytes = Buffer.from("zwölf € 🎉\n");
+  for (const b of bytes) push(Buffer.from([b]));
+  assert.equal(await stream.readLine(), "zwölf € 🎉");
+});
+
+const lineArbitrary = fc.string({ unit: fc.constantFrom("a", "é", "€", "🎉", " ", "\r", "x", "\u0000"), maxLength: 30 });
+
+test("property: any split of a byte stream into chunks yields the same lines", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(lineArbitrary, { maxLength: 12 }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      async (lines, crlf, finalNewline, cutPoints) => {
+        const text = lines.map((l, i) => l + (i < lines.length - 1 || finalNewline ? (crlf ? "\r\n" : "\n") : "")).join("");
+        const bytes = Buffer.from(text);
+        const cuts = [...new Set(cutPoints.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
+        const { socket, push } = chunkedSocket();
+        const stream = new SocketStream({ socket });
+        const reading = readAllLines(stream);
+        let from = 0;
+        for (const cut of [...cuts, bytes.length]) {
+          if (cut > from) push(bytes.subarray(from, cut));
+          from = Math.max(from, cut);
+          await Promise.resolve();
+        }
+        push(null);
+        // A terminated line loses its LF or CRLF (so a CR just before a bare LF goes too);
+        // an empty unterminated last line is no line at all.
+        const expected = lines
+          .map((l, i) => (i < lines.length - 1 || finalNewline ? (crlf ? l : l.replace(/\r$/, "")) : l))
+          .filter((l, i) => i < lines.length - 1 || finalNewline || l !== "");
+        assert.deepEqual(await reading, expected);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test("property: a line longer than maxLineLength fails the stream however it is split", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 40 }), async (limit, chunkSize) => {
+      const { socket, push } = chunkedSocket();
+      const stream = new SocketStream({ socket, maxLineLength: limit });
+      const ok = "y".repeat(limit);
+      const long = "x".repeat(limit + 1);
+      const data = Buffer.from(`${ok}\n${long}\nafter\n`);
+      for (let i = 0; i < data.length; i += chunkSize) push(data.subarray(i, i + chunkSize));
+      assert.equal(await stream.readLine(), ok);
+      await assert.rejects(stream.readLine(), { code: ErrorCodes.LINE_TOO_LONG });
+      await assert.rejects(stream.readLine(), { code: ErrorCodes.LINE_TOO_LONG }, "the input side stays failed");
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test("readChar reads whole characters, multi-byte ones too, then null", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  const bytes = Buffer.from("aé🎉");
+  for (const b of bytes) push(Buffer.from([b]));
+  push(null);
+  assert.equal(await stream.readChar(), "a");
+  assert.equal(await stream.readChar(), "é");
+  assert.equal(await stream.readChar(), "🎉");
+  assert.equal(await stream.readChar(), null);
+});
+
+test("readChar turns an invalid byte into U+FFFD and goes on with the next", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from([0xe2, 0x28, 0x41]));
+  push(null);
+  assert.equal(await stream.readChar(), "\ufffd");
+  assert.equal(await stream.readChar(), "(");
+  assert.equal(await stream.readChar(), "A");
+});
+
+test("readBytes returns exactly the bytes asked for, across chunks, and fewer at end of file", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from([1, 2, 3]));
+  const pending = stream.readBytes(5);
+  push(Buffer.from([4, 5, 6, 7]));
+  assert.deepEqual([...((await pending) ?? [])], [1, 2, 3, 4, 5]);
+  push(null);
+  assert.deepEqual([...((await stream.readBytes(10)) ?? [])], [6, 7]);
+  assert.equal(await stream.readBytes(1), null);
+});
+
+test("byte and line reads interleave on the same buffer", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from("AB line one\nrest\n"));
+  assert.deepEqual([...((await stream.readBytes(3)) ?? [])], [65, 66, 32]);
+  assert.equal(await stream.readLine(), "line one");
+  assert.equal(await stream.readChar(), "r");
+  assert.equal(await stream.readLine(), "est");
+});
+
+test("base-char streams decode one byte per character", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket, elementType: "base-char" });
+  push(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
+  assert.equal(await stream.readLine(), "café");
+});
+
+test("for await iterates over lines until end of file", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  push(Buffer.from("a\nb\nc"));
+  push(null);
+  const lines: string[] = [];
+  for await (const line of stream) lines.push(line);
+  assert.deepEqual(lines, ["a", "b", "c"]);
+});
+
+test("a second read while one is pending is refused", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  const first = stream.readLine();
+  await assert.rejects(stream.readLine(), { code: ErrorCodes.READ_IN_PROGRESS });
+  push(Buffer.from("x\n"));
+  assert.equal(await first, "x");
+});
+
+test("output waits for forceOutput and a burst of forced writes becomes one write", async () => {
+  const { socket, written } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  stream.writeString("a");
+  stream.writeLine("b");
+  await sleep(1);
+  assert.equal(written.length, 0, "nothing is sent before forceOutput");
+  for (let i = 0; i < 10; i++) {
+    stream.writeLine(String(i));
+    stream.forceOutput();
+  }
+  await sleep(1);
+  assert.equal(written.length, 1);
+  assert.equal(Buffer.concat(written).toString(), "ab\n0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n");
+});
+
+test("write sends bytes in order with text around them", async () => {
+  const { socket, written } = chunkedSocket();
+  const stream = new SocketStream({ socket });
+  stream.writeString("<");
+  stream.write(new Uint8Array([0, 255]));
+  stream.writeString(">");
+  await stream.finishOutput();
+  assert.deepEqual([...Buffer.concat(written)], [60, 0, 255, 62]);
+});
+
+test("direction input refuses writes and direction output refuses reads", async () => {
+  const input = new SocketStream({ socket: chunkedSocket().socket, direction: "input" });
+  assert.throws(() => input.writeString("x"), { code: ErrorCodes.WRONG_DIRECTION });
+  const output = new SocketStream({ socket: chunkedSocket().socket, direction: "output" });
+  await assert.rejects(output.readLine(), { code: ErrorCodes.WRONG_DIRECTION });
+});
+
+test("bad options are refused with a clear error", () => {
+  assert.throws(() => new SocketStream({ socket: chunkedSocket().socket, maxLineLength: -1 }), {
+    code: ErrorCodes.INVALID_ARGUMENT,
+    message: /maxLineLength/,
+  });
+});
+
+test("close settles a pending read with null and later reads reject", async () => {
+  const { server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  const pending = stream.readLine();
+  stream.close();
+  assert.equal(await pending, null);
+  await assert.rejects(stream.readLine(), { code: ErrorCodes.STREAM_CLOSED });
+  assert.throws(() => stream.writeString("x"), { code: ErrorCodes.STREAM_CLOSED });
+  stream.close();
+});
+
+test("over real sockets: addresses are readable and stay readable after close", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  assert.equal(stream.localAddress, "127.0.0.1");
+  assert.equal(stream.remoteAddress, "127.0.0.1");
+  assert.equal(stream.remotePort, client.localPort);
+  assert.equal(stream.localPort, client.remotePort);
+  stream.close({ abort: true });
+  assert.equal(stream.remotePort, client.localPort);
+  assert.equal(stream.localAddress, "127.0.0.1");
+});
+
+test("over real sockets: the peer reads end of file after close, with the output sent first", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  const peer = new SocketStream({ socket: client });
+  stream.writeLine("bye");
+  stream.close();
+  assert.equal(await peer.readLine(), "bye");
+  assert.equal(await peer.readLine(), null);
+  peer.close();
+});
+
+test("over real sockets: a read times out after readTimeout and the stream stays usable", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server, readTimeout: 50 });
+  const started = Date.now();
+  await assert.rejects(stream.readLine(), { code: ErrorCodes.READ_TIMEOUT, message: /50 ms/ });
+  assert.ok(Date.now() - started >= 45);
+  client.write("late\n");
+  assert.equal(await stream.readLine(), "late");
+  stream.close({ abort: true });
+});
+
+test("over real sockets: finishOutput waits for a slow reader instead of buffering without bound", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  client.pause();
+  const chunk = "z".repeat(64 * 1024);
+  let finished = false;
+  const writer = (async () => {
+    for (let i = 0; i < 200; i++) {
+      stream.writeString(chunk);
+      await stream.finishOutput();
+    }
+    finished = true;
+  })();
+  await sleep(100);
+  assert.equal(finished, false, "13 MB cannot all be taken by the OS while the reader sleeps");
+  assert.ok(server.writableLength <= 256 * 1024, `queued output stays small (${server.writableLength} bytes)`);
+  client.resume();
+  await writer;
+  assert.equal(finished, true);
+  stream.close({ abort: true });
+});
+
+test("over real sockets: a reader that echoes stops taking input while the peer does not read", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  const echo = (async () => {
+    for (let line; (line = await stream.readLine()) !== null; ) {
+      stream.writeLine(line);
+      stream.forceOutput();
+    }
+  })();
+  client.pause();
+  const line = "w".repeat(1000) + "\n";
+  let accepted = 0;
+  for (let i = 0; i < 50_000 && client.write(line); i++) accepted++;
+  await sleep(200);
+  assert.ok(server.writableLength < 8 * 1024 * 1024, `server output stays bounded (${server.writableLength} bytes)`);
+  client.destroy();
+  await echo;
+  assert.ok(accepted < 50_000);
+});
+
+test("over real sockets: a peer reset ends reads with end of file, not an error", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  client.write("whole\npartial");
+  await eventually(() => server.bytesRead > 0);
+  client.resetAndDestroy();
+  assert.equal(await stream.readLine(), "whole");
+  assert.equal(await stream.readLine(), null);
+});
+
+test("a stream made inside a process is closed when the process is killed", async () => {
+  const { client, server } = await socketPair();
+  let stream: SocketStream | undefined;
+  const p = processRunFunction("owner of stream", {}, async () => {
+    stream = new SocketStream({ socket: server });
+    await stream.readLine();
+  });
+  await eventually(() => stream !== undefined);
+  processKill(p);
+  assert.equal(stream?.closed, true);
+  const peer = new SocketStream({ socket: client });
+  assert.equal(await peer.readLine(), null, "the peer reads end of file");
+  assert.equal(await processJoin(p, { timeout: 1000 }), true);
+});
+
+test("a stream made outside any process belongs to the first process that reads it", async () => {
+  const { server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  const p = processRunFunction("first reader", {}, () => stream.readLine());
+  await sleep(5);
+  processKill(p);
+  assert.equal(stream.closed, true);
+});

@@ -1,0 +1,446 @@
+/**
+ * The listener's evaluation engine: a TypeScript/JavaScript REPL that runs inside the program itself.
+ *
+ * No networking here. The listener feeds an {@link Evaluator} one input at a time (asking
+ * {@link Evaluator.status} whether the lines read so far make a whole input), prints what
+ * {@link Evaluator.format} makes of each outcome, and offers {@link Evaluator.complete} for Tab completion.
+ *
+ * How it works, in short: each input is type-stripped (sucrase), parsed (acorn), and rewritten so that its
+ * top-level declarations become properties of a per-evaluator scope object; the result is compiled as
+ * `async function () { with (scope) { ... } }` in the program's own realm (`vm.Script#runInThisContext`) and
+ * called at once, under `vm`'s time limit, with `this` bound to `globalThis`.
+ */
+import { Console } from "node:console";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import util from "node:util";
+import vm from "node:vm";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { HELPER, analyse, rewrite, type CompiledInput } from "./evaluator-compile.js";
+
+/** How an {@link Evaluator} is set up; every field is optional. */
+export interface EvaluatorOptions {
+  /**
+   * Objects exposed to the code as free variables (e.g. `{ app, db, mp, comm }`). They are the program's own
+   * objects, not copies, and are read through on every use, so the program may swap `context.db` and the
+   * listener sees the new one. Assigning to such a name from the REPL rebinds it in this evaluator's scope
+   * only; the context object itself is never written.
+   */
+  context?: Record<string, unknown>;
+  /**
+   * Time limit in ms for the synchronous part of one evaluation (default 5000; 0 or Infinity disables it).
+   * It is `vm`'s `timeout`, which can only interrupt code running synchronously inside the `vm` call: the part
+   * of an input before its first `await`. Code that runs after an `await` (or in a callback) cannot be
+   * interrupted, so `await null; while (true) {}` hangs the program, as any busy loop in it would.
+   */
+  timeout?: number;
+  /**
+   * Where `console.log` & co. inside evaluated code write, called with already-formatted text ending in
+   * "\n". The listener passes its client's stream, as a Lisp listener binds `*standard-output*`.
+   * Defaults to the program's standard output.
+   */
+  writeOutput?: (text: string) => void;
+  /** Passed to `util.inspect` for results and for console output, e.g. `{ colors: true, depth: 4 }`. */
+  inspectOptions?: util.InspectOptions;
+}
+
+/**
+ * The result of one evaluation. It is a value rather than a throw so that the listener can print
+ * it and carry on reading, whatever the input did.
+ */
+export type EvalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** A function the generated code calls before user code runs, to receive the helpers; see {@link launch}. */
+type Launcher = (factory: (helpers: Helpers) => () => Promise<unknown>) => Promise<unknown>;
+
+/** The functions generated code calls through the {@link HELPER} parameter. */
+interface Helpers {
+  scope: Record<string, unknown>;
+  declare(names: string[]): void;
+  define(name: string, value: unknown): void;
+  seal(names: string[]): void;
+  import(specifier: unknown, options?: unknown): Promise<unknown>;
+  importInto(specifier: string, options: unknown, bindings: Array<[string, string | null]>): Promise<void>;
+}
+
+/** A compiled input and the name of the one-shot global through which it finds its launcher. */
+interface CompiledScript {
+  key: string;
+  script: vm.Script;
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Numbers the inputs across all evaluators, so that each stack frame's `REPLn` names one input. */
+let inputCounter = 0;
+
+const SELF_URL = import.meta.url;
+const SELF_PATH = fileURLToPath(import.meta.url);
+
+/** Reserved words offered by completion: they are what a user most often starts typing. */
+const KEYWORDS = [
+  "async", "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
+  "do", "else", "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in",
+  "instanceof", "interface", "let", "new", "null", "of", "return", "satisfies", "static", "super", "switch",
+  "this", "throw", "true", "try", "type", "typeof", "undefined", "var", "void", "while", "with", "yield",
+];
+
+const IDENTIFIER = /^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u;
+
+function constantAssignment(): never {
+  throw new TypeError("Assignment to constant variable.");
+}
+
+function defineVariable(scope: object, name: string, value: unknown): void {
+  Object.defineProperty(scope, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** Resolves a module specifier typed at the listener: relative paths are relative to the working directory. */
+function resolveSpecifier(specifier: string): string {
+  if (specifier.startsWith("./") || specifier.startsWith("../") || specifier === "." || specifier === "..") {
+    return pathToFileURL(path.resolve(process.cwd(), specifier)).href;
+  }
+  if (path.isAbsolute(specifier)) return pathToFileURL(specifier).href;
+  return specifier;
+}
+
+/** True for frames that belong to the evaluator's machinery rather than to the user's code or the program's. */
+function isMachineryFrame(line: string): boolean {
+  return (
+    line.includes(SELF_URL) ||
+    line.includes(SELF_PATH) ||
+    line.includes("node:vm") ||
+    // The wrapper's own frames sit on line 0, which V8 prints with no position at all.
+    /\bREPL\d+(:0:\d+)?\)?$/.test(line)
+  );
+}
+
+/** A stack without the frames of the evaluator, `vm` and Node internals, which only add noise at a prompt. */
+function cleanStack(stack: string): string {
+  const out: string[] = [];
+  for (const line of stack.split("\n")) {
+    const frame = /^\s+at /.test(line);
+    if (frame && isMachineryFrame(line)) break;
+    if (frame && line.includes("(node:internal/")) continue;
+    out.push(line);
+  }
+  return out.join("\n");
+}
+
+/**
+ * A live TypeScript/JavaScript REPL over the program's own realm: what the listener server runs for each
+ * client. Each Evaluator has its own scope, so two clients' declarations never meet, and nothing it declares
+ * lands on `globalThis`, so the program is not polluted.
+ *
+ * @example
+ * ```ts
+ * const ev = new Evaluator({ context: { app }, writeOutput: (s) => stream.writeString(s) });
+ * if (ev.status(input) === "complete") stream.writeLine(ev.format(await ev.evaluate(input)));
+ * ```
+ */
+export class Evaluator {
+  readonly #scope: Record<string, unknown>;
+  readonly #context: Record<string, unknown>;
+  readonly #timeout: number | undefined;
+  readonly #inspectOptions: util.InspectOptions;
+  readonly #helpers: Helpers;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: EvaluatorOptions = {}) {
+    const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+    if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `evaluator timeout must be a number of ms >= 0 (0 or Infinity disables it), not ${String(timeout)}`,
+      );
+    }
+    this.#timeout = timeout === 0 || !Number.isFinite(timeout) ? undefined : Math.max(1, Math.ceil(timeout));
+    this.#inspectOptions = { ...options.inspectOptions };
+    const context = options.context ?? {};
+    this.#context = context;
+
+    // Context names sit one level below the scope: reads go through to the context object every time, and
+    // an assignment from the REPL lands as an own property of the scope (the receiver), shadowing it there.
+    const has = (key: string | symbol): key is string => typeof key === "string" && Object.hasOwn(context, key);
+    const contextLayer = new Proxy(Object.create(null) as object, {
+      has: (_target, key) => has(key),
+      get: (_target, key) => (has(key) ? context[key] : undefined),
+      set: (_target, key, value, receiver: object) =>
+        Reflect.defineProperty(receiver, key, { value, writable: true, enumerable: true, configurable: true }),
+    });
+    const scope = Object.create(contextLayer) as Record<string, unknown>;
+    this.#scope = scope;
+
+    const writeOutput = options.writeOutput ?? ((text: string) => void process.stdout.write(text));
+    const sink = new Writable({
+      decodeStrings: false,
+      write(chunk: unknown, _encoding, callback) {
+        try {
+          writeOutput(typeof chunk === "string" ? chunk : String(chunk));
+        } catch {
+          // A failing sink must not turn into an 'error' event nobody listens to.
+        }
+        callback();
+      },
+    });
+    defineVariable(scope, "console", new Console({ stdout: sink, stderr: sink, inspectOptions: this.#inspectOptions }));
+
+    this.#helpers = {
+      scope,
+      declare: (names) => {
+        for (const name of names) {
+          const descriptor = Object.getOwnPropertyDescriptor(scope, name);
+          if (!descriptor) defineVariable(scope, name, undefined);
+          else if (descriptor.get) defineVariable(scope, name, descriptor.get.call(scope));
+        }
+      },
+      define: (name, value) => defineVariable(scope, name, value),
+      seal: (names) => {
+        for (const name of names) {
+          const value = scope[name];
+          Object.defineProperty(scope, name, {
+            get: () => value,
+            set: constantAssignment,
+            enumerable: true,
+            configurable: true,
+          });
+        }
+      },
+      import: (specifier, importOptions) =>
+        import(resolveSpecifier(String(specifier)), importOptions as ImportCallOptions | undefined),
+      importInto: async (specifier, importOptions, bindings) => {
+        const namespace = (await import(
+          resolveSpecifier(specifier),
+          importOptions as ImportCallOptions | undefined
+        )) as Record<string, unknown>;
+        for (const [local, imported] of bindings) {
+          // Live, read-only bindings, like an ES module's imports.
+          const get = imported === null ? () => namespace : () => namespace[imported];
+          Object.defineProperty(scope, local, { get, set: constantAssignment, enumerable: true, configurable: true });
+        }
+      },
+    };
+  }
+
+  /**
+   * Tells the listener whether to evaluate what it has read or read another line. `"incomplete"` means more
+   * lines could make it whole (unclosed brackets, braces, template literals or comments, a trailing operator,
+   * `if (...) {} else`); `"error"` means no further input can fix it, so the listener should report it at once
+   * (evaluate it to get the SyntaxError). TypeScript syntax is accepted. An ordinary string literal cannot span
+   * lines, so `'abc` is an error unless the line ends with a backslash continuation.
+   */
+  status(source: string): "complete" | "incomplete" | "error" {
+    if (source.trim() === "") return "complete";
+    return analyse(source).kind;
+  }
+
+  /**
+   * Evaluates one complete input and settles with its outcome; it never rejects, so a bad input cannot take
+   * the listener down. Calls are queued: each starts after the previous one has settled, so outcomes come
+   * back in call order even when a client pipes many inputs and one of them awaits.
+   *
+   * The value is that of the input's last statement when it is an expression statement (`1 + 2` -> 3,
+   * `const x = 5` -> undefined). On success `_` is set to it. A promise typed without `await` is the value
+   * itself (shown as `Promise { ... }`), as in Node's REPL.
+   */
+  evaluate(source: string): Promise<EvalOutcome> {
+    const outcome = this.#queue.then(() => this.#run(source));
+    this.#queue = outcome.then(
+      () => undefined,
+      () => undefined,
+    );
+    return outcome;
+  }
+
+  async #run(source: string): Promise<EvalOutcome> {
+    try {
+      if (typeof source !== "string") {
+        return { ok: false, error: new TypeError(`evaluate() expects a string, not ${typeof source}`) };
+      }
+      const compiled = this.#compile(source);
+      if (!compiled.ok) return compiled;
+      let promise: Promise<unknown>;
+      try {
+        promise = this.#launch(compiled);
+      } catch (err) {
+        return { ok: false, error: this.#translateLaunchError(err) };
+      }
+      const boxed = await promise;
+      const value: unknown = Array.isArray(boxed) ? boxed[0] : undefined;
+      if (util.types.isPromise(value)) {
+        // Shown, not awaited; and a rejection the user is looking at must not crash the program as an
+        // unhandled one.
+        Promise.prototype.then.call(value, undefined, () => undefined);
+      }
+      defineVariable(this.#scope, "_", value);
+      return { ok: true, value };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  #compile(source: string): ({ ok: true } & CompiledScript) | { ok: false; error: unknown } {
+    let generated: CompiledInput;
+    if (source.trim() === "") {
+      generated = { prologue: "", body: "" };
+    } else {
+      const analysis = analyse(source);
+      if (analysis.kind !== "complete") return { ok: false, error: analysis.error };
+      try {
+        generated = rewrite(analysis.code, analysis.program);
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }
+    inputCounter += 1;
+    // Line 0 holds the wrapper and the prologue; the input starts on line 1, so with lineOffset -1 stack
+    // frames point at the line the user typed. The wrapper calls the launcher *before* the user code, so the
+    // frames of the machinery are all on line 0 and easy to leave out of printed stacks.
+    const key = `__confab_launch_${randomUUID().replaceAll("-", "")}`;
+    const wrapper =
+      `this[${JSON.stringify(key)}](function (${HELPER}) { return async function () { with (${HELPER}.scope) {${generated.prologue}` +
+      `\n${generated.body}\n} }; })`;
+    try {
+      return { ok: true, key, script: new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 }) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Runs a compiled input's synchronous part under the time limit and returns the promise of its completion.
+   * The script finds the launcher through a one-shot global getter with a random name, removed on first read,
+   * before any user code runs: the script has no other way to reach this evaluator's scope, and nothing
+   * stays behind on `globalThis`.
+   */
+  #launch(compiled: CompiledScript): Promise<unknown> {
+    const { key, script } = compiled;
+    const launcher: Launcher = (factory) => factory(this.#helpers).call(globalThis);
+    const global = globalThis as Record<string, unknown>;
+    Object.defineProperty(globalThis, key, {
+      configurable: true,
+      enumerable: false,
+      get: () => {
+        delete global[key];
+        return launcher;
+      },
+    });
+    try {
+      return script.runInThisContext(this.#timeout === undefined ? {} : { timeout: this.#timeout }) as Promise<unknown>;
+    } finally {
+      delete global[key];
+    }
+  }
+
+  #translateLaunchError(err: unknown): unknown {
+    if (typeof err === "object" && err !== null && (err as { code?: unknown }).code === "ERR_SCRIPT_EXECUTION_TIMEOUT") {
+      return new ConfabError(
+        ErrorCodes.EVAL_TIMEOUT,
+        `evaluation timed out after ${String(this.#timeout)} ms (the listener's timeout option)`,
+        { cause: err },
+      );
+    }
+    return err;
+  }
+
+  /**
+   * Tab completion for the end of `line`. `prefix` is the partial name being completed (the text the chosen
+   * completion replaces) and `completions` are the whole names that start with it, sorted and unique:
+   * - `fo` -> names in scope: this evaluator's declarations, the context's names, `globalThis`'s own and
+   *   inherited properties (including non-enumerable ones like `Object`), and keywords;
+   * - `a.b.c` / `a?.b.` -> property names (own and inherited) of the value of `a.b`, found by reading
+   *   properties only: nothing is called except getters, and proxies are left alone, since their traps could
+   *   do anything. Anything else (a call, an index, a literal) offers nothing.
+   */
+  complete(line: string): { completions: string[]; prefix: string } {
+    const prefix = /[\p{ID_Continue}$\u200c\u200d]*$/u.exec(line)?.[0] ?? "";
+    const none = { completions: [], prefix };
+    if (/^\p{Nd}/u.test(prefix)) return none;
+    const before = line.slice(0, line.length - prefix.length);
+    let names: Iterable<string>;
+    if (/\??\.\s*$/.test(before)) {
+      const chainMatch = /((?:[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*\s*\??\.\s*)+)$/u.exec(before);
+      if (!chainMatch) return none;
+      const charBefore = before.slice(0, chainMatch.index).trimEnd().slice(-1);
+      if (/[\p{ID_Continue}$.)\]'"`]/u.test(charBefore)) return none;
+      const parts = chainMatch[1]!
+        .split(/\??\./)
+        .map((p) => p.trim())
+        .filter((p) => p !== "");
+      const target = this.#resolveChain(parts);
+      if (!target.found) return none;
+      names = propertyNames(target.value);
+    } else {
+      if (/\.\s*$/.test(before)) return none;
+      names = this.#namesInScope();
+    }
+    const completions = [...new Set([...names].filter((n) => n.startsWith(prefix) && IDENTIFIER.test(n)))].sort();
+    return { completions, prefix };
+  }
+
+  #namesInScope(): string[] {
+    const names = [...Object.getOwnPropertyNames(this.#scope), ...Object.getOwnPropertyNames(this.#context)];
+    names.push(...propertyNames(globalThis), ...KEYWORDS);
+    return names;
+  }
+
+  #resolveChain(parts: string[]): { found: boolean; value?: unknown } {
+    const [first, ...rest] = parts;
+    if (first === undefined) return { found: false };
+    let value: unknown;
+    try {
+      if (first === "this") value = globalThis;
+      else if (Object.hasOwn(this.#scope, first)) value = this.#scope[first];
+      else if (Object.hasOwn(this.#context, first)) value = this.#context[first];
+      else if (first in globalThis) value = (globalThis as Record<string, unknown>)[first];
+      else return { found: false };
+      for (const part of rest) {
+        if (value === null || value === undefined || util.types.isProxy(value)) return { found: false };
+        value = (Object(value) as Record<string, unknown>)[part];
+      }
+    } catch {
+      return { found: false };
+    }
+    if (value === null || value === undefined || util.types.isProxy(value)) return { found: false };
+    return { found: true, value };
+  }
+
+  /**
+   * Turns an outcome into the text the listener prints: a value as `util.inspect` shows it (with
+   * `inspectOptions`); an error as its stack, trimmed of the evaluator's own frames, followed by any extra
+   * properties such as `code`; anything else that was thrown as `Uncaught <value>`.
+   */
+  format(outcome: EvalOutcome): string {
+    try {
+      if (outcome.ok) return util.inspect(outcome.value, this.#inspectOptions);
+      const error = outcome.error;
+      if (util.types.isNativeError(error) || error instanceof Error) {
+        const e = error as Error;
+        const stack = typeof e.stack === "string" && e.stack !== "" ? cleanStack(e.stack) : "";
+        const head = stack !== "" ? stack : `${e.name}: ${e.message}`;
+        const extras: Record<string, unknown> = {};
+        for (const key of Object.keys(e)) {
+          if (key !== "stack" && key !== "message" && key !== "name") extras[key] = (e as unknown as Record<string, unknown>)[key];
+        }
+        return Object.keys(extras).length > 0 ? `${head} ${util.inspect(extras, this.#inspectOptions)}` : head;
+      }
+      return `Uncaught ${util.inspect(error, this.#inspectOptions)}`;
+    } catch (err) {
+      return `<unprintable: ${err instanceof Error ? err.message : "?"}>`;
+    }
+  }
+}
+
+/** Own and inherited string-keyed property names, stopping at a proxy (whose traps could run code). */
+function propertyNames(value: unknown): string[] {
+  const names: string[] = [];
+  let object: unknown = value === null || value === undefined ? null : Object(value);
+  for (let depth = 0; object !== null && depth < 64; depth++) {
+    if (util.types.isProxy(object)) break;
+    names.push(...Object.getOwnPropertyNames(object));
+    object = Reflect.getPrototypeOf(object as object);
+  }
+  return names;
+}

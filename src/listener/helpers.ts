@@ -1,0 +1,111 @@
+import { inspect } from "node:util";
+import { SocketStream } from "../comm/socket-stream.js";
+import { processKill, type Process } from "../mp/process.js";
+import { findProcessFromName, getCurrentProcess, liveProcesses, listAllProcesses } from "../mp/registry.js";
+
+/** One row of {@link ps}. */
+export interface ProcessRow {
+  readonly id: number;
+  readonly name: string;
+  readonly state: string;
+  /** Milliseconds since the process started. */
+  readonly age: number;
+  /** `host:port` of the peer, for a process that owns a connection. */
+  readonly peer?: string;
+  readonly bytesIn?: number;
+  readonly bytesOut?: number;
+}
+
+/** Rows that print as a table in a listener and still work as an array in code. */
+export class ProcessTable extends Array<ProcessRow> {
+  /** Arrays made by `map`/`filter` on a table are plain arrays. */
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+
+  [inspect.custom](): string {
+    const me = getCurrentProcess();
+    const header = ["ID", "NAME", "STATE", "AGE", "PEER", "IN", "OUT"];
+    const rows = this.map((r) => [
+      `${r.id === me?.id ? "*" : " "}${r.id}`,
+      r.name,
+      r.state,
+      formatAge(r.age),
+      r.peer ?? "",
+      r.bytesIn === undefined ? "" : formatBytes(r.bytesIn),
+      r.bytesOut === undefined ? "" : formatBytes(r.bytesOut),
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
+    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd();
+    return [line(header), ...rows.map(line)].join("\n");
+  }
+}
+
+function formatAge(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.floor((ms % 60_000) / 1000)}s`;
+  return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`;
+}
+
+function formatBytes(n: number): string {
+  return n < 10_000 ? String(n) : n < 10_000_000 ? `${Math.round(n / 1024)}K` : `${Math.round(n / 1048576)}M`;
+}
+
+/**
+ * A table of every live process: id, name, state, age, and for a connection's process its
+ * peer and bytes in and out. The listener's own process is marked `*`.
+ */
+export function ps(): ProcessTable {
+  const table = new ProcessTable();
+  for (const p of listAllProcesses()) table.push(rowOf(p));
+  return table;
+}
+
+function rowOf(p: Process): ProcessRow {
+  const stream = p.resources.find((r): r is SocketStream => r instanceof SocketStream);
+  const base = { id: p.id, name: p.name, state: p.state, age: p.age };
+  if (stream === undefined) return base;
+  return {
+    ...base,
+    peer: stream.remoteAddress === undefined ? "?" : `${stream.remoteAddress}:${String(stream.remotePort)}`,
+    bytesIn: stream.bytesRead,
+    bytesOut: stream.bytesWritten,
+  };
+}
+
+/** Kills a live process given by id, name, or the process itself; `true` if one was killed. */
+export function kill(which: number | string | Process): boolean {
+  const target = typeof which === "number" ? liveProcesses.get(which) : typeof which === "string" ? findProcessFromName(which) : which;
+  return target === undefined ? false : processKill(target);
+}
+
+/** Text that a listener prints as is (no quotes). */
+class Printed {
+  readonly #text: string;
+  constructor(text: string) {
+    this.#text = text;
+  }
+  [inspect.custom](): string {
+    return this.#text;
+  }
+  toString(): string {
+    return this.#text;
+  }
+}
+
+const helpText = `confab listener: TypeScript and JavaScript evaluated inside the running program.
+  ps()              table of live processes (id, name, state, age, peer, bytes in/out)
+  kill(idOrName)    kill a process (closes what it owns: its connection, its server socket)
+  mp, comm          confab's process and network namespaces (mp.listAllProcesses(), comm.startUpServer(...))
+  _                 the last value
+  help()            this text
+Top-level await works; const/let/function/class persist between inputs; input spanning
+several lines is read until complete. console.log prints here. End of file (Ctrl-D) ends
+the session.`;
+
+/** What `help()` prints in a listener. */
+export function help(extraNames: readonly string[] = []): Printed {
+  const extra = extraNames.length === 0 ? "" : `\n  Exposed by the program: ${extraNames.join(", ")}`;
+  return new Printed(helpText + extra);
+}

@@ -1,0 +1,119 @@
+/**
+ * The listener's small protocol extension for capable clients such as `confab connect`.
+ *
+ * A plain client (netcat, socat) sends its name line and then source text, and reads values
+ * and prompts as plain text. A capable client sends, after its name line, the line
+ * `DLE hello {json}`; from then on the listener marks what is not program output with
+ * frames, one line each, starting with the DLE control character (U+0010):
+ *
+ * | from     | frame                          | meaning                                   |
+ * |----------|--------------------------------|-------------------------------------------|
+ * | client   | `DLE hello {"colors":true}`    | switch to framed mode (colours optional)  |
+ * | client   | `DLE complete "JSON string"`   | ask for completions of a partial line     |
+ * | client   | `DLE cancel`                   | drop a multi-line input in progress       |
+ * | listener | `DLE hello {"version":1}`      | framed mode is on (text before it is noise) |
+ * | listener | `DLE prompt CL-USER 2 > `      | ready for input; the text is the prompt   |
+ * | listener | `DLE more`                     | input incomplete: send its next line      |
+ * | listener | `DLE completions {json}`       | `{ completions, prefix }`                 |
+ *
+ * Everything else the listener sends is program output, to be shown as is.
+ * @module
+ */
+
+/** The frame marker, DLE ("data link escape"): never typed by people, rare in program output. */
+export const FRAME_MARK = "\u0010";
+
+/** Protocol version the listener announces in its hello frame. */
+export const PROTOCOL_VERSION = 1;
+
+/** What a capable client can ask for. */
+export type ClientFrame =
+  | { readonly kind: "hello"; readonly colors: boolean }
+  | { readonly kind: "complete"; readonly line: string }
+  | { readonly kind: "cancel" };
+
+/** What the listener tells a capable client. */
+export type ListenerFrame =
+  | { readonly kind: "hello"; readonly version: number }
+  | { readonly kind: "prompt"; readonly prompt: string }
+  | { readonly kind: "more" }
+  | { readonly kind: "completions"; readonly completions: readonly string[]; readonly prefix: string };
+
+/** Parses a line from the client; `undefined` if it is not a frame (or not a well-formed one). */
+export function parseClientFrame(line: string): ClientFrame | undefined {
+  if (!line.startsWith(FRAME_MARK)) return undefined;
+  const space = line.indexOf(" ");
+  const word = space === -1 ? line.slice(1) : line.slice(1, space);
+  const rest = space === -1 ? "" : line.slice(space + 1);
+  try {
+    switch (word) {
+      case "hello": {
+        const options = (rest === "" ? {} : JSON.parse(rest)) as { colors?: unknown };
+        return { kind: "hello", colors: options.colors === true };
+      }
+      case "complete": {
+        const text: unknown = JSON.parse(rest);
+        return typeof text === "string" ? { kind: "complete", line: text } : undefined;
+      }
+      case "cancel":
+        return { kind: "cancel" };
+      default:
+        return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** One client frame as a line (with its newline). */
+export function encodeClientFrame(frame: ClientFrame): string {
+  switch (frame.kind) {
+    case "hello":
+      return `${FRAME_MARK}hello ${JSON.stringify({ colors: frame.colors })}\n`;
+    case "complete":
+      return `${FRAME_MARK}complete ${JSON.stringify(frame.line)}\n`;
+    case "cancel":
+      return `${FRAME_MARK}cancel\n`;
+  }
+}
+
+/** One listener frame as a line (with its newline). */
+export function encodeListenerFrame(frame: ListenerFrame): string {
+  switch (frame.kind) {
+    case "hello":
+      return `${FRAME_MARK}hello ${JSON.stringify({ version: frame.version })}\n`;
+    case "prompt":
+      return `${FRAME_MARK}prompt ${frame.prompt}\n`;
+    case "more":
+      return `${FRAME_MARK}more\n`;
+    case "completions":
+      return `${FRAME_MARK}completions ${JSON.stringify({ completions: frame.completions, prefix: frame.prefix })}\n`;
+  }
+}
+
+/** Parses a frame line from the listener (without its newline); `undefined` if malformed. */
+export function parseListenerFrame(line: string): ListenerFrame | undefined {
+  if (!line.startsWith(FRAME_MARK)) return undefined;
+  const space = line.indexOf(" ");
+  const word = space === -1 ? line.slice(1) : line.slice(1, space);
+  const rest = space === -1 ? "" : line.slice(space + 1);
+  try {
+    switch (word) {
+      case "hello":
+        return { kind: "hello", version: Number((JSON.parse(rest) as { version?: unknown }).version) };
+      case "prompt":
+        return { kind: "prompt", prompt: rest };
+      case "more":
+        return { kind: "more" };
+      case "completions": {
+        const body = JSON.parse(rest) as { completions?: unknown; prefix?: unknown };
+        if (!Array.isArray(body.completions) || typeof body.prefix !== "string") return undefined;
+        return { kind: "completions", completions: body.completions.map(String), prefix: body.prefix };
+      }
+      default:
+        return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { captureReports, hang, sleep } from "../../test/support.js";
+import { kKill, kOwner, processAliveP, processJoin, processKill, processRunFunction, type ProcessResource } from "./process.js";
+import { findProcessFromName, getCurrentProcess, listAllProcesses } from "./registry.js";
+
+class FakeResource implements ProcessResource {
+  [kOwner]: ProcessResource[typeof kOwner];
+  closed = 0;
+  [kKill](): void {
+    this.closed++;
+  }
+}
+
+test("processRunFunction returns the process at once and the function's value becomes its result", async () => {
+  let ran = false;
+  const p = processRunFunction("adder", {}, (a: number, b: number) => {
+    ran = true;
+    return a + b;
+  }, 2, 3);
+  assert.equal(ran, false, "the function starts after processRunFunction returns");
+  assert.equal(p.name, "adder");
+  assert.equal(p.state, "running");
+  assert.equal(await processJoin(p), true);
+  assert.equal(p.state, "finished");
+  assert.equal(p.result, 5);
+});
+
+test("process ids are unique and increasing", () => {
+  const a = processRunFunction("a", undefined, () => undefined);
+  const b = processRunFunction("b", undefined, () => undefined);
+  assert.ok(b.id > a.id);
+});
+
+test("getCurrentProcess follows a process through awaits and timers", async () => {
+  assert.equal(getCurrentProcess(), undefined);
+  const seen: unknown[] = [];
+  const p = processRunFunction("current", {}, async () => {
+    seen.push(getCurrentProcess());
+    await sleep(1);
+    seen.push(getCurrentProcess());
+    await new Promise<void>((resolve) => setImmediate(() => {
+      seen.push(getCurrentProcess());
+      resolve();
+    }));
+  });
+  await processJoin(p);
+  assert.deepEqual(seen, [p, p, p]);
+});
+
+test("listAllProcesses and findProcessFromName see running processes only", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const p = processRunFunction("findable worker", {}, () => gate);
+  assert.ok(listAllProcesses().includes(p));
+  assert.equal(findProcessFromName("findable worker"), p);
+  assert.equal(processAliveP(p), true);
+  release();
+  await processJoin(p);
+  assert.equal(processAliveP(p), false);
+  assert.ok(!listAllProcesses().includes(p));
+  assert.equal(findProcessFromName("findable worker"), undefined);
+});
+
+test("processJoin resolves false when the timeout passes first, and never rejects", async () => {
+  const p = processRunFunction("sleeper", {}, () => hang());
+  assert.equal(await processJoin(p, { timeout: 20 }), false);
+  processKill(p);
+  assert.equal(await processJoin(p, { timeout: 20 }), true);
+  const failing = processRunFunction("failing", {}, () => Promise.reject(new Error("nope")));
+  const { restore } = captureReports();
+  try {
+    assert.equal(await processJoin(failing), true);
+  } finally {
+    restore();
+  }
+});
+
+test("processKill aborts the signal, closes owned resources and marks the process killed", async () => {
+  const resource = new FakeResource();
+  let signal: AbortSignal | undefined;
+  const p = processRunFunction("victim", {}, async () => {
+    signal = getCurrentProcess()?.signal;
+    getCurrentProcess()?.own(resource);
+    await hang();
+  });
+  await sleep(1);
+  assert.equal(signal?.aborted, false);
+  assert.equal(processKill(p), true);
+  assert.equal(p.state, "killed");
+  assert.equal(signal?.aborted, true);
+  assert.equal(resource.closed, 1);
+  assert.equal(processKill(p), false, "killing twice does nothing");
+  assert.equal(resource.closed, 1);
+  assert.equal(await processJoin(p, { timeout: 100 }), true);
+});
+
+test("a process killed before it starts never runs", async () => {
+  let ran = false;
+  const p = processRunFunction("never", {}, () => {
+    ran = true;
+  });
+  processKill(p);
+  await sleep(1);
+  assert.equal(ran, false);
+  assert.equal(p.state, "killed");
+});
+
+test("a resource made outside any process and passed as an argument belongs to the new process", async () => {
+  const resource = new FakeResource();
+  const p = processRunFunction("owner", {}, (_r: FakeResource) => hang(), resource);
+  assert.equal(resource[kOwner], p);
+  processKill(p);
+  assert.equal(resource.closed, 1);
+});
+
+test("a thrown error or rejection is recorded and reported once with the process name, never unhandled", async () => {
+  const { reports, restore } = captureReports();
+  try {
+    const thrower = processRunFunction("thrower", {}, () => {
+      throw new Error("sync boom");
+    });
+    const rejecter = processRunFunction("rejecter", {}, async () => {
+      await sleep(1);
+      throw new Error("async boom");
+    });
+    await processJoin(thrower);
+    await processJoin(rejecter);
+    assert.equal(thrower.state, "failed");
+    assert.equal((thrower.error as Error).message, "sync boom");
+    assert.equal(rejecter.state, "failed");
+    assert.equal((rejecter.error as Error).message, "async boom");
+    assert.equal(reports.length, 2);
+    assert.match(reports[0]?.what ?? "", /"thrower"/);
+    assert.match(reports[1]?.what ?? "", /"rejecter"/);
+  } finally {
+    restore();
+  }
+});
+
+test("a killed process whose last await rejects is not reported as failed", async () => {
+  const { reports, restore } = captureReports();
+  try {
+    const p = processRunFunction("dies quietly", {}, async () => {
+      const signal = getCurrentProcess()?.signal;
+      await new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+    });
+    await sleep(1);
+    processKill(p);
+    await sleep(5);
+    assert.equal(p.state, "killed");
+    assert.equal(reports.length, 0);
+  } finally {
+    restore();
+  }
+});
+
+test("properties given as keywords are kept on the process", () => {
+  const p = processRunFunction("with props", { properties: { role: "test" } }, () => undefined);
+  assert.deepEqual(p.properties, { role: "test" });
+});

@@ -1,0 +1,156 @@
+// Helpers shared by the test suites: real loopback sockets and captured reports.
+import net from "node:net";
+import { setErrorReporter } from "../src/report.js";
+
+/** A raw TCP client for tests: collects what the server sends, line by line. */
+export class LineClient {
+  readonly socket: net.Socket;
+  #buffer = "";
+  #lines: string[] = [];
+  #ended = false;
+  #wake: (() => void) | undefined;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setEncoding("utf8");
+    socket.on("data", (text: string) => {
+      this.#buffer += text;
+      let nl;
+      while ((nl = this.#buffer.indexOf("\n")) !== -1) {
+        this.#lines.push(this.#buffer.slice(0, nl));
+        this.#buffer = this.#buffer.slice(nl + 1);
+      }
+      this.#wake?.();
+    });
+    const end = (): void => {
+      this.#ended = true;
+      this.#wake?.();
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+    socket.on("error", end);
+  }
+
+  /** Connects to 127.0.0.1:port. */
+  static connect(port: number, host = "127.0.0.1"): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host, allowHalfOpen: true }, () => {
+        socket.off("error", reject);
+        resolve(new LineClient(socket));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  /** Everything received so far that is not yet a whole line. */
+  get partial(): string {
+    return this.#buffer;
+  }
+
+  /** `true` once the server closed its side. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** The next whole line, or `null` at end of file; rejects after `timeout` ms. */
+  async line(timeout = 5000): Promise<string | null> {
+    const deadline = Date.now() + timeout;
+    while (this.#lines.length === 0) {
+      if (this.#ended) return null;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line within ${timeout} ms (partial: ${JSON.stringify(this.#buffer.slice(0, 200))})`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+    return this.#lines.shift() as string;
+  }
+
+  /** Waits until the received text (lines and partial) contains `needle`; returns all of it. */
+  async until(needle: string, timeout = 5000): Promise<string> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const all = this.#lines.map((l) => l + "\n").join("") + this.#buffer;
+      if (all.includes(needle)) return all;
+      if (this.#ended) throw new Error(`connection ended before ${JSON.stringify(needle)}; got ${JSON.stringify(all.slice(-300))}`);
+      if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(needle)} within ${timeout} ms; got ${JSON.stringify(all.slice(-300))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** Forgets what was received so far. */
+  clear(): void {
+    this.#lines = [];
+    this.#buffer = "";
+  }
+
+  /** Resolves once the server has closed the connection. */
+  async closed(timeout = 5000): Promise<void> {
+    const deadline = Date.now() + timeout;
+    while (!this.#ended) {
+      if (Date.now() > deadline) throw new Error(`connection still open after ${timeout} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Captures confab's error reports until `restore()` is called. */
+export function captureReports(): { reports: { what: string; error: unknown }[]; restore: () => void } {
+  const reports: { what: string; error: unknown }[] = [];
+  const previous = setErrorReporter((what, error) => reports.push({ what, error }));
+  return { reports, restore: () => setErrorReporter(previous) };
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `condition` every 5 ms until it holds; throws after `timeout` ms. */
+export async function eventually(condition: () => boolean, timeout = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeout} ms`);
+    await sleep(5);
+  }
+}
+
+/** Whether something listens on 127.0.0.1:port. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: "127.0.0.1" }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/** A promise that never settles (and, unlike a long timer, does not keep Node running). */
+export function hang(): Promise<never> {
+  return new Promise<never>(() => undefined);
+}
