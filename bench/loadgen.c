@@ -615,7 +615,7 @@ int main(int argc, char **argv) {
   double gen = gen1 - gen0;
   uint64_t ops = o.mode == M_CONNECT ? conns_win : lines_win;
   printf("{\"mode\":\"%s\",\"ok\":%s,\"conns\":%d,\"depth\":%d,\"len\":%d,\"warmup_s\":%.3f,\"window_s\":%.4f,",
-         mode_names[o.mode], (o.mode == M_CONNECT ? errors == 0 : errors == 0) ? "true" : "false",
+         mode_names[o.mode], errors == 0 ? "true" : "false",
          o.conns, o.mode == M_PIPE ? o.depth : 1, o.len, o.warmup, win);
   printf("\"lines\":%llu,\"lines_per_s\":%.1f,\"bytes_out\":%llu,\"bytes_in\":%llu,"
          "\"mb_out_per_s\":%.3f,\"mb_in_per_s\":%.3f,",

@@ -19,22 +19,25 @@ const ROOT = path.dirname(BENCH);
 const LOADGEN_SRC = path.join(BENCH, "loadgen.c");
 const LOADGEN = path.join(BENCH, "build", "loadgen");
 
+const CONTENDED_TEXT = "0.25";
 const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options])
 
   --quick            1 run per measurement, 1 s windows, 2,000 idle connections (~40 s)
   --only LIST        modes, comma-separated: rr1,rr64,pipe,connect,idle,listener,cold
                      (rr = rr1,rr64)
   --servers LIST     raw,readline,confab (default: all three)
-  --reps N           runs per measurement, the median is reported (default 3)
-  --duration S       measurement window of each run, seconds (default 2)
-  --warmup S         warm-up before each window, seconds (default 0.5)
+  --reps N           runs per measurement, the median is reported (default 5; idle: at most 3)
+  --duration S       measurement window of each run, seconds (default 1.2)
+  --warmup S         warm-up before each window, seconds (default 0.3)
   --idle N           idle connections to hold (default 10000, capped by the fd limit)
+  --retries N        runs done again when other processes took > ${CONTENDED_TEXT} cores
+                     meanwhile (default 2 per measurement; --no-retry = 0)
   --out DIR          where results go (default bench/results for a full run,
                      bench/build/results for --quick, --only or --servers runs)
   --help
 
 Environment: BENCH_QUICK=1, BENCH_ONLY, BENCH_SERVERS, BENCH_REPS, BENCH_DURATION,
-BENCH_WARMUP, BENCH_IDLE, BENCH_OUT do the same.`;
+BENCH_WARMUP, BENCH_IDLE, BENCH_OUT, BENCH_RETRIES do the same.`;
 
 // ---------------------------------------------------------------------------------------
 // options
@@ -52,6 +55,7 @@ function parseOptions(argv, env) {
     warmup: env.BENCH_WARMUP,
     idle: env.BENCH_IDLE,
     out: env.BENCH_OUT,
+    retries: env.BENCH_RETRIES,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -66,6 +70,8 @@ function parseOptions(argv, env) {
       case "--warmup": o.warmup = val(); break;
       case "--idle": o.idle = val(); break;
       case "--out": o.out = val(); break;
+      case "--retries": o.retries = val(); break;
+      case "--no-retry": o.retries = "0"; break;
       case "-h": case "--help": console.log(HELP); process.exit(0); break;
       default: console.error(`unknown option ${a}\n\n${HELP}`); process.exit(64);
     }
@@ -89,10 +95,11 @@ function parseOptions(argv, env) {
     partial,
     modes: list(o.only, ALL_MODES, "mode"),
     servers,
-    reps: Math.round(num(o.reps, o.quick ? 1 : 3, 1, 20)),
-    duration: num(o.duration, o.quick ? 1 : 2, 0.2, 60),
-    warmup: num(o.warmup, o.quick ? 0.3 : 0.5, 0, 10),
+    reps: Math.round(num(o.reps, o.quick ? 1 : 5, 1, 20)),
+    duration: num(o.duration, o.quick ? 1 : 1.2, 0.2, 60),
+    warmup: num(o.warmup, 0.3, 0, 10),
     idle: Math.round(num(o.idle, o.quick ? 2000 : 10000, 10, 100000)),
+    retries: Math.round(num(o.retries, 2, 0, 5)),
     coldRuns: o.quick ? 5 : 15,
     listenerIterations: o.quick ? 500 : 2000,
     out: path.resolve(o.out ?? (partial ? path.join(BENCH, "build", "results") : path.join(BENCH, "results"))),
@@ -146,10 +153,11 @@ function lastJson(text) {
   try { return JSON.parse(lines[lines.length - 1]); } catch { return null; }
 }
 
-/** Runs loadgen to completion; resolves { ok, json, error }. */
-function runLoadgen(args, timeoutMs) {
+/** Runs loadgen to completion; resolves { ok, json, error, pid }. */
+function runLoadgen(args, timeoutMs, onSpawn) {
   return new Promise((resolve) => {
     const child = track(spawn(LOADGEN, args, { stdio: ["ignore", "pipe", "pipe"] }));
+    onSpawn?.(child.pid);
     let out = "", err = "";
     child.stdout.setEncoding("utf8").on("data", (d) => { out += d; });
     child.stderr.setEncoding("utf8").on("data", (d) => { err = (err + d).slice(-2000); });
@@ -229,6 +237,36 @@ function procCpu(pid) {
     return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ = 100 on Linux
   } catch { return NaN; }
 }
+// CPU used by every other user-space process on the machine (other sessions' builds and tests
+// share these 2 cores): a run during which they took a noticeable share is done again.
+function othersSnapshot() {
+  const snap = new Map();
+  let names;
+  try { names = fs.readdirSync("/proc"); } catch { return null; }
+  for (const d of names) {
+    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
+    let s;
+    try { s = fs.readFileSync(`/proc/${d}/stat`, "utf8"); } catch { continue; }
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    if (Number(f[6]) & 0x200000) continue; // PF_KTHREAD: kernel threads (ksoftirqd does our loopback work)
+    // own utime+stime, and children's reaped time (short-lived test processes end up there)
+    snap.set(Number(d), [Number(f[11]) + Number(f[12]), Number(f[13]) + Number(f[14])]);
+  }
+  return { at: process.hrtime.bigint(), snap };
+}
+function othersCores(a, b, exclude) {
+  if (!a || !b) return NaN;
+  const wall = Number(b.at - a.at) / 1e9;
+  let ticks = 0;
+  for (const [pid, [own, kids]] of b.snap) {
+    if (exclude.has(pid)) continue;
+    const before = a.snap.get(pid);
+    if (before) ticks += (own - before[0]) + Math.min(kids - before[1], wall * 100 * os.cpus().length);
+    else ticks += own; // started during the run
+  }
+  return ticks / 100 / wall;
+}
+
 function procRssKb(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -242,6 +280,10 @@ function procFds(pid) {
 // ---------------------------------------------------------------------------------------
 // modes against a talk server
 
+// a run is done again (within a budget) when other processes used more than this many cores during it
+const CONTENDED = Number(CONTENDED_TEXT);
+const IDLE_REPS = 3;
+
 const LOADGEN_MODES = {
   rr1: { args: ["--mode", "rr", "--conns", "1"], what: "request/response, 1 connection" },
   rr64: { args: ["--mode", "rr", "--conns", "64"], what: "request/response, 64 connections" },
@@ -253,10 +295,16 @@ async function runLoadgenMode(mode, server) {
   const args = [...LOADGEN_MODES[mode].args, "--port", String(server.port), "--server-pid", String(server.pid),
     "--duration", String(opt.duration), "--warmup", String(opt.warmup), "--stall", "5", "--drain", "2"];
   const cpu0 = procCpu(server.pid);
-  const r = await runLoadgen(args, (opt.duration + opt.warmup + 20) * 1000);
+  const exclude = new Set([process.pid, server.pid]);
+  const snap0 = othersSnapshot();
+  const r = await runLoadgen(args, (opt.duration + opt.warmup + 20) * 1000, (pid) => exclude.add(pid));
+  const others = othersCores(snap0, othersSnapshot(), exclude);
   const cpu1 = procCpu(server.pid);
   if (!r.ok) return { ok: false, error: r.error, partial: r.json ?? undefined };
-  return { ok: true, ...r.json, server_cpu_total_s: +(cpu1 - cpu0).toFixed(3) };
+  return {
+    ok: true, ...r.json, server_cpu_total_s: +(cpu1 - cpu0).toFixed(3),
+    others_cores: +others.toFixed(3), contended: others > CONTENDED,
+  };
 }
 
 let idleTarget = opt.idle;
@@ -418,7 +466,7 @@ async function runListener() {
 // cold start
 
 function runCold() {
-  const cli = path.join(ROOT, "dist", "cli", "main.js");
+  const cli = process.env.CONFAB_CLI ? path.resolve(process.env.CONFAB_CLI) : path.join(ROOT, "dist", "cli", "main.js");
   const time = (args) => {
     const t0 = process.hrtime.bigint();
     const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], timeout: 15_000, encoding: "utf8" });
@@ -426,7 +474,7 @@ function runCold() {
     return { ms, ok: !r.error && r.status === 0, why: r.error ? r.error.message : `exit ${r.status ?? r.signal}: ${(r.stderr || "").trim().split("\n").slice(-1)[0] ?? ""}` };
   };
   const node = [], confab = [];
-  let error = fs.existsSync(cli) ? null : "unavailable: dist/cli/main.js does not exist";
+  let error = fs.existsSync(cli) ? null : `unavailable: ${path.relative(ROOT, cli)} does not exist`;
   time(["-e", "0"]);
   if (!error) { const w = time([cli, "--help"]); if (!w.ok) error = `confab --help failed (${w.why})`; }
   for (let i = 0; i < opt.coldRuns; i++) {
@@ -474,11 +522,66 @@ const METRICS = [
 ];
 // CPU shares (of one core), shown without ratios
 const SHARES = ["rr1", "rr64", "pipe", "connect"].map((mode) => ({
-  mode, label: `${mode === "pipe" ? "pipe 64×16" : mode === "connect" ? "connect" : mode === "rr1" ? "rr 1 conn" : "rr 64 conns"}: CPU server / gen / machine`,
+  mode, label: `${mode === "pipe" ? "pipe 64×16" : mode === "connect" ? "connect" : mode === "rr1" ? "rr 1 conn" : "rr 64 conns"}: CPU server / gen / others`,
 }));
 
 function targetText(t) { return t ? ("min" in t ? `≥ ${t.min}×` : `≤ ${t.max}×`) : ""; }
 function meets(t, ratio) { return !t || !Number.isFinite(ratio) ? null : "min" in t ? ratio >= t.min : ratio <= t.max; }
+
+// waiting for other processes to quieten down before a run: at most 6 s per run, 60 s in all
+let quietBudgetMs = 60_000;
+let quietWaitedMs = 0;
+async function waitQuiet() {
+  const until = Date.now() + Math.min(6000, quietBudgetMs);
+  const t0 = Date.now();
+  const exclude = new Set([process.pid]);
+  for (;;) {
+    const a = othersSnapshot();
+    await sleep(250);
+    const busy = othersCores(a, othersSnapshot(), exclude);
+    if (!(busy > CONTENDED) || Date.now() >= until) break;
+  }
+  const waited = Date.now() - t0 - 250;
+  quietBudgetMs -= Math.max(0, waited);
+  quietWaitedMs += Math.max(0, waited);
+}
+
+/** One run of one mode against a fresh server; null when the server would not start. */
+let lastContended = true; // wait for quiet before the first run, and after a contended one
+async function measureOnce(mode, name, unavailable) {
+  if (mode !== "idle" && lastContended) await waitQuiet();
+  let server;
+  try {
+    server = await startServer(name);
+  } catch (e) {
+    unavailable[name] = e.message;
+    console.error(`  ${name}: unavailable: ${e.message}`);
+    return null;
+  }
+  let r;
+  try {
+    r = mode === "idle" ? await runIdle(server) : await runLoadgenMode(mode, server);
+  } catch (e) {
+    r = { ok: false, error: e.message };
+  }
+  if (server.child.exitCode !== null || server.child.signalCode !== null) {
+    r = { ...r, ok: false, error: `${r.ok ? "" : `${r.error}; `}server exited (${server.child.exitCode ?? server.child.signalCode})` };
+  }
+  if (!r.ok) {
+    const tail = server.stderr().trim().split("\n").filter(Boolean).slice(-3).join(" | ");
+    if (tail) r.server_stderr = tail.slice(0, 600);
+  }
+  await stopServer(server);
+  if (mode !== "idle") lastContended = Boolean(r.contended);
+  return r;
+}
+
+/** The runs a figure is the median of: the uncontended ones when there are any. */
+function goodRuns(entry) {
+  const ok = entry.runs.filter((r) => r.ok);
+  const clean = ok.filter((r) => !r.contended);
+  return clean.length ? clean : ok;
+}
 
 // ---------------------------------------------------------------------------------------
 // main
@@ -487,6 +590,13 @@ async function main() {
   const t0 = Date.now();
   buildLoadgen();
   const fd = checkFdLimit();
+  const git = (args) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8", timeout: 10_000 }).stdout?.trim() ?? "";
+  const commit = git(["rev-parse", "--short", "HEAD"]);
+  const dirty = git(["status", "--porcelain", "--untracked-files=no", "--", "src"]) !== "";
+  const source = {
+    commit: commit || null, src_modified: dirty,
+    confab_build: process.env.CONFAB_DIST ? path.relative(ROOT, process.env.CONFAB_DIST) : "dist/index.js",
+  };
   const machine = {
     cpu: os.cpus()[0]?.model?.trim() ?? "unknown", cores: os.cpus().length, kernel: `${os.type()} ${os.release()}`,
     node: process.version, memory_gb: +(os.totalmem() / 2 ** 30).toFixed(1), fd_limit: fd,
@@ -499,48 +609,38 @@ async function main() {
 
   const results = {}; // server -> mode -> { runs: [...] }
   const unavailable = {}; // server -> reason it would not start
-  for (const s of opt.servers) { results[s] = {}; for (const m of loadModes) results[s][m] = { runs: [] }; }
+  for (const s of opt.servers) { results[s] = {}; for (const m of loadModes) results[s][m] = { runs: [], redone: [] }; }
 
   let cold = null, listener = null;
   if (opt.modes.includes("cold")) {
+    await waitQuiet();
     cold = runCold();
     console.error(`  cold start: node -e 0 ${cold.node_ms} ms; confab --help ${cold.ok ? `${cold.confab_ms} ms (${cold.ratio}×)` : cold.error}`);
   }
   if (opt.modes.includes("listener")) {
+    await waitQuiet();
     listener = await runListener();
     console.error(`  listener 1 + 1: ${listener.ok ? `p50 ${listener.p50_us} µs, p99 ${listener.p99_us} µs (n=${listener.n})` : listener.error}` +
       `; node client ↔ raw talk: ${listener.raw_talk?.p50_us ?? "-"} µs p50`);
   }
 
+  const planned = opt.reps * opt.servers.length * loadModes.filter((m) => m !== "idle").length;
+  let retryBudget = Math.ceil(planned * 0.4);
   for (let rep = 0; rep < opt.reps; rep++) {
     for (const mode of loadModes) {
+      if (mode === "idle" && rep >= IDLE_REPS) continue; // memory per connection hardly varies
       const order = opt.servers.map((_, i) => opt.servers[(i + rep) % opt.servers.length]); // rotate, against drift
       for (const name of order) {
-        if (unavailable[name]) continue;
-        let server;
-        try {
-          server = await startServer(name);
-        } catch (e) {
-          unavailable[name] = e.message;
-          console.error(`  ${name}: unavailable: ${e.message}`);
-          continue;
+        for (let attempt = 0; !unavailable[name]; attempt++) {
+          const r = await measureOnce(mode, name, unavailable);
+          if (!r) break;
+          const again = r.ok && r.contended && attempt < opt.retries && retryBudget > 0;
+          const tag = `  [${rep + 1}/${opt.reps}] ${mode.padEnd(7)} ${name.padEnd(8)} `;
+          console.error(`${tag}${progressLine(mode, r)}${r.contended ? ` [other processes used ${r.others_cores} cores${again ? ": again" : ""}]` : ""}`);
+          if (again) { retryBudget--; results[name][mode].redone.push(r); continue; }
+          results[name][mode].runs.push(r);
+          break;
         }
-        let r;
-        try {
-          r = mode === "idle" ? await runIdle(server) : await runLoadgenMode(mode, server);
-        } catch (e) {
-          r = { ok: false, error: e.message };
-        }
-        if (server.child.exitCode !== null || server.child.signalCode !== null) {
-          r = { ...r, ok: false, error: `${r.ok ? "" : `${r.error}; `}server exited (${server.child.exitCode ?? server.child.signalCode})` };
-        }
-        if (!r.ok) {
-          const tail = server.stderr().trim().split("\n").filter(Boolean).slice(-3).join(" | ");
-          if (tail) r.server_stderr = tail.slice(0, 600);
-        }
-        await stopServer(server);
-        results[name][mode].runs.push(r);
-        console.error(`  [${rep + 1}/${opt.reps}] ${mode.padEnd(7)} ${name.padEnd(8)} ${progressLine(mode, r)}`);
       }
     }
   }
@@ -551,15 +651,14 @@ async function main() {
     figures[s] = {};
     for (const m of METRICS) {
       if (!results[s][m.mode]) continue;
-      const ok = results[s][m.mode].runs.filter((r) => r.ok);
-      figures[s][m.id] = median(ok.map((r) => m.get(r)));
+      figures[s][m.id] = median(goodRuns(results[s][m.mode]).map((r) => m.get(r)));
     }
     for (const sh of SHARES) {
       if (!results[s][sh.mode]) continue;
-      const ok = results[s][sh.mode].runs.filter((r) => r.ok);
+      const ok = goodRuns(results[s][sh.mode]);
       figures[s][`${sh.mode}.server_share`] = median(ok.map((r) => r.server_cpu_share));
       figures[s][`${sh.mode}.gen_share`] = median(ok.map((r) => r.gen_cpu_share));
-      figures[s][`${sh.mode}.machine_busy`] = median(ok.map((r) => r.machine_busy_cores));
+      figures[s][`${sh.mode}.others`] = median(ok.map((r) => r.others_cores));
     }
   }
   const ratios = {};
@@ -602,7 +701,8 @@ async function main() {
       const v = figures[s][m.id];
       if (!Number.isFinite(v)) return "-";
       const r = ratios[s][m.id];
-      return s === "raw" || !Number.isFinite(r) ? m.fmt(v) : `${m.fmt(v)} (${r.toFixed(2)}×)`;
+      const star = goodRuns(results[s][m.mode]).some((x) => x.contended) ? "*" : "";
+      return s === "raw" || !Number.isFinite(r) ? `${m.fmt(v)}${star}` : `${m.fmt(v)}${star} (${r.toFixed(2)}×)`;
     });
     const t = servers.includes("confab") ? [m.target ? `${targetText(m.target)}${markFor(meets(m.target, ratios.confab?.[m.id]))}` : ""] : [];
     rows.push([`${m.label} ${m.better === "higher" ? "↑" : "↓"}`, ...cells, ...t]);
@@ -613,7 +713,7 @@ async function main() {
       const e = cellError(s, sh.mode);
       if (e) return e;
       const a = figures[s][`${sh.mode}.server_share`], b = figures[s][`${sh.mode}.gen_share`];
-      const c = figures[s][`${sh.mode}.machine_busy`];
+      const c = figures[s][`${sh.mode}.others`];
       return Number.isFinite(a) ? `${fmtPct(a)} / ${fmtPct(b)} / ${Number.isFinite(c) ? fmtPct(c) : "-"}` : "-";
     });
     rows.push([sh.label, ...cells, ...(servers.includes("confab") ? [""] : [])]);
@@ -652,12 +752,18 @@ async function main() {
     if (failed.length && !unavailable[s]) console.log(`${s} ${mode}: ${failed.length} of ${results[s][mode].runs.length} run(s) failed: ${failed[0].error}${failed[0].server_stderr ? ` (server stderr: ${failed[0].server_stderr})` : ""}`);
   }
   if (idleNote && loadModes.includes("idle")) console.log(idleNote);
+  const redone = servers.reduce((n, s) => n + loadModes.reduce((k, m) => k + results[s][m].redone.length, 0), 0);
+  const stillContended = servers.flatMap((s) => loadModes.filter((m) => goodRuns(results[s][m]).some((r) => r.contended)).map((m) => `${s} ${m}`));
+  const noise = `waited ${(quietWaitedMs / 1000).toFixed(1)} s for other processes to quieten down; ` +
+    `${redone} run(s) done again because other processes used more than ${CONTENDED} cores meanwhile` +
+    (stillContended.length ? `; figures marked * still come from contended runs: ${stillContended.join(", ")}` : "");
+  console.log(noise);
 
   // ---- files
   const doc = {
-    date, machine, options: { ...opt, out: path.relative(ROOT, opt.out) }, idle_target: idleTarget,
+    date, machine, source, options: { ...opt, out: path.relative(ROOT, opt.out) }, idle_target: idleTarget,
     protocol: "client sends a 32-byte line + \\n; server answers You sent: '<line>'\\n",
-    saturation, unavailable, figures: roundAll(figures), ratios, listener, cold, results,
+    saturation, unavailable, noise, figures: roundAll(figures), ratios, listener, cold, results,
     elapsed_s: +((Date.now() - t0) / 1000).toFixed(1),
   };
   fs.mkdirSync(opt.out, { recursive: true });
@@ -685,7 +791,7 @@ function progressLine(mode, r) {
   if (mode === "idle") return `${r.held} held, ${r.kb_per_conn.toFixed(2)} KB/conn (RSS ${(r.rss_before_kb / 1024).toFixed(0)} → ${(r.rss_after_kb / 1024).toFixed(0)} MB), set up in ${r.setup_s} s`;
   const head = mode === "connect" ? `${fmtRate(r.conns_per_s)} conn/s` : `${fmtRate(r.lines_per_s)} lines/s`;
   const lat = r.p50_us !== undefined ? `, p50 ${r.p50_us} µs p99 ${r.p99_us} µs` : mode === "pipe" ? `, ${r.mb_out_per_s.toFixed(1)}/${r.mb_in_per_s.toFixed(1)} MB/s` : "";
-  const mach = Number.isFinite(r.machine_busy_cores) ? ` machine ${fmtPct(r.machine_busy_cores)} (softirq ${fmtPct(r.machine_softirq_cores)})` : "";
+  const mach = Number.isFinite(r.others_cores) ? ` others ${fmtPct(r.others_cores)}` : "";
   return `${head}${lat}, server ${r.server_cpu_us_per_op.toFixed(2)} µs/op, CPU server ${fmtPct(r.server_cpu_share)} gen ${fmtPct(r.gen_cpu_share)}${mach}`;
 }
 
@@ -699,7 +805,10 @@ function textTable(header, rows) {
 function markdown(doc, header, rows, extra, machineLine) {
   const esc = (s) => String(s ?? "").replace(/\|/g, "\\|");
   const md = [];
-  md.push(`Measured ${doc.date.slice(0, 10)} on ${machineLine}; median of ${doc.options.reps} run(s) of ${doc.options.duration} s ` +
+  const src = doc.source;
+  const at = src.commit ? ` at commit ${src.commit}${src.src_modified ? " (with uncommitted changes in src/)" : ""}` : "";
+  const build = src.confab_build !== "dist/index.js" ? `, confab loaded from ${src.confab_build}` : "";
+  md.push(`Measured ${doc.date.slice(0, 10)}${at}${build} on ${machineLine}; median of ${doc.options.reps} run(s) of ${doc.options.duration} s ` +
     `(after ${doc.options.warmup} s warm-up) with the C load generator on 127.0.0.1. Ratios are to raw \`node:net\` in the same run; ↑ higher is better, ↓ lower.`);
   md.push("");
   if (rows.length) {
@@ -715,6 +824,7 @@ function markdown(doc, header, rows, extra, machineLine) {
     md.push("");
   }
   if (doc.saturation) md.push(`${doc.saturation.text[0].toUpperCase()}${doc.saturation.text.slice(1)}.`, "");
+  md.push(`Noise: ${doc.noise}.`, "");
   for (const [s, why] of Object.entries(doc.unavailable)) md.push(`${s}: unavailable (${esc(why)}).`, "");
   return md.join("\n");
 }
@@ -764,7 +874,9 @@ function svgChart(doc, machineLine) {
       const x0 = x(1), x1 = x(r);
       const clipped = Math.log2(r) > hi || Math.log2(r) < lo;
       o.push(`<rect x="${Math.min(x0, x1)}" y="${by}" width="${Math.max(1, Math.abs(x1 - x0))}" height="${barH}" fill="${colors[s] ?? "#888"}"><title>${esc(`${s}: ${m.label} ${r}× raw`)}</title></rect>`);
-      const tx = r >= 1 ? x1 + 4 : x1 - 4;
+      // keep the label clear of confab's target marker
+      const tgt = s === "confab" && m.target ? x("min" in m.target ? m.target.min : m.target.max) : null;
+      const tx = r >= 1 ? Math.max(x1, tgt !== null && tgt >= x0 - 1 ? tgt : x1) + 4 : Math.min(x1, tgt !== null && tgt <= x0 + 1 ? tgt : x1) - 4;
       o.push(`<text x="${tx}" y="${by + barH - 2}" text-anchor="${r >= 1 ? "start" : "end"}" fill="#222">${clipped ? "» " : ""}${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×</text>`);
       if (s === "confab" && m.target) {
         const t = "min" in m.target ? m.target.min : m.target.max;

@@ -6,6 +6,7 @@ import { setErrorReporter } from "../src/report.js";
 export class LineClient {
   readonly socket: net.Socket;
   #buffer = "";
+  #received = "";
   #lines: string[] = [];
   #ended = false;
   #wake: (() => void) | undefined;
@@ -14,6 +15,7 @@ export class LineClient {
     this.socket = socket;
     socket.setEncoding("utf8");
     socket.on("data", (text: string) => {
+      this.#received += text;
       this.#buffer += text;
       let nl;
       while ((nl = this.#buffer.indexOf("\n")) !== -1) {
@@ -45,6 +47,11 @@ export class LineClient {
   /** Everything received so far that is not yet a whole line. */
   get partial(): string {
     return this.#buffer;
+  }
+
+  /** Everything received since connecting (or since `clear()`). */
+  get received(): string {
+    return this.#received;
   }
 
   /** `true` once the server closed its side. */
@@ -98,6 +105,7 @@ export class LineClient {
   clear(): void {
     this.#lines = [];
     this.#buffer = "";
+    this.#received = "";
   }
 
   /** Resolves once the server has closed the connection. */

@@ -16,7 +16,7 @@ const DRAIN_MS = 5000;
  * and stops cleanly on SIGINT/SIGTERM: the port is closed at once, running connection
  * processes get a short grace period, then are killed.
  */
-export async function serve(argv: string[]): Promise<number> {
+export async function serve(argv: string[]): Promise<never> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -27,6 +27,17 @@ export async function serve(argv: string[]): Promise<number> {
       "eval-timeout": { type: "string" },
     },
     strict: true,
+  });
+  // Listen for the signals before anything is announced: a signal that arrives while no
+  // handler is installed kills the process outright.
+  const stopRequested = new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      done();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
   });
   const fn = values.function === undefined ? undefined : await loadFunction(values.function);
   const evalTimeout = values["eval-timeout"] === undefined ? undefined : Number(values["eval-timeout"]);
@@ -44,20 +55,13 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(`${server.name}: listening on ${where}${hint}\n`);
   }
 
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      done();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  await stopRequested;
   serverTerminate(server);
   const others = listAllProcesses();
   await Promise.all(others.map((p) => processJoin(p, { timeout: DRAIN_MS })));
   for (const p of listAllProcesses()) processKill(p);
-  return 0;
+  // Connections a user's function kept without a process are not ours to wait for.
+  process.exit(0);
 }
 
 /** Imports `MODULE#EXPORT` (default export without `#`); MODULE is a path or a package name. */

@@ -21,8 +21,8 @@ export const HELPER = "__confab__";
 /** What {@link analyse} decided about an input. */
 export type Analysis =
   | { kind: "complete"; code: string; program: acorn.Program }
-  | { kind: "incomplete"; error: SyntaxError }
-  | { kind: "error"; error: SyntaxError };
+  | { kind: "incomplete"; error: SyntaxError; fromEnd?: number }
+  | { kind: "error"; error: SyntaxError; fromEnd?: number };
 
 /** The generated code for one input: `prologue` goes first (on the wrapper's line), then `body`. */
 export interface CompiledInput {
@@ -86,8 +86,9 @@ function findValueNamespace(source: string): number | undefined {
   const text = (token: acorn.Token | undefined): string | undefined =>
     token === undefined ? undefined : source.slice(token.start, token.end);
   for (let i = 0; i < tokens.length - 2; i++) {
-    const token = tokens[i]!;
-    const next = tokens[i + 1]!;
+    const token = tokens[i];
+    const next = tokens[i + 1];
+    if (token === undefined || next === undefined) break;
     if (token.type.label !== "name" || (text(token) !== "namespace" && text(token) !== "module")) continue;
     if (next.type.label !== "name") continue;
     const prev = tokens[i - 1];
@@ -152,12 +153,19 @@ function analyseExactly(source: string): Analysis {
     const js = parseJs(source);
     if ("program" in js) return { kind: "complete", code: source, program: js.program };
     const error = syntaxError(messageOf(tsError));
-    return curableByMoreInput(tsError, source) ? { kind: "incomplete", error } : { kind: "error", error };
+    return failed(tsError, source, error);
   }
   const parsed = parseJs(code);
   if ("program" in parsed) return { kind: "complete", code, program: parsed.program };
   const error = syntaxError(messageOf(parsed.error));
-  return curableByMoreInput(parsed.error, code) ? { kind: "incomplete", error } : { kind: "error", error };
+  return failed(parsed.error, code, error);
+}
+
+/** `fromEnd` is how far before the end of the parsed text the parser gave up. */
+function failed(err: unknown, text: string, error: SyntaxError): Analysis {
+  const kind = curableByMoreInput(err, text) ? "incomplete" : "error";
+  const pos = errorPosition(err);
+  return pos === undefined ? { kind, error } : { kind, error, fromEnd: text.length - pos };
 }
 
 /**
@@ -169,6 +177,13 @@ export function analyse(source: string): Analysis {
   if (/^\s*\{/.test(source) && !/;\s*$/.test(source)) {
     const asExpression = analyseExactly(`(${source}\n)`);
     if (asExpression.kind === "complete") return asExpression;
+    const asIs = analyseExactly(source);
+    // `{ "a": 1,` is hopeless as a block but the start of an object literal: when the expression reading
+    // failed only at the `)` added above, more lines can still make it whole.
+    if (asIs.kind === "error" && asExpression.fromEnd !== undefined && asExpression.fromEnd <= 1) {
+      return { kind: "incomplete", error: asIs.error };
+    }
+    return asIs;
   }
   return analyseExactly(source);
 }
@@ -246,7 +261,8 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
   const edits: Edit[] = [];
   const declared = new Set<string>();
   const published: string[] = [];
-  let returnInPrologue = false;
+  // An object, not a `let`: it is set from inside the callback below, which flow analysis cannot see.
+  const flags = { returnInPrologue: false };
   const h = HELPER;
 
   const render = (start: number, end: number, self?: Edit): string => {
@@ -322,9 +338,10 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
       case "ForInStatement":
       case "ForOfStatement": {
         const left = statement.left;
-        if (left.type === "VariableDeclaration" && left.kind === "var" && left.declarations.length === 1) {
+        const only = left.type === "VariableDeclaration" ? left.declarations[0] : undefined;
+        if (left.type === "VariableDeclaration" && left.kind === "var" && only && left.declarations.length === 1) {
           declareAll(left);
-          const target = left.declarations[0]!.id;
+          const target = only.id;
           edits.push({ start: left.start, end: left.end, text: () => nodeText(target) });
         }
         nestedVar(statement.body);
@@ -420,10 +437,12 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
         const expression = statement.expression;
         // `return [(` goes at the end of the previous line when the statement starts its own line, so that
         // the columns in stack traces are the ones the user typed.
+        // (Not after a line that may end in a `//` comment, which would swallow it.)
         const lineStart = code.lastIndexOf("\n", statement.start - 1) + 1;
-        const ownLine = /^[ \t]*$/.test(code.slice(lineStart, statement.start));
+        const previousLine = code.slice(code.lastIndexOf("\n", lineStart - 2) + 1, lineStart);
+        const ownLine = /^[ \t]*$/.test(code.slice(lineStart, statement.start)) && !previousLine.includes("//");
         if (ownLine && lineStart === 0) {
-          returnInPrologue = true;
+          flags.returnInPrologue = true;
           const edit: Edit = {
             start: statement.start,
             end: statement.end,
@@ -458,6 +477,6 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
   const prologue =
     (declared.size > 0 ? `${h}.declare(${names([...declared])});` : "") +
     published.map((name) => `${h}.define(${JSON.stringify(name)}, ${name});`).join("") +
-    (returnInPrologue ? ";return [(" : "");
+    (flags.returnInPrologue ? ";return [(" : "");
   return { prologue, body: bodyText };
 }

@@ -20,14 +20,31 @@ async function failure(ev: Evaluator, source: string): Promise<unknown> {
   return outcome.error;
 }
 
-describe("Evaluator: values", () => {
-  test("an expression evaluates to its value", async () => {
+/** What is written to process.stdout while `fn` runs (and is kept from reaching it). */
+async function capturingStdout(fn: () => unknown): Promise<string[]> {
+  const written: string[] = [];
+  const own = Object.getOwnPropertyDescriptor(process.stdout, "write");
+  process.stdout.write = (chunk: string | Uint8Array): boolean => {
+    written.push(String(chunk));
+    return true;
+  };
+  try {
+    await fn();
+  } finally {
+    if (own) Object.defineProperty(process.stdout, "write", own);
+    else Reflect.deleteProperty(process.stdout, "write");
+  }
+  return written;
+}
+
+void describe("Evaluator: values", () => {
+  void test("an expression evaluates to its value", async () => {
     const ev = new Evaluator();
     assert.equal(await value(ev, "1 + 2"), 3);
     assert.equal(await value(ev, "'a' + 'b'"), "ab");
   });
 
-  test("the value of an input is its last statement when that is an expression, else undefined", async () => {
+  void test("the value of an input is its last statement when that is an expression, else undefined", async () => {
     const ev = new Evaluator();
     assert.equal(await value(ev, "const x = 5"), undefined);
     assert.equal(await value(ev, "x"), 5);
@@ -36,9 +53,12 @@ describe("Evaluator: values", () => {
     assert.equal(await value(ev, "if (true) { 7 }"), undefined);
     assert.equal(await value(ev, ""), undefined);
     assert.equal(await value(ev, "// only a comment"), undefined);
+    assert.equal(await value(ev, "const two = 2 // a comment\n  two * 2"), 4);
+    assert.equal(await value(ev, "two\n/* block */\n  + 1 // trailing"), 3);
+    assert.equal(await value(ev, "1;\r\ntwo + 3"), 5);
   });
 
-  test("an object literal typed alone is an object, as in Node's REPL; a block ending in ; stays a block", async () => {
+  void test("an object literal typed alone is an object, as in Node's REPL; a block ending in ; stays a block", async () => {
     const ev = new Evaluator();
     assert.deepEqual(await value(ev, "{ a: 1, b: [2] }"), { a: 1, b: [2] });
     assert.deepEqual(await value(ev, "{}"), {});
@@ -46,17 +66,19 @@ describe("Evaluator: values", () => {
     assert.equal(await value(ev, "{ let inner = 1; inner }"), undefined);
   });
 
-  test("a promise typed without await is the value, and a rejected one does not crash the program", async () => {
+  void test("a promise typed without await is the value, and a rejected one does not crash the program", async () => {
     const ev = new Evaluator();
-    const v = await value(ev, "Promise.resolve(4)");
-    assert.ok(v instanceof Promise);
-    assert.equal(ev.format({ ok: true, value: v }), "Promise { 4 }");
-    const rejected = await value(ev, "Promise.reject(new Error('later'))");
-    assert.ok(rejected instanceof Promise);
+    // (ev.evaluate directly: returning a promise from an async helper would adopt it)
+    const resolved = await ev.evaluate("Promise.resolve(4)");
+    assert.ok(resolved.ok && resolved.value instanceof Promise);
+    assert.match(ev.format(resolved), /^Promise \{\s+4\b/);
+    const rejected = await ev.evaluate("Promise.reject(new Error('later'))");
+    assert.ok(rejected.ok && rejected.value instanceof Promise);
+    assert.match(ev.format(rejected), /^Promise \{\s+<rejected> Error: later/);
     await sleep(10); // an unhandled rejection would have surfaced by now (npm test runs with strict mode)
   });
 
-  test("_ holds the last successful value and failures leave it alone", async () => {
+  void test("_ holds the last successful value and failures leave it alone", async () => {
     const ev = new Evaluator();
     await value(ev, "21 * 2");
     assert.equal(await value(ev, "_"), 42);
@@ -65,7 +87,7 @@ describe("Evaluator: values", () => {
     assert.equal(await value(ev, "_"), 43);
   });
 
-  test("evaluating JSON text gives back the same value (property)", async () => {
+  void test("evaluating JSON text gives back the same value (property)", async () => {
     const ev = new Evaluator();
     await fc.assert(
       fc.asyncProperty(fc.jsonValue(), async (v) => {
@@ -80,8 +102,8 @@ describe("Evaluator: values", () => {
   });
 });
 
-describe("Evaluator: the program's own realm", () => {
-  test("globalThis and built-ins are the program's, and context objects are the program's own objects", async () => {
+void describe("Evaluator: the program's own realm", () => {
+  void test("globalThis and built-ins are the program's, and context objects are the program's own objects", async () => {
     const app = { hits: 0, items: [1, 2] };
     const ev = new Evaluator({ context: { app } });
     assert.equal(await value(ev, "globalThis"), globalThis);
@@ -100,7 +122,7 @@ describe("Evaluator: the program's own realm", () => {
     }
   });
 
-  test("context names are read through and assigning one rebinds it in this evaluator only", async () => {
+  void test("context names are read through and assigning one rebinds it in this evaluator only", async () => {
     const context: Record<string, unknown> = { db: "first" };
     const ev = new Evaluator({ context });
     const other = new Evaluator({ context });
@@ -116,8 +138,8 @@ describe("Evaluator: the program's own realm", () => {
   });
 });
 
-describe("Evaluator: TypeScript", () => {
-  test("type annotations, interfaces, aliases, casts, generics, satisfies and non-null assertions are stripped", async () => {
+void describe("Evaluator: TypeScript", () => {
+  void test("type annotations, interfaces, aliases, casts, generics, satisfies and non-null assertions are stripped", async () => {
     const ev = new Evaluator();
     await value(ev, "interface Point { x: number; y: number }");
     await value(ev, "type Pair<T> = [T, T]");
@@ -131,7 +153,7 @@ describe("Evaluator: TypeScript", () => {
     assert.equal(await value(ev, "declare const ambient: number; typeof ambient"), "undefined");
   });
 
-  test("enums, parameter properties and abstract classes work", async () => {
+  void test("enums, parameter properties and abstract classes work", async () => {
     const ev = new Evaluator();
     assert.equal(await value(ev, "enum Color { Red, Green = 5 } Color.Green"), 5);
     assert.equal(await value(ev, "Color[5]"), "Green");
@@ -140,7 +162,7 @@ describe("Evaluator: TypeScript", () => {
     assert.equal(await value(ev, "new Sq(3).describe()"), "area 9");
   });
 
-  test("plain JavaScript comes out of the type stripper as the very same text", () => {
+  void test("plain JavaScript comes out of the type stripper as the very same text", () => {
     const samples = [
       "a < b > c",
       "const f = async function* (x = 1, ...r) { yield* r; }",
@@ -158,7 +180,7 @@ describe("Evaluator: TypeScript", () => {
     }
   });
 
-  test("value-carrying TypeScript namespaces are refused instead of silently dropped", async () => {
+  void test("value-carrying TypeScript namespaces are refused instead of silently dropped", async () => {
     const ev = new Evaluator();
     const err = await failure(ev, "namespace NS { export const v = 1 }");
     assert.ok(err instanceof SyntaxError);
@@ -168,8 +190,8 @@ describe("Evaluator: TypeScript", () => {
   });
 });
 
-describe("Evaluator: top-level await", () => {
-  test("await works at top level and declarations made with it persist", async () => {
+void describe("Evaluator: top-level await", () => {
+  void test("await works at top level and declarations made with it persist", async () => {
     const ev = new Evaluator();
     assert.equal(await value(ev, "await Promise.resolve(3)"), 3);
     await value(ev, "async function f() { await null; return 'done' }");
@@ -180,7 +202,7 @@ describe("Evaluator: top-level await", () => {
     assert.deepEqual(await value(ev, "const out = []; for await (const v of (async function* () { yield 1; yield 2 })()) out.push(v); out"), [1, 2]);
   });
 
-  test("static imports become awaited dynamic imports whose bindings persist", async () => {
+  void test("static imports become awaited dynamic imports whose bindings persist", async () => {
     const ev = new Evaluator();
     assert.equal(await value(ev, "import path, { join as j } from 'node:path'"), undefined);
     assert.equal(await value(ev, "j('a', 'b')"), "a/b".replace("/", (await import("node:path")).sep));
@@ -192,8 +214,8 @@ describe("Evaluator: top-level await", () => {
   });
 });
 
-describe("Evaluator: declarations persist", () => {
-  test("const, let, var, function and class declarations persist from one input to the next", async () => {
+void describe("Evaluator: declarations persist", () => {
+  void test("const, let, var, function and class declarations persist from one input to the next", async () => {
     const ev = new Evaluator();
     await value(ev, "const c = 1");
     await value(ev, "let l = 2");
@@ -205,7 +227,7 @@ describe("Evaluator: declarations persist", () => {
     assert.equal(await value(ev, "fn()"), 14);
   });
 
-  test("destructuring declarations persist every name they bind", async () => {
+  void test("destructuring declarations persist every name they bind", async () => {
     const ev = new Evaluator({ context: { obj: { a: 1, b: [2, 3], d: 4 }, arr: [1, 2, 3] } });
     await value(ev, "const { a, b: [c], ...others } = obj");
     await value(ev, "let [x, ...rest] = arr");
@@ -213,13 +235,13 @@ describe("Evaluator: declarations persist", () => {
     assert.deepEqual(await value(ev, "[a, c, others, x, rest, z]"), [1, 2, { d: 4 }, 1, [2, 3], "dflt"]);
   });
 
-  test("var in top-level blocks and loops persists, block-scoped let does not", async () => {
+  void test("var in top-level blocks and loops persists, block-scoped let does not", async () => {
     const ev = new Evaluator();
     await value(ev, "for (var i = 0; i < 3; i++) {}\nif (true) { var inIf = 'y' }\nfor (var k in { key: 1 }) {}\n{ let hidden = 1 }");
     assert.deepEqual(await value(ev, "[i, inIf, k, typeof hidden]"), [3, "y", "key", "undefined"]);
   });
 
-  test("re-declaring a name in a later input replaces it, whatever it was declared as", async () => {
+  void test("re-declaring a name in a later input replaces it, whatever it was declared as", async () => {
     const ev = new Evaluator();
     await value(ev, "const x = 1");
     await value(ev, "const x = 'two'");
@@ -233,7 +255,7 @@ describe("Evaluator: declarations persist", () => {
     assert.equal(await value(ev, "x.v"), 6);
   });
 
-  test("assigning to a const throws a TypeError, as in JavaScript", async () => {
+  void test("assigning to a const throws a TypeError, as in JavaScript", async () => {
     const ev = new Evaluator();
     await value(ev, "const k = 1");
     const err = await failure(ev, "k = 2");
@@ -242,9 +264,10 @@ describe("Evaluator: declarations persist", () => {
     assert.ok((await failure(ev, "const same = 1; same = 2")) instanceof TypeError);
   });
 
-  test("a function declaration is hoisted within its input and later inputs see redefinitions", async () => {
+  void test("a function declaration is hoisted within its input and later inputs see redefinitions", async () => {
     const ev = new Evaluator();
-    assert.equal(await value(ev, "early()\nfunction early() { return 'hoisted' }"), "hoisted");
+    await value(ev, "const result = early()\nfunction early() { return 'hoisted' }");
+    assert.equal(await value(ev, "result"), "hoisted");
     await value(ev, "function helper() { return 1 }");
     await value(ev, "function main() { return helper() }");
     await value(ev, "function helper() { return 2 }");
@@ -252,7 +275,7 @@ describe("Evaluator: declarations persist", () => {
     assert.equal(await value(ev, "helper.name"), "helper");
   });
 
-  test("two evaluators have separate scopes", async () => {
+  void test("two evaluators have separate scopes", async () => {
     const one = new Evaluator();
     const two = new Evaluator();
     await value(one, "const onlyInOne = 1");
@@ -262,7 +285,7 @@ describe("Evaluator: declarations persist", () => {
     assert.equal(await value(one, "onlyInOne"), 1);
   });
 
-  test("declarations never leak onto globalThis", async () => {
+  void test("declarations never leak onto globalThis", async () => {
     const ev = new Evaluator();
     const names = ["leakC", "leakL", "leakV", "leakF", "leakK", "leakD", "leakN", "leakI", "leakAw"];
     await value(
@@ -281,12 +304,12 @@ describe("Evaluator: declarations persist", () => {
   });
 });
 
-describe("Evaluator: errors", () => {
-  test("thrown errors and rejected promises come back as failures and the evaluator carries on", async () => {
+void describe("Evaluator: errors", () => {
+  void test("thrown errors and rejected promises come back as failures and the evaluator carries on", async () => {
     const ev = new Evaluator();
     const thrown = await failure(ev, "throw new RangeError('bad')");
     assert.ok(thrown instanceof RangeError);
-    assert.equal((thrown as Error).message, "bad");
+    assert.equal(thrown.message, "bad");
     const rejected = await failure(ev, "await Promise.reject(new Error('rejected'))");
     assert.equal((rejected as Error).message, "rejected");
     assert.equal(await failure(ev, "throw 42"), 42);
@@ -294,7 +317,7 @@ describe("Evaluator: errors", () => {
     assert.equal(await value(ev, "'still fine'"), "still fine");
   });
 
-  test("syntax errors come back as failures holding a SyntaxError", async () => {
+  void test("syntax errors come back as failures holding a SyntaxError", async () => {
     const ev = new Evaluator();
     for (const bad of ["1 + )", "let let = 1", "let a; let a;", "}", "export const e = 1", "import.meta"]) {
       const err = await failure(ev, bad);
@@ -303,7 +326,7 @@ describe("Evaluator: errors", () => {
     assert.equal(await value(ev, "1"), 1);
   });
 
-  test("a busy loop times out with a ConfabError naming the limit, and the next input works", async () => {
+  void test("a busy loop times out with a ConfabError naming the limit, and the next input works", async () => {
     const ev = new Evaluator({ timeout: 100 });
     const started = Date.now();
     const err = await failure(ev, "let spins = 0; while (true) { spins++ }");
@@ -316,7 +339,7 @@ describe("Evaluator: errors", () => {
     assert.match(ev.format({ ok: false, error: err }), /^ConfabError: evaluation timed out after 100 ms.*ERR_EVAL_TIMEOUT/s);
   });
 
-  test("a timeout of 0 or Infinity disables the limit, and a bad one is refused", async () => {
+  void test("a timeout of 0 or Infinity disables the limit, and a bad one is refused", async () => {
     const loop = "const until = Date.now() + 30; while (Date.now() < until) {} 'finished'";
     assert.equal(await value(new Evaluator({ timeout: 0 }), loop), "finished");
     assert.equal(await value(new Evaluator({ timeout: Infinity }), loop), "finished");
@@ -325,22 +348,14 @@ describe("Evaluator: errors", () => {
   });
 });
 
-describe("Evaluator: console", () => {
-  test("console methods inside evaluated code write to writeOutput, not to standard output", async () => {
+void describe("Evaluator: console", () => {
+  void test("console methods inside evaluated code write to writeOutput, not to standard output", async () => {
     const out: string[] = [];
     const ev = new Evaluator({ writeOutput: (text) => out.push(text) });
-    const written: string[] = [];
-    const realWrite = process.stdout.write;
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stdout.write;
-    try {
+    const written = await capturingStdout(async () => {
       await value(ev, "console.log('log', { a: 1 }); console.info('info'); console.warn('warn'); console.error('error')");
       await value(ev, "console.debug('debug'); console.dir([1]); console.table([{ c: 1 }])");
-    } finally {
-      process.stdout.write = realWrite;
-    }
+    });
     assert.deepEqual(written, []);
     const text = out.join("");
     for (const piece of ["log { a: 1 }\n", "info\n", "warn\n", "error\n", "debug\n", "[ 1 ]\n", "│ c │"]) {
@@ -349,7 +364,7 @@ describe("Evaluator: console", () => {
     assert.ok(out.every((chunk) => chunk.endsWith("\n")));
   });
 
-  test("the program's own console is untouched, even while an evaluation is awaiting", async () => {
+  void test("the program's own console is untouched, even while an evaluation is awaiting", async () => {
     const out: string[] = [];
     const ev = new Evaluator({ writeOutput: (text) => out.push(text) });
     const originalConsole = globalThis.console;
@@ -358,23 +373,33 @@ describe("Evaluator: console", () => {
     await sleep(5);
     assert.equal(globalThis.console, originalConsole);
     assert.equal(console.log, originalLog);
-    const written: string[] = [];
-    const realWrite = process.stdout.write;
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    }) as typeof process.stdout.write;
-    try {
+    const written = await capturingStdout(() => {
       console.log("from the program");
-    } finally {
-      process.stdout.write = realWrite;
-    }
+    });
     assert.ok((await pending).ok);
     assert.deepEqual(written, ["from the program\n"]);
     assert.deepEqual(out, ["from the listener\n"]);
   });
 
-  test("console output honours inspectOptions", async () => {
+  void test("inspectOptions are read on every use, so a live getter (colours switched on later) takes effect", async () => {
+    let colors = false;
+    const out: string[] = [];
+    const ev = new Evaluator({
+      writeOutput: (t) => out.push(t),
+      inspectOptions: {
+        get colors() {
+          return colors;
+        },
+      },
+    });
+    assert.equal(ev.format({ ok: true, value: 1 }), "1");
+    colors = true;
+    assert.equal(ev.format({ ok: true, value: 1 }), "\u001b[33m1\u001b[39m");
+    await value(ev, "console.log(2)");
+    assert.deepEqual(out, ["\u001b[33m2\u001b[39m\n"]);
+  });
+
+  void test("console output honours inspectOptions", async () => {
     const out: string[] = [];
     const ev = new Evaluator({ writeOutput: (t) => out.push(t), inspectOptions: { depth: 0 } });
     await value(ev, "console.log({ a: { b: 1 } })");
@@ -382,8 +407,8 @@ describe("Evaluator: console", () => {
   });
 });
 
-describe("Evaluator: ordering", () => {
-  test("evaluate() queues calls, so results come back in call order even when one awaits", async () => {
+void describe("Evaluator: ordering", () => {
+  void test("evaluate() queues calls, so results come back in call order even when one awaits", async () => {
     const ev = new Evaluator();
     const order: number[] = [];
     const calls = [
@@ -401,8 +426,8 @@ describe("Evaluator: ordering", () => {
   });
 });
 
-describe("Evaluator: status", () => {
-  test("whole inputs are complete, open ones incomplete, hopeless ones errors", () => {
+void describe("Evaluator: status", () => {
+  void test("whole inputs are complete, open ones incomplete, hopeless ones errors", () => {
     const ev = new Evaluator();
     const expected: Array<[string, "complete" | "incomplete" | "error"]> = [
       ["1 + 2", "complete"],
@@ -427,6 +452,9 @@ describe("Evaluator: status", () => {
       ["interface I {", "incomplete"],
       ["'continued \\", "incomplete"],
       ["1 + // trailing comment\n", "incomplete"],
+      ['{\n  "a": 1,', "incomplete"],
+      ['{ "a": [1', "incomplete"],
+      ["{ a: 1 } }", "error"],
       ["1 + )", "error"],
       ["}", "error"],
       ["'unterminated", "error"],
@@ -436,24 +464,28 @@ describe("Evaluator: status", () => {
     for (const [source, status] of expected) assert.equal(ev.status(source), status, JSON.stringify(source));
   });
 
-  test("every proper prefix of a multi-line object literal cut at a line end is incomplete (property)", () => {
+  void test("every proper prefix of a multi-line object literal cut at a line end is incomplete (property)", () => {
     const ev = new Evaluator();
     fc.assert(
-      fc.property(fc.dictionary(fc.string({ minLength: 1, maxLength: 5 }), fc.jsonValue(), { minKeys: 1 }), (obj) => {
-        const text = `const o = ${JSON.stringify(obj, null, 2)}`;
-        const lines = text.split("\n");
-        for (let n = 1; n < lines.length; n++) {
-          assert.equal(ev.status(lines.slice(0, n).join("\n")), "incomplete", lines.slice(0, n).join("\n"));
-        }
-        assert.equal(ev.status(text), "complete");
-      }),
+      fc.property(
+        fc.dictionary(fc.string({ minLength: 1, maxLength: 5 }), fc.jsonValue(), { minKeys: 1 }),
+        fc.constantFrom("const o = ", "f(", ""),
+        (obj, lead) => {
+          const text = `${lead}${JSON.stringify(obj, null, 2)}${lead === "f(" ? ")" : ""}`;
+          const lines = text.split("\n");
+          for (let n = 1; n < lines.length; n++) {
+            assert.equal(ev.status(lines.slice(0, n).join("\n")), "incomplete", lines.slice(0, n).join("\n"));
+          }
+          assert.equal(ev.status(text), "complete");
+        },
+      ),
       { numRuns: 100 },
     );
   });
 });
 
-describe("Evaluator: completion", () => {
-  test("a bare prefix completes to declarations, context names, globals (non-enumerable too) and keywords", async () => {
+void describe("Evaluator: completion", () => {
+  void test("a bare prefix completes to declarations, context names, globals (non-enumerable too) and keywords", async () => {
     const ev = new Evaluator({ context: { app: {}, apple: 1 } });
     await value(ev, "const applesauce = 1; function apply2() {}");
     assert.deepEqual(ev.complete("ap"), { completions: ["app", "apple", "applesauce", "apply2"], prefix: "ap" });
@@ -463,7 +495,7 @@ describe("Evaluator: completion", () => {
     assert.deepEqual(completions, [...new Set(completions)].sort());
   });
 
-  test("a member chain completes to own and inherited property names of its value", async () => {
+  void test("a member chain completes to own and inherited property names of its value", async () => {
     const ev = new Evaluator({ context: { app: { config: { port: 1, portal: 2 } } } });
     await value(ev, "const local = { nested: { deep: true } }");
     assert.deepEqual(ev.complete("app.config.po"), { completions: ["port", "portal"], prefix: "po" });
@@ -474,7 +506,7 @@ describe("Evaluator: completion", () => {
     assert.deepEqual(ev.complete("nothing.here.").completions, []);
   });
 
-  test("completion never calls functions or proxy traps", async () => {
+  void test("completion never calls functions or proxy traps", () => {
     let called = 0;
     const trapped: string[] = [];
     const proxy = new Proxy({}, { get: (_t, k) => (trapped.push(String(k)), undefined), ownKeys: () => (trapped.push("ownKeys"), []) });
@@ -487,15 +519,15 @@ describe("Evaluator: completion", () => {
   });
 });
 
-describe("Evaluator: format", () => {
-  test("values print as util.inspect does, with inspectOptions", () => {
+void describe("Evaluator: format", () => {
+  void test("values print as util.inspect does, with inspectOptions", () => {
     const ev = new Evaluator({ inspectOptions: { depth: 0 } });
     assert.equal(ev.format({ ok: true, value: { a: { b: 1 } } }), "{ a: [Object] }");
     assert.equal(ev.format({ ok: true, value: "s" }), "'s'");
     assert.equal(ev.format({ ok: true, value: undefined }), "undefined");
   });
 
-  test("errors print their stack without the evaluator's frames, other thrown values as Uncaught", async () => {
+  void test("errors print their stack without the evaluator's frames, other thrown values as Uncaught", async () => {
     const ev = new Evaluator();
     const err = await failure(ev, "function boom() {\n  throw new Error('kaput')\n}\nboom()");
     const text = ev.format({ ok: false, error: err });

@@ -134,6 +134,24 @@ function cleanStack(stack: string): string {
  * client. Each Evaluator has its own scope, so two clients' declarations never meet, and nothing it declares
  * lands on `globalThis`, so the program is not polluted.
  *
+ * Known limitations, all consequences of running user code in the program's own realm through `with`:
+ * - the time limit covers only the synchronous part of an input, up to its first `await` (see
+ *   {@link EvaluatorOptions.timeout}); and an input whose promise never settles holds up the inputs queued
+ *   behind it, as at any REPL;
+ * - code runs in sloppy mode (`"use strict"` is ignored): assigning to a name declared nowhere creates a
+ *   global, as it would in a script; `let`/`const` have no temporal dead zone (the names exist, undefined,
+ *   from the start of the input that declares them);
+ * - a plain `function` called by its bare name from a later input gets the scope object as `this`
+ *   (the `with` statement's base object) rather than `globalThis`;
+ * - the value of an input is its last top-level statement's only when that is an expression statement, so
+ *   `if (c) { 1 }` gives undefined;
+ * - TypeScript is parsed as TypeScript: `f < a > (b)` is a generic call, as tsc reads it; namespaces with
+ *   values are refused (the type stripper would drop them); `export` and `import.meta` are refused;
+ *   `import` works (bare specifiers resolve from confab's own location, relative ones from the working
+ *   directory);
+ * - only the value shown is protected from "unhandled rejection": a promise the code rejects and drops
+ *   meets the program's own `unhandledRejection` policy (on Node 20 by default, a crash).
+ *
  * @example
  * ```ts
  * const ev = new Evaluator({ context: { app }, writeOutput: (s) => stream.writeString(s) });
@@ -148,6 +166,11 @@ export class Evaluator {
   readonly #helpers: Helpers;
   #queue: Promise<unknown> = Promise.resolve();
 
+  /**
+   * Makes a fresh scope holding `console` (bound to `writeOutput`) over the context's names. Throws a
+   * ConfabError for a timeout that is not a number >= 0, because a typo there would otherwise surface
+   * only as every later evaluation failing.
+   */
   constructor(options: EvaluatorOptions = {}) {
     const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
     if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
@@ -156,8 +179,11 @@ export class Evaluator {
         `evaluator timeout must be a number of ms >= 0 (0 or Infinity disables it), not ${String(timeout)}`,
       );
     }
-    this.#timeout = timeout === 0 || !Number.isFinite(timeout) ? undefined : Math.max(1, Math.ceil(timeout));
-    this.#inspectOptions = { ...options.inspectOptions };
+    // vm takes a uint32; anything beyond that is as good as no limit.
+    this.#timeout = timeout === 0 || timeout > 0xffffffff ? undefined : Math.max(1, Math.ceil(timeout));
+    // Kept by reference, not copied: a caller may hand in live getters (e.g. `colors` switched on once the
+    // client says its terminal has them), and both util.inspect and the Console read them on every use.
+    this.#inspectOptions = options.inspectOptions ?? {};
     const context = options.context ?? {};
     this.#context = context;
 
@@ -196,7 +222,9 @@ export class Evaluator {
           else if (descriptor.get) defineVariable(scope, name, descriptor.get.call(scope));
         }
       },
-      define: (name, value) => defineVariable(scope, name, value),
+      define: (name, value) => {
+        defineVariable(scope, name, value);
+      },
       seal: (names) => {
         for (const name of names) {
           const value = scope[name];
@@ -272,7 +300,7 @@ export class Evaluator {
       if (util.types.isPromise(value)) {
         // Shown, not awaited; and a rejection the user is looking at must not crash the program as an
         // unhandled one.
-        Promise.prototype.then.call(value, undefined, () => undefined);
+        void Promise.prototype.then.call(value, undefined, () => undefined);
       }
       defineVariable(this.#scope, "_", value);
       return { ok: true, value };
@@ -323,14 +351,14 @@ export class Evaluator {
       configurable: true,
       enumerable: false,
       get: () => {
-        delete global[key];
+        Reflect.deleteProperty(global, key);
         return launcher;
       },
     });
     try {
       return script.runInThisContext(this.#timeout === undefined ? {} : { timeout: this.#timeout }) as Promise<unknown>;
     } finally {
-      delete global[key];
+      Reflect.deleteProperty(global, key);
     }
   }
 
@@ -365,7 +393,7 @@ export class Evaluator {
       if (!chainMatch) return none;
       const charBefore = before.slice(0, chainMatch.index).trimEnd().slice(-1);
       if (/[\p{ID_Continue}$.)\]'"`]/u.test(charBefore)) return none;
-      const parts = chainMatch[1]!
+      const parts = (chainMatch[1] ?? "")
         .split(/\??\./)
         .map((p) => p.trim())
         .filter((p) => p !== "");
@@ -417,7 +445,7 @@ export class Evaluator {
       if (outcome.ok) return util.inspect(outcome.value, this.#inspectOptions);
       const error = outcome.error;
       if (util.types.isNativeError(error) || error instanceof Error) {
-        const e = error as Error;
+        const e = error;
         const stack = typeof e.stack === "string" && e.stack !== "" ? cleanStack(e.stack) : "";
         const head = stack !== "" ? stack : `${e.name}: ${e.message}`;
         const extras: Record<string, unknown> = {};

@@ -2,7 +2,8 @@ import * as comm from "../comm/index.js";
 import type { SocketStream } from "../comm/socket-stream.js";
 import * as mp from "../mp/index.js";
 import { ConfabError } from "../errors.js";
-import { Evaluator } from "./evaluator.js";
+import { types } from "node:util";
+import { Evaluator, type EvalOutcome } from "./evaluator.js";
 import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
 
@@ -98,7 +99,15 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         if (framed) write(encodeListenerFrame({ kind: "more" }));
         continue;
       }
-      const outcome = await evaluator.evaluate(input);
+      let outcome = await evaluator.evaluate(input);
+      // A promise as the value is awaited, as if the input began with `await`: its value
+      // or its rejection is what the user wants to see, not `Promise { <pending> }`.
+      if (outcome.ok && types.isPromise(outcome.value)) {
+        outcome = await (outcome.value as Promise<unknown>).then(
+          (value): EvalOutcome => ({ ok: true, value }),
+          (error: unknown): EvalOutcome => ({ ok: false, error }),
+        );
+      }
       input = "";
       write(`${evaluator.format(outcome)}\n`);
       count++;

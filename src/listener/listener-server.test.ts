@@ -1,0 +1,231 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, test } from "node:test";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
+import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
+import { eventually, LineClient, sleep } from "../../test/support.js";
+
+const servers: ServerProcess[] = [];
+const clients: LineClient[] = [];
+after(() => {
+  for (const s of servers) serverTerminate(s);
+  for (const c of clients) c.destroy();
+});
+
+async function listenerServer(options: Parameters<typeof startUpServer>[0] = {}): Promise<ServerProcess> {
+  const server = await startUpServer({ service: 0, ...options });
+  servers.push(server);
+  return server;
+}
+
+async function client(port: number): Promise<LineClient> {
+  const c = await LineClient.connect(port);
+  clients.push(c);
+  return c;
+}
+
+/** Sends a name line and `input` at once, closes the sending side, and returns all the listener said. */
+async function transcript(port: number, input: string, name = '"test listener"'): Promise<string> {
+  const c = await client(port);
+  c.send(`${name}\n${input}`);
+  c.end();
+  await c.closed(10_000);
+  return c.received;
+}
+
+/** The printed results of a transcript: the text between prompts. */
+function results(text: string): string[] {
+  return text.split(/CL-USER \d+ > /).slice(1, -1).map((r) => r.replace(/\n$/, ""));
+}
+
+let server: ServerProcess;
+test("setup: one listener server for the tests that share it", async () => {
+  server = await listenerServer({ context: { app: { users: ["ada"] } } });
+  assert.equal(server.name, "0 server");
+});
+
+test("the first line names the listener's process; Lisp escapes are honoured", async () => {
+  const c = await client(server.port);
+  c.send('"a \\"quoted\\" \\\\ name"\n');
+  await c.until("CL-USER 1 > ");
+  const p = findProcessFromName('a "quoted" \\ name');
+  assert.ok(p, "a process with the unescaped name runs the listener");
+  assert.equal(p.properties.kind, "listener");
+  c.end();
+  await c.closed();
+  await eventually(() => p.state !== "running");
+  assert.equal(p.state, "finished", "end of file ends the listener's process");
+});
+
+test("values print as util.inspect shows them, with numbered prompts and no echo", async () => {
+  const text = await transcript(server.port, "1 + 2\n'str'\n({ a: [1, { b: 2 }] })\n[1, 2].map((x) => x * 10)\n");
+  assert.equal(text, "CL-USER 1 > 3\nCL-USER 2 > 'str'\nCL-USER 3 > { a: [ 1, { b: 2 } ] }\nCL-USER 4 > [ 10, 20 ]\nCL-USER 5 > ");
+});
+
+test("TypeScript input is accepted: annotations, interfaces, casts, generics", async () => {
+  const text = await transcript(
+    server.port,
+    [
+      "interface User { name: string; age?: number }",
+      "const u: User = { name: 'ada' } as User",
+      "function first<T>(xs: T[]): T | undefined { return xs[0] }",
+      "first<number>([7, 8]) as number",
+      "u.name!.length satisfies number",
+    ].join("\n") + "\n",
+  );
+  assert.deepEqual(results(text), ["undefined", "undefined", "undefined", "7", "3"]);
+});
+
+test("declarations persist between inputs, destructuring and top-level await included", async () => {
+  const text = await transcript(
+    server.port,
+    [
+      "const x = 40",
+      "let { a, b: [c] } = { a: 1, b: [2] }",
+      "const fetched = await Promise.resolve(2)",
+      "function add(p: number, q: number) { return p + q }",
+      "class Box { constructor(public v: number) {} }",
+      "add(x, fetched) + a + c",
+      "new Box(5).v",
+      "_",
+    ].join("\n") + "\n",
+  );
+  assert.deepEqual(results(text).slice(-3), ["45", "5", "5"]);
+  assert.equal((globalThis as Record<string, unknown>).fetched, undefined, "declarations stay in the listener's scope");
+});
+
+test("input spanning several lines is read until it is complete", async () => {
+  const text = await transcript(server.port, "function sum(\n  xs: number[],\n) {\n  return xs.reduce((s, x) => s + x, 0)\n}\nsum([\n1,\n2,\n3])\n`two\nlines`\n");
+  assert.deepEqual(results(text), ["undefined", "6", "'two\\nlines'"]);
+});
+
+test("many inputs piped at once are evaluated in order, even when some await", async () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    lines.push(i % 3 === 0 ? `await new Promise((r) => setTimeout(() => r(${i}), ${30 - i}))` : `${i}`);
+  }
+  const text = await transcript(server.port, lines.join("\n") + "\n");
+  assert.deepEqual(results(text), Array.from({ length: 30 }, (_, i) => String(i)));
+});
+
+test("thrown errors and rejected promises print their message and the listener carries on", async () => {
+  const text = await transcript(server.port, "throw new Error('boom')\nawait Promise.reject(new TypeError('nope'))\nPromise.reject(new RangeError('as value'))\nnull.x\n'still here'\n");
+  const r = results(text);
+  assert.match(r[0] ?? "", /^Error: boom/);
+  assert.match(r[1] ?? "", /^TypeError: nope/);
+  assert.match(r[2] ?? "", /^RangeError: as value/, "a promise value is awaited");
+  assert.match(r[3] ?? "", /^TypeError: Cannot read properties of null/);
+  assert.equal(r[4], "'still here'");
+});
+
+test("a syntax error is reported and the next input works", async () => {
+  const text = await transcript(server.port, "1 +* 2\n2 + 2\n");
+  const r = results(text);
+  assert.match(r[0] ?? "", /SyntaxError/);
+  assert.equal(r[1], "4");
+});
+
+test("console.log in a listener writes to that listener's client", async () => {
+  const text = await transcript(server.port, "console.log('to the client', { n: 1 }); 7\n");
+  assert.deepEqual(results(text), ["to the client { n: 1 }\n7"]);
+});
+
+test("objects the program exposes are its own, and mp and comm are in scope", async () => {
+  const app = { users: ["ada"] };
+  const own = await listenerServer({ context: { app } });
+  const text = await transcript(own.port, "app.users.push('grace')\ntypeof mp.processRunFunction\ntypeof comm.startUpServer\n");
+  assert.deepEqual(results(text), ["2", "'function'", "'function'"]);
+  assert.deepEqual(app.users, ["ada", "grace"], "the listener changed the program's object");
+});
+
+test("while (true) {} is interrupted after the time limit and the next input works", async () => {
+  const quick = await listenerServer({ evalTimeout: 200 });
+  const started = Date.now();
+  const text = await transcript(quick.port, "while (true) {}\n'alive'\n");
+  const r = results(text);
+  assert.match(r[0] ?? "", /timed out after 200 ms/);
+  assert.equal(r[1], "'alive'");
+  assert.ok(Date.now() - started < 5000);
+});
+
+test("two listeners at once: one lists the processes and kills the other", async () => {
+  const victim = await client(server.port);
+  victim.send('"victim"\n');
+  await victim.until("CL-USER 1 > ");
+  const killer = await client(server.port);
+  killer.send('"killer"\n');
+  await killer.until("CL-USER 1 > ");
+  killer.send("ps().map((r) => r.name).filter((n) => n === 'victim' || n === 'killer')\n");
+  assert.match(await killer.until("CL-USER 2 > "), /\[ 'victim', 'killer' \]/);
+  killer.send("ps()\n");
+  const table = await killer.until("CL-USER 3 > ");
+  assert.match(table, /ID\s+NAME\s+STATE\s+AGE\s+PEER\s+IN\s+OUT/);
+  assert.match(table, new RegExp(`victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+`));
+  killer.send("kill('victim')\n");
+  assert.match(await killer.until("CL-USER 4 > "), /true/);
+  await victim.closed();
+  assert.equal(findProcessFromName("victim"), undefined);
+  killer.end();
+});
+
+test("a first line that is not a string gets a one-line error and the connection is closed", async () => {
+  for (const bad of ["my-listener", "42", "(a list)", '"unterminated']) {
+    const c = await client(server.port);
+    c.send(`${bad}\n1 + 1\n`);
+    await c.closed();
+    assert.match(c.received, /^Error: .*\n$/, `${bad} is refused with one line`);
+    assert.doesNotMatch(c.received, /CL-USER/);
+  }
+});
+
+test("an HTTP request evaluates nothing and is closed", async () => {
+  const body = "globalThis.confabPwned = true";
+  const c = await client(server.port);
+  c.send(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}\n`);
+  await c.closed();
+  assert.match(c.received, /^Error: expected a string/);
+  await sleep(20);
+  assert.equal((globalThis as Record<string, unknown>).confabPwned, undefined);
+});
+
+test("a silent client does not hold up the next, and is dropped after the name timeout", async () => {
+  const quick = await listenerServer({ nameTimeout: 300 });
+  const silent = await client(quick.port);
+  const started = Date.now();
+  const text = await transcript(quick.port, "'served'\n");
+  assert.deepEqual(results(text), ["'served'"]);
+  assert.ok(Date.now() - started < 300, "served while the silent client still holds its connection");
+  await silent.closed(3000);
+  assert.match(silent.received, /no name line within 300 ms/);
+});
+
+test("killing a listener's process closes its connection", async () => {
+  const c = await client(server.port);
+  c.send('"doomed"\n');
+  await c.until("CL-USER 1 > ");
+  const p = findProcessFromName("doomed");
+  assert.ok(p);
+  p.kill();
+  await c.closed();
+  assert.equal(p.state, "killed");
+});
+
+test("a listener server on a non-loopback address without authentication refuses to start", async () => {
+  await assert.rejects(startUpServer({ service: 0, address: "0.0.0.0" }), (error: unknown) => {
+    assert.ok(error instanceof ConfabError);
+    assert.equal(error.code, ErrorCodes.INSECURE_LISTENER);
+    assert.match(error.message, /0\.0\.0\.0/);
+    return true;
+  });
+  assert.ok(!listAllProcesses().some((p) => p.name === "0 server" && (p as ServerProcess).address === "0.0.0.0"));
+});
+
+test("a plain client without a newline at the end still gets its last input evaluated", async () => {
+  const text = await transcript(server.port, "6 * 7");
+  assert.deepEqual(results(text), ["42"]);
+});
+
+test("setup: the raw socket API used by these tests is loopback only", () => {
+  assert.equal(net.isIP(server.address), 4);
+});

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import type { ChildProcess } from "node:child_process";
+import { LineClient, portOpen } from "./support.js";
+import { runConfab, startConfab } from "./cli.js";
+
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+test("confab serve --function MODULE#EXPORT serves a user's handler module", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "confab-handler-"));
+  const module = join(dir, "shout.mjs");
+  await writeFile(
+    module,
+    [
+      "export async function shout(handle) {",
+      "  handle.resume();",
+      "  handle.setEncoding('utf8');",
+      "  handle.once('data', (text) => handle.end(text.toUpperCase()));",
+      "}",
+    ].join("\n"),
+  );
+  const { child, match } = await startConfab(["serve", "--service", "0", "--function", `${module}#shout`, "--announce"], /listening on 127\.0\.0\.1:(\d+)\n/);
+  children.push(child);
+  const port = Number(match[1]);
+  const c = await LineClient.connect(port);
+  c.send("quiet please\n");
+  assert.equal(await c.line(), "QUIET PLEASE");
+  child.kill("SIGTERM");
+  const code = await new Promise((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, "SIGTERM stops the server cleanly");
+  assert.equal(await portOpen(port), false);
+});
+
+test("confab serve --announce names the listener server and says how to connect", async () => {
+  const { child, match } = await startConfab(["serve", "--service", "0", "--announce"], /^0 server: listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect (\d+)\n/);
+  children.push(child);
+  assert.equal(match[1], match[2]);
+  child.kill("SIGINT");
+  assert.deepEqual(await new Promise((resolve) => child.once("exit", (code, signal) => resolve([code, signal]))), [0, null]);
+});
+
+test("confab serve reports a missing export clearly", async () => {
+  const { code, stderr } = await runConfab(["serve", "--service", "0", "--function", "./no/such/module.mjs#nope"]);
+  assert.equal(code, 1);
+  assert.match(stderr, /^confab: --function: cannot import \.\/no\/such\/module\.mjs/);
+});
+
+test("confab with an unknown command or option prints usage and exits 2", async () => {
+  const unknown = await runConfab(["frobnicate"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  const badOption = await runConfab(["serve", "--bogus"]);
+  assert.equal(badOption.code, 2);
+  const help = await runConfab(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /confab connect \[HOST\] SERVICE/);
+});
