@@ -62,8 +62,8 @@ export function startConfab(args: string[], ready: RegExp): Promise<{ child: Chi
         resolve({ child, match, output: () => out });
       }
     };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
     child.on("exit", (code) => {
       clearTimeout(timer);
       reject(new Error(`confab ${args.join(" ")} exited (${String(code)}) before ready: ${out}`));

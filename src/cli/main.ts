@@ -28,13 +28,21 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `confab talk | head -2`: a reader that goes away is the end of our output, not a crash.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    const usageError = error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS");
-    process.stderr.write(`confab: ${error instanceof ConfabError || usageError ? (error as Error).message : String((error as Error).stack ?? error)}\n`);
+    const usageError = error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true;
+    // Errors the user can act on print as one line; anything else is a bug, shown with its stack.
+    const text = error instanceof ConfabError || usageError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`confab: ${text}\n`);
     process.exitCode = usageError ? 2 : 1;
   },
 );

@@ -76,7 +76,7 @@ test("a connection that is not answered in time rejects with a timeout naming ho
     "time.sleep(0.2); print(port, flush=True); time.sleep(30)",
   ].join("\n")], { stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
-  const port = await new Promise<number>((resolve) => child.stdout?.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const port = await new Promise<number>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
   const started = Date.now();
   await assert.rejects(openTcpStream("127.0.0.1", port, { connectTimeout: 300 }), (error: unknown) => {
     assert.ok(error instanceof ConfabError);

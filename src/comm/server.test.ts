@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { processKill, processRunFunction, type Process } from "../mp/process.js";
-import { captureReports, eventually, LineClient, portOpen, sleep } from "../../test/support.js";
+import { captureReports, LineClient, portOpen, sleep } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { defaultProcessName, serverTerminate, startUpServer, type ServerProcess } from "./server.js";
 import { resetServicesDatabase } from "./services.js";
@@ -99,8 +99,10 @@ test("a bind error is also handed to an announce function", async () => {
   const calls: [net.AddressInfo | null, Error | null][] = [];
   await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: first.port, announce: (a, e) => calls.push([a, e]) }));
   assert.equal(calls.length, 1);
-  assert.equal(calls[0]?.[0], null);
-  assert.equal((calls[0]?.[1] as ConfabError).code, "EADDRINUSE");
+  const [address, failure] = calls[0] ?? [];
+  assert.equal(address, null);
+  assert.ok(failure instanceof ConfabError);
+  assert.equal(failure.code, "EADDRINUSE");
 });
 
 test("announce writes one line naming the process, address and port", async () => {

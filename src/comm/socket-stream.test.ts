@@ -5,7 +5,7 @@ import { after, test } from "node:test";
 import fc from "fast-check";
 import { ErrorCodes } from "../errors.js";
 import { processJoin, processKill, processRunFunction } from "../mp/process.js";
-import { eventually, LineClient, sleep } from "../../test/support.js";
+import { eventually, sleep } from "../../test/support.js";
 import { SocketStream } from "./socket-stream.js";
 
 /** A socket stand-in whose input arrives in exactly the chunks a test chooses. */

@@ -201,8 +201,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       let line: string | null | undefined;
       try {
         line = this.#takeLine();
-      } catch (error) {
-        return Promise.reject(error as Error);
+      } catch {
+        return Promise.reject(this.#inputError ?? closedError()); // #takeLine throws only after failing the input
       }
       if (line !== undefined) return Promise.resolve(line);
     }

@@ -103,7 +103,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       // A promise as the value is awaited, as if the input began with `await`: its value
       // or its rejection is what the user wants to see, not `Promise { <pending> }`.
       if (outcome.ok && types.isPromise(outcome.value)) {
-        outcome = await (outcome.value as Promise<unknown>).then(
+        outcome = await outcome.value.then(
           (value): EvalOutcome => ({ ok: true, value }),
           (error: unknown): EvalOutcome => ({ ok: false, error }),
         );

@@ -242,7 +242,7 @@ export function processRunFunction<A extends unknown[]>(
   const process = new Process(name, keywords);
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
   queueMicrotask(() => {
-    process.start(fn as (...a: never[]) => unknown, args);
+    process.start(fn, args);
   });
   return process;
 }
