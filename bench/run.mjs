@@ -466,7 +466,7 @@ async function runListener() {
 // cold start
 
 function runCold() {
-  const cli = process.env.CONFAB_CLI ? path.resolve(process.env.CONFAB_CLI) : path.join(ROOT, "dist", "cli", "main.js");
+  const cli = process.env.CONFAB_CLI ? path.resolve(process.env.CONFAB_CLI) : path.join(ROOT, "dist", "src", "cli", "main.js");
   const time = (args) => {
     const t0 = process.hrtime.bigint();
     const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"], timeout: 15_000, encoding: "utf8" });
@@ -595,7 +595,7 @@ async function main() {
   const dirty = git(["status", "--porcelain", "--untracked-files=no", "--", "src"]) !== "";
   const source = {
     commit: commit || null, src_modified: dirty,
-    confab_build: process.env.CONFAB_DIST ? path.relative(ROOT, process.env.CONFAB_DIST) : "dist/index.js",
+    confab_build: process.env.CONFAB_DIST ? path.relative(ROOT, process.env.CONFAB_DIST) : "dist",
   };
   const machine = {
     cpu: os.cpus()[0]?.model?.trim() ?? "unknown", cores: os.cpus().length, kernel: `${os.type()} ${os.release()}`,
@@ -807,7 +807,7 @@ function markdown(doc, header, rows, extra, machineLine) {
   const md = [];
   const src = doc.source;
   const at = src.commit ? ` at commit ${src.commit}${src.src_modified ? " (with uncommitted changes in src/)" : ""}` : "";
-  const build = src.confab_build !== "dist/index.js" ? `, confab loaded from ${src.confab_build}` : "";
+  const build = src.confab_build !== "dist" ? `, confab loaded from ${src.confab_build}` : "";
   md.push(`Measured ${doc.date.slice(0, 10)}${at}${build} on ${machineLine}; median of ${doc.options.reps} run(s) of ${doc.options.duration} s ` +
     `(after ${doc.options.warmup} s warm-up) with the C load generator on 127.0.0.1. Ratios are to raw \`node:net\` in the same run; ↑ higher is better, ↓ lower.`);
   md.push("");

@@ -1,10 +1,11 @@
 // confab's built-in listener server (startUpServer with no function).
 let confab;
 try {
-  // CONFAB_DIST (a path to another build's index.js) is for trying a build made elsewhere
-  confab = await import(process.env.CONFAB_DIST ? new URL(`file://${process.env.CONFAB_DIST}`).href : "../../dist/index.js");
+  // CONFAB_DIST (a path to another build's dist/ directory) is for trying a build made elsewhere
+  const dist = process.env.CONFAB_DIST ? new URL(`file://${process.env.CONFAB_DIST.replace(/\/?$/, "/")}`) : new URL("../../dist/", import.meta.url);
+  confab = await import(new URL("src/index.js", dist).href);
 } catch (err) {
-  console.log(`UNAVAILABLE cannot load dist/index.js: ${String(err?.message ?? err).split("\n")[0]}`);
+  console.log(`UNAVAILABLE cannot load dist/src/index.js: ${String(err?.message ?? err).split("\n")[0]}`);
   process.exit(3);
 }
 try {

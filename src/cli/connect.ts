@@ -58,7 +58,9 @@ export async function connect(argv: string[]): Promise<number> {
 
 function open(host: string, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true });
+    // Not half-open: when the listener ends the session (end of its input, or its process
+    // killed), our side ends too, so the session ends without waiting for more input.
+    const socket = net.connect({ host, port });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       reject(new ConfabError(error.code ?? "ERR_CONNECT", `cannot connect to ${formatHostPort(host, port)}: ${error.message}`));
     });
@@ -121,6 +123,9 @@ function pipeSession(socket: net.Socket): Promise<number> {
     socket.on("data", (text: string) => reader.push(text));
     socket.on("error", () => undefined);
     socket.on("close", () => {
+      // The session is over: stop reading input that can no longer be sent, so the process can exit.
+      process.stdin.unpipe(socket);
+      process.stdin.destroy();
       const { framed, rest } = reader.end();
       if (!framed) {
         process.stderr.write(rest.endsWith("\n") || rest === "" ? rest || "confab: the server closed the connection\n" : `${rest}\n`);
@@ -155,6 +160,9 @@ function terminalSession(socket: net.Socket): Promise<number> {
   return new Promise((resolve) => {
     let completing: ((error: Error | null, result: [string[], string]) => void) | undefined;
     let idle = false;
+    // Once closed (Ctrl-D, or the session ended), readline must not be prompted again: a
+    // prompt resumes the terminal's input, and the client would not exit.
+    let closed = false;
     const rl = readline.createInterface({
       input: process.stdin,
       output: process.stdout,
@@ -175,7 +183,7 @@ function terminalSession(socket: net.Socket): Promise<number> {
 
     const reader = new ListenerReader(
       (text) => {
-        if (idle) {
+        if (idle && !closed) {
           // Output that arrives while the user is typing goes above the input line.
           readline.clearLine(process.stdout, 0);
           readline.cursorTo(process.stdout, 0);
@@ -186,6 +194,7 @@ function terminalSession(socket: net.Socket): Promise<number> {
         }
       },
       (frame) => {
+        if (closed) return;
         if (frame.kind === "prompt" || frame.kind === "more") {
           rl.setPrompt(frame.kind === "prompt" ? frame.prompt : "... ");
           idle = true;
@@ -204,11 +213,14 @@ function terminalSession(socket: net.Socket): Promise<number> {
     });
     rl.on("SIGINT", () => {
       // Ctrl-C drops the line being typed and any unfinished multi-line input; it never exits.
+      // Ctrl-E first: Ctrl-U deletes only what is left of the cursor.
+      rl.write(null, { ctrl: true, name: "e" });
       rl.write(null, { ctrl: true, name: "u" });
       process.stdout.write("^C\n");
       socket.write(encodeClientFrame({ kind: "cancel" }));
     });
     rl.on("close", () => {
+      closed = true;
       socket.end();
     });
 

@@ -58,6 +58,13 @@ function isReset(error: NodeJS.ErrnoException): boolean {
   return error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ECONNABORTED";
 }
 
+const kStream = Symbol("confab.stream");
+
+/** A socket that knows its stream, so that one set of listener functions serves every stream. */
+interface StreamSocket extends Socket {
+  [kStream]: SocketStream;
+}
+
 function flushTick(stream: SocketStream): void {
   stream.flushScheduled();
 }
@@ -100,10 +107,6 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   readonly direction: StreamDirection;
   /** The element type given at creation. */
   readonly elementType: StreamElementType;
-  /** Local address of the connection (kept after close). */
-  readonly localAddress: string | undefined;
-  /** Local port of the connection (kept after close). */
-  readonly localPort: number | undefined;
   /** Peer's address (kept after close). */
   readonly remoteAddress: string | undefined;
   /** Peer's port (kept after close). */
@@ -134,6 +137,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #readTimer: NodeJS.Timeout | undefined;
   #waitingDrain = false;
 
+  #local: { address: string | undefined; port: number | undefined } | undefined;
   #out = "";
   #outBytes: Buffer[] | undefined;
   #outBytesLength = 0;
@@ -151,20 +155,37 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#maxOutput = positive(options.maxOutputBuffer, DEFAULT_MAX_OUTPUT_BUFFER, "maxOutputBuffer");
     this.#readTimeout = positive(options.readTimeout, 0, "readTimeout");
     this.#writeTimeout = positive(options.writeTimeout, 0, "writeTimeout");
-    // Read once now: Node forgets a socket's addresses when it is destroyed.
+    // The peer is read now: Node forgets it when a reset destroys the socket. The local end
+    // is read when first asked for, or when the stream closes (it is rarely wanted, and each
+    // address costs an object and a string per connection).
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
-    this.localAddress = socket.localAddress;
-    this.localPort = socket.localPort;
 
-    socket.on("data", this.#onData);
-    socket.on("end", this.#onEnd);
-    socket.on("error", this.#onError);
-    socket.on("close", this.#onClose);
+    // Listeners are shared by all streams (the socket points back to its stream): five
+    // closures per connection would cost more memory than the stream itself.
+    (socket as StreamSocket)[kStream] = this;
+    socket.on("data", SocketStream.#onData);
+    socket.on("end", SocketStream.#onEnd);
+    socket.on("error", SocketStream.#onError);
+    socket.on("close", SocketStream.#onClose);
     if (socket.destroyed) this.#eof = true;
     else if (socket.isPaused()) socket.resume();
 
     getCurrentProcess()?.own(this);
+  }
+
+  /** Local address of the connection (kept after close). */
+  get localAddress(): string | undefined {
+    return this.#localEnd().address;
+  }
+
+  /** Local port of the connection (kept after close). */
+  get localPort(): number | undefined {
+    return this.#localEnd().port;
+  }
+
+  #localEnd(): { address: string | undefined; port: number | undefined } {
+    return (this.#local ??= { address: this.#socket.localAddress, port: this.#socket.localPort });
   }
 
   /** The underlying socket, for options this class does not cover (`setNoDelay`, `setKeepAlive`). */
@@ -262,7 +283,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       // Our output is backed up: take no more input until the peer reads, so a client that
       // sends without reading cannot make us buffer its answers without bound.
       this.#waitingDrain = true;
-      this.#socket.once("drain", this.#onDrain);
+      this.#socket.once("drain", SocketStream.#onDrain);
     } else if (this.#paused) {
       this.#resumeInput();
     }
@@ -472,7 +493,38 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#socket.resume();
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  static #onData(this: StreamSocket, chunk: Buffer): void {
+    this[kStream].#data(chunk);
+  }
+
+  static #onEnd(this: StreamSocket): void {
+    const stream = this[kStream];
+    stream.#localEnd(); // the last moment the socket still knows it
+    stream.#eof = true;
+    stream.#serve();
+  }
+
+  static #onDrain(this: StreamSocket): void {
+    const stream = this[kStream];
+    stream.#waitingDrain = false;
+    stream.#serve();
+    if (stream.#pending !== Read.None && stream.#paused) stream.#resumeInput();
+  }
+
+  static #onError(this: StreamSocket, error: NodeJS.ErrnoException): void {
+    this[kStream].#error(error);
+  }
+
+  static #onClose(this: StreamSocket): void {
+    // The connection is gone: what is buffered can still be read, then end of file.
+    const stream = this[kStream];
+    stream.#eof = true;
+    stream.#waitingDrain = false;
+    stream.#serve();
+    stream[kOwner]?.disown(stream);
+  }
+
+  #data(chunk: Buffer): void {
     if (this.#closed || this.#inputError !== undefined) return; // draining towards the peer's FIN
     this.#chunks.push(chunk);
     this.#avail += chunk.length;
@@ -481,20 +533,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       this.#paused = true;
       this.#socket.pause();
     }
-  };
+  }
 
-  readonly #onEnd = (): void => {
-    this.#eof = true;
-    this.#serve();
-  };
-
-  readonly #onDrain = (): void => {
-    this.#waitingDrain = false;
-    this.#serve();
-    if (this.#pending !== Read.None && this.#paused) this.#resumeInput();
-  };
-
-  readonly #onError = (error: NodeJS.ErrnoException): void => {
+  #error(error: NodeJS.ErrnoException): void {
     if (isReset(error)) {
       // A reset peer is gone: what it sent whole is still read, then end of file.
       this.#dropPartialLine();
@@ -506,15 +547,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#outputError ??= error;
     if (this.#pending !== Read.None) this.#settle(undefined, error);
     this.#inputError ??= error;
-  };
-
-  readonly #onClose = (): void => {
-    // The connection is gone: what is buffered can still be read, then end of file.
-    this.#eof = true;
-    this.#waitingDrain = false;
-    this.#serve();
-    this[kOwner]?.disown(this);
-  };
+  }
 
   #dropPartialLine(): void {
     // Keep everything up to the last LF; the bytes after it were never a whole line.
@@ -669,6 +702,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#closed) return;
     this.#closed = true;
     this[kOwner]?.disown(this);
+    this.#localEnd();
     const socket = this.#socket;
     if (options?.abort === true) {
       this.#discardOutput();

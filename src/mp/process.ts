@@ -1,3 +1,4 @@
+import { types } from "node:util";
 import { reportError } from "../report.js";
 import { liveProcesses, processContext } from "./registry.js";
 
@@ -119,25 +120,41 @@ export class Process {
   /** @internal Runs `fn` inside this process's async context and records how it ends. */
   start(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
     if (this.state !== "running") return; // killed before it got to run
-    let outcome: unknown;
     try {
-      outcome = processContext.run(this, fn as (...a: unknown[]) => unknown, ...args);
+      processContext.run(this, Process.#body, this, fn as (...a: unknown[]) => unknown, args);
     } catch (error) {
       this.#fail(error);
-      return;
     }
-    if (isThenable(outcome)) {
+  }
+
+  static #body(process: Process, fn: (...args: unknown[]) => unknown, args: readonly unknown[]): void {
+    const outcome = fn(...args);
+    if (types.isPromise(outcome)) {
+      // Registered inside the process's context, so the callbacks find the process there:
+      // two shared functions instead of two closures per process.
+      outcome.then(Process.#finishCurrent, Process.#failCurrent);
+    } else if (isThenable(outcome)) {
       outcome.then(
         (value) => {
-          this.#finish(value);
+          process.#finish(value);
         },
         (error: unknown) => {
-          this.#fail(error);
+          process.#fail(error);
         },
       );
     } else {
-      this.#finish(outcome);
+      process.#finish(outcome);
     }
+  }
+
+  static #finishCurrent(this: void, value: unknown): void {
+    const process = processContext.getStore();
+    if (process !== undefined) process.#finish(value);
+  }
+
+  static #failCurrent(this: void, error: unknown): void {
+    const process = processContext.getStore();
+    if (process !== undefined) process.#fail(error);
   }
 
   /** @internal See {@link processKill}. */
