@@ -1,12 +1,13 @@
 // `confab connect` from a pipe, end to end: the real command (run from source) against a
 // listener server started in this process.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessByStdio } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { hostname, tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import type { Readable, Writable } from "node:stream";
 import { findProcessFromName, processKill, serverTerminate, startUpServer, type ServerProcess } from "../src/index.js";
 import { childEnv, confabArgv, root, runConfab } from "./cli.js";
 import { eventually } from "./support.js";
@@ -30,7 +31,7 @@ after(async () => {
 
 /** `confab connect ...args` with stdin left open: the test writes to it and ends it. */
 function spawnConnect(args: string[]): {
-  child: ChildProcess;
+  child: ChildProcessByStdio<Writable, Readable, Readable>;
   stdout: () => string;
   stderr: () => string;
   exited: (timeout?: number) => Promise<number | null>;
@@ -40,8 +41,8 @@ function spawnConnect(args: string[]): {
   children.push(child);
   let stdout = "";
   let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
   return {
     child,
@@ -127,12 +128,12 @@ test("--name names the listener's process; Lisp escapes survive the trip", async
 
 test("while a piped session is open its process is in the server's process list", async () => {
   const session = spawnConnect([String(server.port), "--name", "open pipe session"]);
-  session.child.stdin?.write("'hello'\n");
+  session.child.stdin.write("'hello'\n");
   await eventually(() => session.stdout() === "'hello'\n", 10_000, "the first value");
   const p = findProcessFromName("open pipe session");
   assert.ok(p, "the server lists the listener by the client's --name");
   assert.equal(p.state, "running");
-  session.child.stdin?.end("'bye'\n");
+  session.child.stdin.end("'bye'\n");
   assert.equal(await session.exited(), 0);
   assert.equal(session.stdout(), "'hello'\n'bye'\n");
   await eventually(() => p.state !== "running", 5000, "the listener to end");
@@ -204,17 +205,17 @@ test("the refusal ends the client even while its input is still open", async () 
   // stdin stays open: the client must notice the server hung up, not wait for end of input.
   assert.equal(await session.exited(), 1);
   assert.equal(session.stderr(), "Error: go away\n");
-  session.child.stdin?.destroy();
+  session.child.stdin.destroy();
 });
 
 test("the client ends when its listener is killed, even while its input is still open", async () => {
   const session = spawnConnect([String(server.port), "--name", "doomed pipe session"]);
-  session.child.stdin?.write("'alive'\n");
+  session.child.stdin.write("'alive'\n");
   await eventually(() => session.stdout() === "'alive'\n", 10_000, "the first value");
   const p = findProcessFromName("doomed pipe session");
   assert.ok(p);
   processKill(p);
   assert.equal(await session.exited(), 0);
   assert.equal(session.stdout(), "'alive'\n");
-  session.child.stdin?.destroy();
+  session.child.stdin.destroy();
 });

@@ -1,6 +1,6 @@
 // The interactive `confab connect` driven for real in a terminal: tmux runs the client in a
 // pane, `send-keys` types, and `capture-pane` reads the screen. The tmux server has its own
-// socket name and no configuration file, so it never touches a user's tmux.
+// socket (in a temporary directory) and its own configuration, so it never touches a user's tmux.
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -16,8 +16,7 @@ const run = promisify(execFile);
 const hasTmux = spawnSync("tmux", ["-V"], { stdio: "ignore" }).status === 0;
 const skip = hasTmux ? false : "tmux is not installed (CI installs it; apt-get install tmux)";
 
-const socketName = `confab-test-${process.pid}-${Date.now().toString(36)}`;
-let dir: string;
+let dir = "";
 let historyFile: string;
 let server: ServerProcess | undefined;
 let tmuxStarted = false;
@@ -35,12 +34,13 @@ before(async () => {
 after(async () => {
   if (tmuxStarted) await tmux("kill-server").catch(() => undefined);
   if (server !== undefined) serverTerminate(server);
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  if (dir !== "") await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs one tmux command against the tests' own tmux server. */
 async function tmux(...args: string[]): Promise<string> {
-  const { stdout } = await run("tmux", ["-L", socketName, "-f", join(dir, "tmux.conf"), ...args], {
+  // Its own socket, in the tests' temporary directory (removed with it), and its own configuration.
+  const { stdout } = await run("tmux", ["-S", join(dir, "tmux.sock"), "-f", join(dir, "tmux.conf"), ...args], {
     env: childEnv(),
     timeout: 10_000,
   });

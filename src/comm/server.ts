@@ -1,10 +1,9 @@
 import net from "node:net";
-import { ConfabError } from "../errors.js";
 import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
-import { processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
+import { bindEndpoint, type BoundEndpoint } from "./endpoint.js";
 
 /** A server's `function`: called with each accepted socket, one at a time. */
 export type ConnectionFunction<H> = (handle: H) => unknown;
@@ -96,12 +95,12 @@ export class ServerProcess extends Process implements ProcessResource {
   #busy = false;
 
   /** @internal Use {@link startUpServer}. */
-  constructor(name: string, server: net.Server, dispatch: (handle: net.Socket) => unknown) {
+  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown) {
     super(name);
-    const bound = server.address() as net.AddressInfo;
-    this.port = bound.port;
-    this.address = bound.address;
-    this.family = bound.family;
+    const server = endpoint.server;
+    this.port = endpoint.port;
+    this.address = endpoint.address;
+    this.family = endpoint.family;
     this.#server = server;
     this.#dispatch = dispatch;
     this.own(this);
@@ -211,35 +210,6 @@ function announceTo(announce: Announce | undefined, line: string, address: net.A
   }
 }
 
-function bindError(error: NodeJS.ErrnoException, processName: string, host: string, port: number): ConfabError {
-  const where = formatHostPort(host, port);
-  const code = error.code ?? "ERR_LISTEN";
-  const why =
-    code === "EADDRINUSE"
-      ? `${where} is already in use`
-      : code === "EACCES"
-        ? `permission denied to bind ${where} (ports below 1024 need privileges)`
-        : code === "EADDRNOTAVAIL"
-          ? `${host} is not an address of this machine`
-          : code === "ENOTFOUND" || code === "EAI_AGAIN"
-            ? `cannot resolve the address ${host}`
-            : `cannot bind ${where}: ${error.message}`;
-  return new ConfabError(code, `cannot start ${processName}: ${why} (${code})`, { cause: error });
-}
-
-function listen(server: net.Server, port: number, host: string, backlog: number | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => {
-      reject(error);
-    };
-    server.once("error", onError);
-    server.listen({ port, host, backlog }, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
 /**
  * Starts a TCP server in a new process, as LispWorks' `comm:start-up-server`, and resolves to
  * that process once the port is bound. Rejects with a {@link ConfabError} naming the port or
@@ -273,21 +243,17 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   }
 
   const dispatch = await connectionDispatcher(options);
-
-  // Made outside any process: the async context of the listening socket is what its
-  // connection callbacks run in, and `function` must run outside any process.
-  const server = processContext.exit(() => net.createServer({ allowHalfOpen: true, pauseOnConnect: true }));
+  let endpoint: BoundEndpoint;
   try {
-    await processContext.exit(() => listen(server, port, host, options.backlog));
+    endpoint = await bindEndpoint({ port, host, backlog: options.backlog, processName });
   } catch (error) {
-    const failure = bindError(error as NodeJS.ErrnoException, processName, host, port);
-    announceTo(options.announce, "", null, failure);
-    throw failure;
+    announceTo(options.announce, "", null, error as Error);
+    throw error;
   }
 
-  const started = new ServerProcess(processName, server, dispatch);
+  const started = new ServerProcess(processName, endpoint, dispatch);
   started.start(() => started.untilClosed(), []);
-  const bound = server.address() as net.AddressInfo;
+  const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${formatHostPort(bound.address, bound.port)}`, bound, null);
   return started;
 }

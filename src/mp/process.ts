@@ -147,12 +147,12 @@ export class Process {
     }
   }
 
-  static #finishCurrent(this: void, value: unknown): void {
+  static #finishCurrent(value: unknown): void {
     const process = processContext.getStore();
     if (process !== undefined) process.#finish(value);
   }
 
-  static #failCurrent(this: void, error: unknown): void {
+  static #failCurrent(error: unknown): void {
     const process = processContext.getStore();
     if (process !== undefined) process.#fail(error);
   }
