@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { ChildProcess } from "node:child_process";
-import { LineClient, portOpen } from "./support.js";
+import { eventually, LineClient, portOpen } from "./support.js";
 import { runConfab, startConfab } from "./cli.js";
 
 const children: ChildProcess[] = [];
@@ -60,4 +60,27 @@ test("confab with an unknown command or option prints usage and exits 2", async 
   const help = await runConfab(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /confab connect \[HOST\] SERVICE/);
+});
+
+test("SIGTERM stops accepting at once, lets sessions finish until the drain deadline, then exits 0", async () => {
+  const { child, match } = await startConfab(
+    ["serve", "--service", "0", "--function", "examples/talk.ts#makeStreamAndTalk", "--drain-timeout", "700", "--announce"],
+    /listening on 127\.0\.0\.1:(\d+)\n/,
+  );
+  children.push(child);
+  const port = Number(match[1]);
+  const session = await LineClient.connect(port);
+  session.send("before\n");
+  assert.equal(await session.line(), "You sent: 'before'");
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const stoppedAt = Date.now();
+  child.kill("SIGTERM");
+  await eventually(() => !session.ended && Date.now() - stoppedAt > 50);
+  assert.equal(await portOpen(port), false, "no new connections once SIGTERM arrived");
+  session.send("during the drain\n");
+  assert.equal(await session.line(), "You sent: 'during the drain'", "open sessions are still served");
+  assert.equal(await session.line(5000), null, "the session is closed at the deadline");
+  assert.equal(await exited, 0);
+  const took = Date.now() - stoppedAt;
+  assert.ok(took >= 600 && took < 5000, `exited after the 700 ms drain (${took} ms)`);
 });

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -8,13 +9,21 @@ import { listAllProcesses } from "../mp/registry.js";
 import { formatHostPort } from "../comm/socket-stream.js";
 import { processJoin, processKill } from "../mp/process.js";
 
-/** How long `confab serve` lets connection processes finish after SIGINT/SIGTERM before killing them. */
+/** How long `confab serve` lets connection processes finish after SIGINT/SIGTERM before killing them (`--drain-timeout`). */
 const DRAIN_MS = 5000;
+
+function numberOption(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative number, got "${text}"`);
+  return value;
+}
 
 /**
  * `confab serve`: starts the listener server, or a server calling a user's exported function,
- * and stops cleanly on SIGINT/SIGTERM: the port is closed at once, running connection
- * processes get a short grace period, then are killed.
+ * and stops cleanly on SIGINT/SIGTERM: the port is closed at once (no new connections),
+ * running processes get `--drain-timeout` ms (default 5000) to finish, then are killed, and
+ * the command exits 0. Set the drain below your orchestrator's stop grace period.
  */
 export async function serve(argv: string[]): Promise<never> {
   const { values } = parseArgs({
@@ -25,6 +34,9 @@ export async function serve(argv: string[]): Promise<never> {
       function: { type: "string" },
       announce: { type: "boolean", default: false },
       "eval-timeout": { type: "string" },
+      "max-connections": { type: "string" },
+      "idle-timeout": { type: "string" },
+      "drain-timeout": { type: "string" },
     },
     strict: true,
   });
@@ -40,7 +52,10 @@ export async function serve(argv: string[]): Promise<never> {
     process.on("SIGTERM", stop);
   });
   const fn = values.function === undefined ? undefined : await loadFunction(values.function);
-  const evalTimeout = values["eval-timeout"] === undefined ? undefined : Number(values["eval-timeout"]);
+  const evalTimeout = numberOption(values["eval-timeout"], "--eval-timeout");
+  const maxConnections = numberOption(values["max-connections"], "--max-connections");
+  const idleTimeout = numberOption(values["idle-timeout"], "--idle-timeout");
+  const drainTimeout = numberOption(values["drain-timeout"], "--drain-timeout") ?? DRAIN_MS;
   // A numeric service given on the command line is a port, named as a number (`10243 server`).
   const service = values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
   const server = await startUpServer({
@@ -48,6 +63,8 @@ export async function serve(argv: string[]): Promise<never> {
     ...(service === undefined ? {} : { service }),
     ...(values.host === undefined ? {} : { address: values.host }),
     ...(evalTimeout === undefined ? {} : { evalTimeout }),
+    ...(maxConnections === undefined ? {} : { maxConnections }),
+    ...(idleTimeout === undefined ? {} : { idleTimeout }),
   });
   if (values.announce) {
     const where = formatHostPort(server.address, server.port);
@@ -58,7 +75,7 @@ export async function serve(argv: string[]): Promise<never> {
   await stopRequested;
   serverTerminate(server);
   const others = listAllProcesses();
-  await Promise.all(others.map((p) => processJoin(p, { timeout: DRAIN_MS })));
+  await Promise.all(others.map((p) => processJoin(p, { timeout: drainTimeout })));
   for (const p of listAllProcesses()) processKill(p);
   // Connections a user's function kept without a process are not ours to wait for.
   process.exit(0);
@@ -69,7 +86,8 @@ async function loadFunction(spec: string): Promise<ConnectionFunction<Socket>> {
   const hash = spec.lastIndexOf("#");
   const modulePart = hash === -1 ? spec : spec.slice(0, hash);
   const exportName = hash === -1 ? "default" : spec.slice(hash + 1);
-  const looksLikePath = modulePart.startsWith(".") || isAbsolute(modulePart) || /\.[cm]?js$/.test(modulePart);
+  // A file that exists relative to the working directory wins over a package of that name.
+  const looksLikePath = modulePart.startsWith(".") || isAbsolute(modulePart) || existsSync(modulePart);
   const specifier = looksLikePath ? pathToFileURL(resolve(modulePart)).href : modulePart;
   let loaded: Record<string, unknown>;
   try {

@@ -18,7 +18,7 @@ export type Announce =
   | ((address: net.AddressInfo | null, error: Error | null) => void);
 
 /** Options of {@link startUpServer}. */
-export interface StartUpServerOptions {
+export interface StartUpServerOptions extends ConnectionLimits {
   /**
    * Called with each accepted connection's socket handle (a paused `net.Socket`: no byte is
    * lost before a stream is made on it). The next connection is not taken until it returns,
@@ -48,6 +48,18 @@ export interface StartUpServerOptions {
   readonly nameTimeout?: number;
 }
 
+/** Limits on a server's connections. */
+export interface ConnectionLimits {
+  /**
+   * Most connections open at once (default: no limit for a server with a `function`, 100 for
+   * the listener server). A connection past the limit is accepted, told
+   * `Error: too many connections ...` in one line, and closed; the counters count it as refused.
+   */
+  readonly maxConnections?: number;
+  /** Milliseconds a connection may go without traffic before it is closed (default: no limit). */
+  readonly idleTimeout?: number;
+}
+
 /** {@link StartUpServerOptions} for a server whose `function` takes a {@link SocketStream}. */
 export interface StartUpStreamServerOptions extends Omit<StartUpServerOptions, "function" | "createStream"> {
   readonly createStream: true;
@@ -63,14 +75,35 @@ export function defaultProcessName(service: number | string): string {
   return `"${service.replace(/["\\]/g, "\\$&")}" server`;
 }
 
-/** Counters a server keeps. */
+/** A snapshot of a server's counters, from {@link ServerProcess.counters}. */
 export interface ServerCounters {
-  /** Connections accepted so far. */
-  accepted: number;
+  /** Connections accepted since start (refused ones included). */
+  readonly accepted: number;
+  /** Connections open now. */
+  readonly active: number;
   /** Connections accepted and waiting for `function` to be free. */
-  waiting: number;
-  /** Times `function` threw or rejected. */
-  errors: number;
+  readonly waiting: number;
+  /** Connections refused because `maxConnections` were open. */
+  readonly refused: number;
+  /** Connections closed by `idleTimeout`. */
+  readonly timedOut: number;
+  /** Bytes received on the server's connections (closed and open). */
+  readonly bytesIn: number;
+  /** Bytes sent on the server's connections (closed and open). */
+  readonly bytesOut: number;
+  /** Times `function` threw or rejected, and accept errors. */
+  readonly errors: number;
+}
+
+/** Default `maxConnections` of the listener server: REPL sessions are few. */
+const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
+
+/** How often one kind of accept error is reported while it repeats. */
+const ACCEPT_ERROR_REPORT_MS = 5000;
+
+const kServer = Symbol("confab.server");
+interface ServedSocket extends net.Socket {
+  [kServer]: ServerProcess;
 }
 
 /**
@@ -86,17 +119,29 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly address: string;
   /** `IPv4` or `IPv6`. */
   readonly family: string;
-  /** Counters since start. */
-  readonly counters: ServerCounters = { accepted: 0, waiting: 0, errors: 0 };
+  /** Most connections open at once; more are refused with a one-line message. */
+  readonly maxConnections: number;
 
   readonly #server: net.Server;
   readonly #dispatch: (handle: net.Socket) => unknown;
   readonly #queue: net.Socket[] = [];
+  readonly #active = new Set<net.Socket>();
+  readonly #idleTimeout: number;
   #busy = false;
+  #accepted = 0;
+  #refused = 0;
+  #timedOut = 0;
+  #errors = 0;
+  #closedBytesIn = 0;
+  #closedBytesOut = 0;
+  #lastAcceptError = "";
+  #lastAcceptErrorAt = 0;
 
   /** @internal Use {@link startUpServer}. */
-  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown) {
+  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}) {
     super(name);
+    this.maxConnections = limits.maxConnections ?? Infinity;
+    this.#idleTimeout = limits.idleTimeout ?? 0;
     const server = endpoint.server;
     this.port = endpoint.port;
     this.address = endpoint.address;
@@ -108,21 +153,73 @@ export class ServerProcess extends Process implements ProcessResource {
     server.on("error", this.#onError);
   }
 
+  /** The server's counters now. */
+  get counters(): ServerCounters {
+    let bytesIn = this.#closedBytesIn;
+    let bytesOut = this.#closedBytesOut;
+    for (const socket of this.#active) {
+      bytesIn += socket.bytesRead;
+      bytesOut += socket.bytesWritten;
+    }
+    return {
+      accepted: this.#accepted,
+      active: this.#active.size,
+      waiting: this.#queue.length,
+      refused: this.#refused,
+      timedOut: this.#timedOut,
+      bytesIn,
+      bytesOut,
+      errors: this.#errors,
+    };
+  }
+
   readonly #onConnection = (socket: net.Socket): void => {
     // Sockets fail while waiting or after: without a listener, a reset would crash the host.
     socket.on("error", ignoreError);
-    this.counters.accepted++;
+    this.#accepted++;
+    if (this.#active.size >= this.maxConnections) {
+      this.#refused++;
+      socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () => socket.destroy());
+      return;
+    }
+    (socket as ServedSocket)[kServer] = this;
+    this.#active.add(socket);
+    socket.on("close", ServerProcess.#onSocketClose);
+    if (this.#idleTimeout > 0) {
+      socket.setTimeout(this.#idleTimeout);
+      socket.on("timeout", ServerProcess.#onSocketIdle);
+    }
     if (this.#busy) {
       this.#queue.push(socket);
-      this.counters.waiting = this.#queue.length;
       return;
     }
     this.#serve(socket);
   };
 
-  readonly #onError = (error: Error): void => {
-    this.counters.errors++;
-    reportError(`server "${this.name}" on ${formatHostPort(this.address, this.port)}`, error);
+  static #onSocketClose(this: ServedSocket): void {
+    const server = this[kServer];
+    server.#active.delete(this);
+    server.#closedBytesIn += this.bytesRead;
+    server.#closedBytesOut += this.bytesWritten;
+  }
+
+  static #onSocketIdle(this: ServedSocket): void {
+    this[kServer].#timedOut++;
+    this.destroy();
+  }
+
+  readonly #onError = (error: NodeJS.ErrnoException): void => {
+    this.#errors++;
+    // Out of descriptors, the OS keeps failing accepts until some close: say so once in a
+    // while, not once per attempt. libuv keeps the listening socket and drops the
+    // connections it cannot accept, so the server recovers by itself.
+    const code = error.code ?? error.name;
+    const now = Date.now();
+    if (code === this.#lastAcceptError && now - this.#lastAcceptErrorAt < ACCEPT_ERROR_REPORT_MS) return;
+    this.#lastAcceptError = code;
+    this.#lastAcceptErrorAt = now;
+    const hint = code === "EMFILE" || code === "ENFILE" ? " (out of file descriptors: connections are dropped until some close)" : "";
+    reportError(`server "${this.name}" on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
 
   #serve(socket: net.Socket): void {
@@ -142,7 +239,6 @@ export class ServerProcess extends Process implements ProcessResource {
         return;
       }
       const waiting = this.#queue.shift();
-      this.counters.waiting = this.#queue.length;
       if (waiting === undefined) return;
       if (this.state !== "running") {
         this.#dropQueue(waiting);
@@ -155,21 +251,19 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly #next = (): void => {
     this.#busy = false;
     const waiting = this.#queue.shift();
-    this.counters.waiting = this.#queue.length;
     if (waiting === undefined) return;
     if (this.state !== "running") this.#dropQueue(waiting);
     else this.#serve(waiting);
   };
 
   #functionFailed(error: unknown): void {
-    this.counters.errors++;
+    this.#errors++;
     reportError(`the function of server "${this.name}" failed`, error);
   }
 
   #dropQueue(first: net.Socket): void {
     first.destroy();
     for (const socket of this.#queue.splice(0)) socket.destroy();
-    this.counters.waiting = 0;
   }
 
   /** @internal The process's body: lives as long as the listening socket. */
@@ -184,7 +278,6 @@ export class ServerProcess extends Process implements ProcessResource {
   [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
-    this.counters.waiting = 0;
   }
 }
 
@@ -251,7 +344,11 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     throw error;
   }
 
-  const started = new ServerProcess(processName, endpoint, dispatch);
+  const limits: ConnectionLimits = {
+    maxConnections: options.maxConnections ?? (options.function === undefined ? DEFAULT_LISTENER_MAX_CONNECTIONS : Infinity),
+    ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
+  };
+  const started = new ServerProcess(processName, endpoint, dispatch, limits);
   started.start(() => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${formatHostPort(bound.address, bound.port)}`, bound, null);
