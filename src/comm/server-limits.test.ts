@@ -4,7 +4,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { listAllProcesses } from "../mp/registry.js";
 import { processKill } from "../mp/process.js";
-import { eventually, LineClient, portOpen, sleep } from "../../test/support.js";
+import { eventually, LineClient, sleep } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
 
