@@ -42,6 +42,8 @@ export interface EvaluatorOptions {
    * Defaults to the program's standard output.
    */
   writeOutput?: (text: string) => void;
+  /** Await a promise that is the value of an input, as if the input began with `await` (default false, as in Node's REPL). */
+  awaitPromiseValues?: boolean;
   /** Passed to `util.inspect` for results and for console output, e.g. `{ colors: true, depth: 4 }`. */
   inspectOptions?: util.InspectOptions;
 }
@@ -163,6 +165,7 @@ export class Evaluator {
   readonly #context: Record<string, unknown>;
   readonly #timeout: number | undefined;
   readonly #inspectOptions: util.InspectOptions;
+  readonly #awaitValues: boolean;
   readonly #helpers: Helpers;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -184,6 +187,7 @@ export class Evaluator {
     // Kept by reference, not copied: a caller may hand in live getters (e.g. `colors` switched on once the
     // client says its terminal has them), and both util.inspect and the Console read them on every use.
     this.#inspectOptions = options.inspectOptions ?? {};
+    this.#awaitValues = options.awaitPromiseValues ?? false;
     const context = options.context ?? {};
     this.#context = context;
 
@@ -296,8 +300,12 @@ export class Evaluator {
         return { ok: false, error: this.#translateLaunchError(err) };
       }
       const boxed = await promise;
-      const value: unknown = Array.isArray(boxed) ? boxed[0] : undefined;
-      if (util.types.isPromise(value)) {
+      let value: unknown = Array.isArray(boxed) ? boxed[0] : undefined;
+      if (util.types.isPromise(value) && this.#awaitValues) {
+        // The listener shows what a promise settles to (or its rejection as an error), and `_`
+        // holds that, not the promise.
+        value = await value;
+      } else if (util.types.isPromise(value)) {
         // Shown, not awaited; and a rejection the user is looking at must not crash the program as an
         // unhandled one.
         void Promise.prototype.then.call(value, undefined, () => undefined);

@@ -119,6 +119,11 @@ test("thrown errors and rejected promises print their message and the listener c
   assert.equal(r[4], "'still here'");
 });
 
+test("a promise typed as a value is awaited, and _ holds what it settled to", async () => {
+  const text = await transcript(server.port, "Promise.resolve(21)\n_ * 2\n");
+  assert.deepEqual(results(text), ["21", "42"]);
+});
+
 test("a syntax error is reported and the next input works", async () => {
   const text = await transcript(server.port, "1 +* 2\n2 + 2\n");
   const r = results(text);

@@ -2,8 +2,7 @@ import * as comm from "../comm/index.js";
 import type { SocketStream } from "../comm/socket-stream.js";
 import * as mp from "../mp/index.js";
 import { ConfabError } from "../errors.js";
-import { types } from "node:util";
-import { Evaluator, type EvalOutcome } from "./evaluator.js";
+import { Evaluator } from "./evaluator.js";
 import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
 
@@ -53,6 +52,8 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     context,
     timeout: options.evalTimeout ?? DEFAULT_EVAL_TIMEOUT_MS,
     writeOutput: write,
+    // Its value or its rejection is what a user typing a promise wants to see, not `Promise { <pending> }`.
+    awaitPromiseValues: true,
     inspectOptions: { get colors() { return colors; } },
   });
   const maxInput = options.maxInputLength ?? DEFAULT_MAX_INPUT;
@@ -99,15 +100,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         if (framed) write(encodeListenerFrame({ kind: "more" }));
         continue;
       }
-      let outcome = await evaluator.evaluate(input);
-      // A promise as the value is awaited, as if the input began with `await`: its value
-      // or its rejection is what the user wants to see, not `Promise { <pending> }`.
-      if (outcome.ok && types.isPromise(outcome.value)) {
-        outcome = await outcome.value.then(
-          (value): EvalOutcome => ({ ok: true, value }),
-          (error: unknown): EvalOutcome => ({ ok: false, error }),
-        );
-      }
+      const outcome = await evaluator.evaluate(input);
       input = "";
       write(`${evaluator.format(outcome)}\n`);
       count++;
