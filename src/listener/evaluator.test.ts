@@ -540,3 +540,20 @@ void describe("Evaluator: format", () => {
     assert.match(ev.format({ ok: false, error: await failure(ev, "1 + )") }), /^SyntaxError: Unexpected token/);
   });
 });
+
+test("types are stripped by the runtime's own stripper where Node has one, silently, and by sucrase elsewhere", async () => {
+  const { typeStripper } = await import("./evaluator-compile.js");
+  const hasNodeStripper = typeof (await import("node:module") as { stripTypeScriptTypes?: unknown }).stripTypeScriptTypes === "function";
+  assert.equal(typeStripper(), hasNodeStripper ? "node" : "sucrase");
+  // In a child, so that the one-time warning Node would print cannot be hidden by an earlier test.
+  const { spawnSync } = await import("node:child_process");
+  const script = [
+    "import { Evaluator } from './src/listener/evaluator.ts';",
+    "const e = new Evaluator();",
+    "const r = await e.evaluate('enum Color { Red = 1 }\\nconst n: number = Color.Red as number; n + 1');",
+    "console.log(JSON.stringify(r));",
+  ].join("\n");
+  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", cwd: new URL("../..", import.meta.url).pathname });
+  assert.equal(child.stderr, "", "no warning reaches the program's standard error");
+  assert.deepEqual(JSON.parse(child.stdout), { ok: true, value: 2 }, "strip-only refusals (enum) fall back to sucrase");
+});
