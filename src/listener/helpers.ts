@@ -1,5 +1,6 @@
 import { inspect } from "node:util";
-import { SocketStream } from "../comm/socket-stream.js";
+import { ServerProcess } from "../comm/server.js";
+import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
 import { processKill, type Process } from "../mp/process.js";
 import { findProcessFromName, getCurrentProcess, liveProcesses, listAllProcesses } from "../mp/registry.js";
 
@@ -10,7 +11,7 @@ export interface ProcessRow {
   readonly state: string;
   /** Milliseconds since the process started. */
   readonly age: number;
-  /** `host:port` of the peer, for a process that owns a connection. */
+  /** `host:port` of the peer, for a process that owns a connection; for a server, where it listens and how many connections are open. */
   readonly peer?: string;
   readonly bytesIn?: number;
   readonly bytesOut?: number;
@@ -63,8 +64,13 @@ export function ps(): ProcessTable {
 }
 
 function rowOf(p: Process): ProcessRow {
-  const stream = p.resources.find((r): r is SocketStream => r instanceof SocketStream);
   const base = { id: p.id, name: p.name, state: p.state, age: p.age };
+  if (p instanceof ServerProcess) {
+    // A server's row: where it listens, how many connections are open, and their traffic.
+    const c = p.counters;
+    return { ...base, peer: `${formatHostPort(p.address, p.port)} (${c.active} open)`, bytesIn: c.bytesIn, bytesOut: c.bytesOut };
+  }
+  const stream = p.resources.find((r): r is SocketStream => r instanceof SocketStream);
   if (stream === undefined) return base;
   return {
     ...base,

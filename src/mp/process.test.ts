@@ -160,3 +160,22 @@ test("properties given as keywords are kept on the process", () => {
   const p = processRunFunction("with props", { properties: { role: "test" } }, () => undefined);
   assert.deepEqual(p.properties, { role: "test" });
 });
+
+test("a process that fails closes what it owns; one that finishes lets go of it for the next user", async () => {
+  const { restore } = captureReports();
+  try {
+    const crashed = new FakeResource();
+    const failing = processRunFunction("crashes", {}, (_r: FakeResource) => {
+      throw new Error("crash");
+    }, crashed);
+    await processJoin(failing);
+    assert.equal(crashed.closed, 1);
+    const handedOn = new FakeResource();
+    const finishing = processRunFunction("finishes", {}, (_r: FakeResource) => 1, handedOn);
+    await processJoin(finishing);
+    assert.equal(handedOn.closed, 0);
+    assert.equal(handedOn[kOwner], undefined);
+  } finally {
+    restore();
+  }
+});

@@ -26,6 +26,25 @@ export interface ProcessResource {
 }
 
 let nextId = 1;
+const NO_PROPERTIES: Readonly<Record<string, unknown>> = Object.freeze({});
+
+// The server whose `function` is running: the processes it starts are its children.
+let adoptingParent: Process | undefined;
+
+/**
+ * Runs `fn` so that processes it starts have `parent` as their parent, although it runs
+ * outside any process (a server's `function`).
+ * @internal
+ */
+export function runAsParentOf<A, T>(parent: Process, fn: (arg: A) => T, arg: A): T {
+  const previous = adoptingParent;
+  adoptingParent = parent;
+  try {
+    return fn(arg);
+  } finally {
+    adoptingParent = previous;
+  }
+}
 
 /**
  * A light-weight process: a named, cooperatively scheduled async task, as LispWorks' `mp:process`.
@@ -58,11 +77,26 @@ export class Process {
   #abort: AbortController | undefined;
   #joiners: (() => void)[] | undefined;
 
+  /**
+   * The process that started this one: the process whose code called `processRunFunction`, or
+   * the server whose `function` did. `undefined` for a process started from plain code.
+   */
+  readonly parent: Process | undefined;
+
   /** @internal Use {@link processRunFunction}. */
   constructor(name: string, keywords?: ProcessKeywords) {
     this.name = name;
-    this.properties = keywords?.properties ?? {};
+    this.properties = keywords?.properties ?? NO_PROPERTIES;
+    this.parent = adoptingParent ?? processContext.getStore();
     liveProcesses.set(this.id, this);
+  }
+
+  /**
+   * Called when a process this one started has ended. Servers override it to log how their
+   * connections' processes ended; the base does nothing.
+   */
+  protected childEnded(_child: Process): void {
+    // nothing to do for a plain process
   }
 
   /** Aborts when the process is killed; pass it to APIs that accept an `AbortSignal`. */
@@ -169,6 +203,11 @@ export class Process {
         reportError(`an abort listener of process "${this.name}" threw`, error);
       }
     }
+    this.#closeResources();
+    return true;
+  }
+
+  #closeResources(): void {
     const held = this.resources;
     this.#resource = undefined;
     for (const resource of held) {
@@ -176,10 +215,9 @@ export class Process {
       try {
         resource[kKill]();
       } catch (error) {
-        reportError(`closing a resource of killed process "${this.name}"`, error);
+        reportError(`closing a resource of ${this.state} process "${this.name}"`, error);
       }
     }
-    return true;
   }
 
   /** @internal Resolves once the process has ended. */
@@ -194,6 +232,10 @@ export class Process {
     if (this.state !== "running") return;
     this.state = "finished";
     this.result = value;
+    // What it still owns is released, not closed: a process may make a stream for another to
+    // use. The next process that uses it owns it.
+    for (const resource of this.resources) resource[kOwner] = undefined;
+    this.#resource = undefined;
     this.#end();
   }
 
@@ -201,6 +243,8 @@ export class Process {
     if (this.state !== "running") return; // a killed process's last await may reject: not news
     this.state = "failed";
     this.error = error;
+    // A crashed connection process must not leave its connection open for ever.
+    this.#closeResources();
     this.#end();
     reportError(`process "${this.name}" failed`, error);
   }
@@ -211,6 +255,13 @@ export class Process {
     const joiners = this.#joiners;
     this.#joiners = undefined;
     if (joiners !== undefined) for (const wake of joiners) wake();
+    if (this.parent !== undefined) {
+      try {
+        this.parent.childEnded(this);
+      } catch (error) {
+        reportError(`process "${this.parent.name}" handling the end of "${this.name}"`, error);
+      }
+    }
   }
 }
 
@@ -266,6 +317,7 @@ export function processRunFunction<A extends unknown[]>(
 
 /**
  * Kills `process`, as `mp:process-kill`: its `signal` aborts, everything it owns is closed
+ * (as it is when a process fails; a process that finishes normally only lets go of what it owns)
  * (pending reads on its streams settle with end of file), and its state becomes `killed`.
  * Returns `true` if it was running.
  */

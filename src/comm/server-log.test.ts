@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import type net from "node:net";
+import { PassThrough } from "node:stream";
+import { after, test } from "node:test";
+import { getCurrentProcess, listAllProcesses } from "../mp/registry.js";
+import { processKill, processRunFunction } from "../mp/process.js";
+import { captureReports, eventually, LineClient } from "../../test/support.js";
+import { makeStreamAndTalk } from "../../examples/talk.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
+import type { ServerEvent } from "./server-log.js";
+import { SocketStream } from "./socket-stream.js";
+
+const servers: ServerProcess[] = [];
+const clients: LineClient[] = [];
+after(() => {
+  for (const s of servers) serverTerminate(s);
+  for (const c of clients) c.destroy();
+  for (const p of listAllProcesses()) if (p.name.startsWith("talk ") || p.name.startsWith("doomed")) processKill(p);
+});
+
+async function client(port: number): Promise<LineClient> {
+  const c = await LineClient.connect(port);
+  clients.push(c);
+  return c;
+}
+
+function collect(stream: PassThrough): () => string {
+  let text = "";
+  stream.on("data", (chunk: Buffer) => (text += chunk.toString()));
+  return () => text;
+}
+
+test("a logger function hears started, accepted, refused, process-ended and stopped, with reasons", async () => {
+  const events: ServerEvent[] = [];
+  const { restore } = captureReports();
+  try {
+    const server = await startUpServer({
+      service: 0,
+      processName: "logged",
+      maxConnections: 2,
+      logger: (e) => events.push(e),
+      function: (handle: net.Socket) => {
+        const stream = new SocketStream({ socket: handle });
+        processRunFunction(`doomed ${String(stream.remotePort)}`, {}, async (s: SocketStream) => {
+          const line = await s.readLine();
+          if (line === "fail") throw new Error("asked to fail");
+          if (line === "finish") s.close();
+          else await s.readLine();
+        }, stream);
+      },
+    });
+    servers.push(server);
+    assert.deepEqual(events[0], { event: "started", server: "logged", address: "127.0.0.1", port: server.port });
+    const failing = await client(server.port);
+    const finishing = await client(server.port);
+    const refused = await client(server.port);
+    await refused.closed();
+    failing.send("fail\n");
+    finishing.send("finish\n");
+    await eventually(() => events.filter((e) => e.event === "process-ended").length === 2, 3000, JSON.stringify(events));
+    for (const c of [failing, finishing]) {
+      await c.closed();
+      c.end(); // our half of the connection: the server counts it closed once both halves are
+    }
+    await eventually(() => server.counters.active === 0);
+    const killable = await client(server.port);
+    await eventually(() => listAllProcesses().some((p) => p.name === `doomed ${String(killable.socket.localPort)}`));
+    const victim = listAllProcesses().find((p) => p.name === `doomed ${String(killable.socket.localPort)}`);
+    assert.ok(victim);
+    assert.equal(victim.parent, server, "a process started by the server's function is its child");
+    processKill(victim);
+    processKill(server);
+    const byKind = (kind: ServerEvent["event"]): ServerEvent[] => events.filter((e) => e.event === kind);
+    assert.equal(byKind("accepted").length, 3);
+    assert.match((byKind("accepted")[0] as { peer: string }).peer, /^127\.0\.0\.1:\d+$/);
+    assert.deepEqual(byKind("refused").map((e) => (e as { reason: string }).reason), ["maxConnections 2"]);
+    const ended = byKind("process-ended") as Extract<ServerEvent, { event: "process-ended" }>[];
+    assert.deepEqual(ended.map((e) => e.state).sort(), ["failed", "finished", "killed"]);
+    assert.equal(ended.find((e) => e.state === "failed")?.reason, "Error: asked to fail");
+    assert.deepEqual(byKind("stopped"), [{ event: "stopped", server: "logged", accepted: 4, refused: 1 }]);
+  } finally {
+    restore();
+  }
+});
+
+test("by default a server with an announce stream logs human-readable lines there", async () => {
+  const out = new PassThrough();
+  const text = collect(out);
+  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, processName: "texty", announce: out });
+  servers.push(server);
+  const c = await client(server.port);
+  c.send("hi\n");
+  await c.line();
+  await eventually(() => text().includes("accepted"));
+  const lines = text().trimEnd().split("\n");
+  assert.equal(lines[0], `texty: listening on 127.0.0.1:${server.port}`);
+  assert.match(lines[1] ?? "", new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z texty: accepted 127\\.0\\.0\\.1:${c.socket.localPort}$`));
+});
+
+test("logger json writes one JSON object per line with a time", async () => {
+  const out = new PassThrough();
+  const text = collect(out);
+  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, processName: "jsony", announce: out, logger: "json" });
+  servers.push(server);
+  const c = await client(server.port);
+  c.send("x\n");
+  await c.line();
+  c.end();
+  await c.closed();
+  processKill(server);
+  await eventually(() => text().includes('"stopped"'));
+  const records = text().trimEnd().split("\n").slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(records.map((r) => r.event), ["started", "accepted", "process-ended", "stopped"]);
+  for (const r of records) assert.match(String(r.time), /^\d{4}-\d\d-\d\dT/);
+  assert.equal(records[2]?.state, "finished");
+});
+
+test("a server without announce or logger logs nothing, and a logger that throws is reported, not fatal", async () => {
+  const { reports, restore } = captureReports();
+  try {
+    const server = await startUpServer({
+      function: makeStreamAndTalk,
+      service: 0,
+      logger: () => {
+        throw new Error("broken logger");
+      },
+    });
+    servers.push(server);
+    const c = await client(server.port);
+    c.send("still served\n");
+    assert.equal(await c.line(), "You sent: 'still served'");
+    assert.ok(reports.some((r) => /logger/.test(r.what)));
+  } finally {
+    restore();
+  }
+});
+
+test("a process started inside another has it as parent", async () => {
+  let child: ReturnType<typeof processRunFunction> | undefined;
+  const outer = processRunFunction("outer", {}, () => {
+    child = processRunFunction("inner", {}, () => getCurrentProcess());
+  });
+  await eventually(() => child !== undefined);
+  assert.equal(child?.parent, outer);
+  assert.equal(outer.parent, undefined);
+});

@@ -1,0 +1,83 @@
+/**
+ * What a server tells its logger: one event per line of a server's life (started, a connection
+ * accepted or refused, a connection's process ended, an error, stopped). confab forces no
+ * logging library on you: pass a function and route the events wherever your program logs.
+ *
+ * @example
+ * ```ts
+ * await startUpServer({ function: handle, service: 0, logger: (e) => pino.info(e) });
+ * await startUpServer({ service: 10243, announce: true, logger: "json" }); // JSON lines on stdout
+ * ```
+ * @module
+ */
+
+/** One thing that happened to a server, with the server's process name. */
+export type ServerEvent =
+  | { readonly event: "started"; readonly server: string; readonly address: string; readonly port: number }
+  | { readonly event: "stopped"; readonly server: string; readonly accepted: number; readonly refused: number }
+  | { readonly event: "accepted"; readonly server: string; readonly peer: string }
+  | { readonly event: "refused"; readonly server: string; readonly peer: string; readonly reason: string }
+  | {
+      readonly event: "process-ended";
+      readonly server: string;
+      readonly process: string;
+      readonly id: number;
+      readonly state: "finished" | "killed" | "failed";
+      readonly reason?: string;
+    }
+  | { readonly event: "error"; readonly server: string; readonly message: string };
+
+/** Receives a server's events. It must not throw (what it throws is reported and dropped). */
+export type Logger = (event: ServerEvent) => void;
+
+/**
+ * A server's `logger` option: a {@link Logger}, `"text"` for human-readable lines, `"json"` for
+ * JSON lines, or `false` for none. Text and JSON go to the `announce` stream (standard output
+ * when `announce` is `true` or a function). The default is `"text"` when `announce` is a stream
+ * or `true`, and no logging otherwise.
+ */
+export type LoggerOption = Logger | "text" | "json" | false;
+
+function describe(e: ServerEvent): string {
+  switch (e.event) {
+    case "started":
+      return `listening on ${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}`;
+    case "stopped":
+      return `stopped after ${e.accepted} connections (${e.refused} refused)`;
+    case "accepted":
+      return `accepted ${e.peer}`;
+    case "refused":
+      return `refused ${e.peer}: ${e.reason}`;
+    case "process-ended":
+      return `process ${e.id} "${e.process}" ${e.state}${e.reason === undefined ? "" : `: ${e.reason}`}`;
+    case "error":
+      return `error: ${e.message}`;
+  }
+}
+
+/** Human-readable lines: `2026-11-29T10:00:00.000Z 10243 server: accepted 127.0.0.1:51234`. */
+export function textLogger(out: NodeJS.WritableStream): Logger {
+  return (e) => {
+    out.write(`${new Date().toISOString()} ${e.server}: ${describe(e)}\n`);
+  };
+}
+
+/** One JSON object per line, with a `time` field first. */
+export function jsonLogger(out: NodeJS.WritableStream): Logger {
+  return (e) => {
+    out.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+  };
+}
+
+/** @internal The logger a server uses, from its `logger` and `announce` options. */
+export function serverLogger(option: LoggerOption | undefined, announce: unknown): Logger | undefined {
+  if (typeof option === "function") return option;
+  if (option === false) return undefined;
+  const stream = isWritable(announce) ? announce : announce === true || option !== undefined ? process.stdout : undefined;
+  if (stream === undefined) return undefined;
+  return option === "json" ? jsonLogger(stream) : textLogger(stream);
+}
+
+function isWritable(value: unknown): value is NodeJS.WritableStream {
+  return typeof value === "object" && value !== null && typeof (value as { write?: unknown }).write === "function";
+}
