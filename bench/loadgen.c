@@ -19,8 +19,9 @@
  * Output: one JSON line on stdout (idle mode prints "READY <n>" first). When
  * --server-pid is given, the server's CPU time (utime+stime from /proc/PID/stat) is
  * sampled at the start and end of the measurement window, so the figures need no
- * help from the harness. The generator's own CPU time (getrusage) over the same
- * window is reported too.
+ * help from the harness (a comma-separated list of pids, a primary and its workers,
+ * is summed, and each one's share printed too). The generator's own CPU time
+ * (getrusage) over the same window is reported too.
  *
  * Build: cc -O2 -o bench/build/loadgen bench/loadgen.c
  */
@@ -63,8 +64,14 @@ static struct {
   int idle_conc;    /* idle: connections being opened at once */
   double setup_max; /* idle: s to open them all */
   double hold_max;  /* idle: s to hold them at most */
-  int server_pid;
+  int server_pid;   /* the first of server_pids: the one the figures are named by */
 } o = { M_PIPE, 0, 64, 16, 32, 3.0, 1.0, 5.0, 2.0, 1000, 256, 60.0, 300.0, 0 };
+
+/* --server-pid PID[,PID...]: a server spread over several processes (a primary and its
+   workers) is measured as the sum of their CPU times */
+#define MAX_SERVER_PIDS 64
+static int server_pids[MAX_SERVER_PIDS];
+static int n_server_pids;
 
 #define PREFIX_LEN 19
 #define HIST_MAX 200000 /* 1 us buckets up to 200 ms */
@@ -122,6 +129,19 @@ static double proc_cpu_s(int pid) {
   unsigned long long ut = 0, st = 0;
   if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* the CPU time of every server process, summed; each one's in each[] when given; -1 when one is unreadable */
+static double servers_cpu_s(double *each) {
+  if (n_server_pids == 0) return -1;
+  double sum = 0;
+  for (int i = 0; i < n_server_pids; i++) {
+    double v = proc_cpu_s(server_pids[i]);
+    if (v < 0) return -1;
+    if (each) each[i] = v;
+    sum += v;
+  }
+  return sum;
 }
 
 /* whole machine, from the first line of /proc/stat, in seconds: busy (all but idle and
@@ -426,7 +446,7 @@ static void on_signal(int s) { (void)s; got_signal = 1; }
 static void usage(void) {
   fprintf(stderr,
     "usage: loadgen --mode rr|pipe|connect|idle --port P [--conns C] [--depth D] [--len L]\n"
-    "               [--duration S] [--warmup S] [--stall S] [--server-pid PID]\n"
+    "               [--duration S] [--warmup S] [--stall S] [--server-pid PID[,PID...]]\n"
     "               [--idle N] [--idle-concurrency K] [--setup-max S] [--hold-max S]\n");
   exit(64);
 }
@@ -454,7 +474,17 @@ int main(int argc, char **argv) {
     else if (ARG("--idle-concurrency")) o.idle_conc = atoi(v);
     else if (ARG("--setup-max")) o.setup_max = atof(v);
     else if (ARG("--hold-max")) o.hold_max = atof(v);
-    else if (ARG("--server-pid")) o.server_pid = atoi(v);
+    else if (ARG("--server-pid")) {
+      n_server_pids = 0;
+      for (const char *q = v; *q && n_server_pids < MAX_SERVER_PIDS;) {
+        int pid = atoi(q);
+        if (pid > 0) server_pids[n_server_pids++] = pid;
+        const char *comma = strchr(q, ',');
+        if (!comma) break;
+        q = comma + 1;
+      }
+      o.server_pid = n_server_pids ? server_pids[0] : 0;
+    }
     else usage();
 #undef ARG
   }
@@ -565,16 +595,17 @@ int main(int argc, char **argv) {
   uint64_t t_end = t_measure + (uint64_t)(o.duration * 1e9);
   uint64_t t_win0 = 0, t_win1 = 0, t_drain_end = 0;
   double srv0 = -1, srv1 = -1, gen0 = 0, gen1 = 0;
+  double each0[MAX_SERVER_PIDS], each1[MAX_SERVER_PIDS];
   mstat_t mach0 = { 0, 0, 0, 0 }, mach1 = { 0, 0, 0, 0 };
 
   while (phase != P_DONE) {
     uint64_t now = now_ns();
     if (got_signal) fatal("interrupted");
     if (phase == P_WARMUP && now >= t_measure) {
-      phase = P_MEASURE; t_win0 = now_ns(); srv0 = proc_cpu_s(o.server_pid); gen0 = self_cpu_s(); mach0 = machine_cpu();
+      phase = P_MEASURE; t_win0 = now_ns(); srv0 = servers_cpu_s(each0); gen0 = self_cpu_s(); mach0 = machine_cpu();
     }
     if (phase == P_MEASURE && now >= t_end) {
-      t_win1 = now_ns(); srv1 = proc_cpu_s(o.server_pid); gen1 = self_cpu_s(); mach1 = machine_cpu();
+      t_win1 = now_ns(); srv1 = servers_cpu_s(each1); gen1 = self_cpu_s(); mach1 = machine_cpu();
       phase = P_DRAIN; t_drain_end = t_win1 + (uint64_t)(o.drain * 1e9);
       for (int i = 0; i < nconns; i++) {
         conn_t *c = &conns[i];
@@ -631,6 +662,13 @@ int main(int argc, char **argv) {
   if (srv >= 0)
     printf("\"server_pid\":%d,\"server_cpu_s\":%.4f,\"server_cpu_share\":%.4f,\"server_cpu_us_per_op\":%.4f,",
            o.server_pid, srv, srv / win, ops ? srv * 1e6 / (double)ops : -1.0);
+  if (srv >= 0 && n_server_pids > 1) {
+    printf("\"server_pids\":[");
+    for (int i = 0; i < n_server_pids; i++) printf("%s%d", i ? "," : "", server_pids[i]);
+    printf("],\"server_cpu_share_each\":[");
+    for (int i = 0; i < n_server_pids; i++) printf("%s%.4f", i ? "," : "", (each1[i] - each0[i]) / win);
+    printf("],");
+  }
   if (mach0.ok && mach1.ok)
     printf("\"machine_cores\":%ld,\"machine_busy_cores\":%.3f,\"machine_softirq_cores\":%.3f,\"machine_steal_cores\":%.3f,",
            sysconf(_SC_NPROCESSORS_ONLN), (mach1.busy - mach0.busy) / win, (mach1.softirq - mach0.softirq) / win,

@@ -4,7 +4,8 @@
 // Runs the seed's talk protocol against three servers in the same run (raw node:net,
 // node:readline, confab's talk server), each a child process, driven by bench/loadgen.c
 // (compiled here with cc). Also times a `1 + 1` round trip through confab's listener and
-// confab's cold start. Prints a table of ratios to raw, writes results/latest.json,
+// confab's cold start, and how the talk server scales with startUpServer's `workers` option
+// (node:cluster). Prints a table of ratios to raw, writes results/latest.json,
 // results/latest.md and results/ratios.svg. See bench/README.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -23,8 +24,10 @@ const CONTENDED_TEXT = "0.25";
 const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options])
 
   --quick            1 run per measurement, 1 s windows, 2,000 idle connections (~40 s)
-  --only LIST        modes, comma-separated: rr1,rr64,pipe,connect,idle,listener,cold
+  --only LIST        modes, comma-separated: rr1,rr64,pipe,connect,idle,listener,cold,workers
                      (rr = rr1,rr64)
+  --workers LIST     worker counts for the workers scaling mode (default 1,2,4; 1 is the
+                     one-process server the others are compared with)
   --servers LIST     raw,readline,confab (default: all three)
   --reps N           runs per measurement, the median is reported (default 5; idle: at most 3)
   --duration S       measurement window of each run, seconds (default 1.2)
@@ -37,12 +40,12 @@ const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options
   --help
 
 Environment: BENCH_QUICK=1, BENCH_ONLY, BENCH_SERVERS, BENCH_REPS, BENCH_DURATION,
-BENCH_WARMUP, BENCH_IDLE, BENCH_OUT, BENCH_RETRIES do the same.`;
+BENCH_WARMUP, BENCH_IDLE, BENCH_OUT, BENCH_RETRIES, BENCH_WORKERS do the same.`;
 
 // ---------------------------------------------------------------------------------------
 // options
 
-const ALL_MODES = ["rr1", "rr64", "pipe", "connect", "idle", "listener", "cold"];
+const ALL_MODES = ["rr1", "rr64", "pipe", "connect", "idle", "listener", "cold", "workers"];
 const ALL_SERVERS = ["raw", "readline", "confab"];
 
 function parseOptions(argv, env) {
@@ -56,6 +59,7 @@ function parseOptions(argv, env) {
     idle: env.BENCH_IDLE,
     out: env.BENCH_OUT,
     retries: env.BENCH_RETRIES,
+    workers: env.BENCH_WORKERS,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -72,6 +76,7 @@ function parseOptions(argv, env) {
       case "--out": o.out = val(); break;
       case "--retries": o.retries = val(); break;
       case "--no-retry": o.retries = "0"; break;
+      case "--workers": o.workers = val(); break;
       case "-h": case "--help": console.log(HELP); process.exit(0); break;
       default: console.error(`unknown option ${a}\n\n${HELP}`); process.exit(64);
     }
@@ -102,8 +107,17 @@ function parseOptions(argv, env) {
     retries: Math.round(num(o.retries, 2, 0, 5)),
     coldRuns: o.quick ? 5 : 15,
     listenerIterations: o.quick ? 500 : 2000,
+    workerCounts: workerCounts(o.workers),
     out: path.resolve(o.out ?? (partial ? path.join(BENCH, "build", "results") : path.join(BENCH, "results"))),
   };
+}
+
+function workerCounts(text) {
+  if (!text) return [1, 2, 4];
+  const counts = [...new Set(String(text).split(",").map((x) => Number(x.trim())))];
+  const bad = counts.filter((n) => !Number.isInteger(n) || n < 1 || n > 32);
+  if (bad.length) { console.error(`--workers: worker counts are whole numbers from 1 to 32, got "${text}"`); process.exit(64); }
+  return counts.includes(1) ? counts.sort((a, b) => a - b) : [1, ...counts.sort((a, b) => a - b)]; // ratios need 1
 }
 
 const opt = parseOptions(process.argv.slice(2), process.env);
@@ -183,15 +197,19 @@ const SERVER_SCRIPTS = {
   readline: "servers/readline.mjs",
   confab: "servers/confab-talk.mjs",
   "confab-listener": "servers/confab-listener.mjs",
+  "confab-workers": "servers/confab-talk-workers.mjs",
 };
 
-/** Starts a server script; resolves { child, pid, port, stderr() } or rejects with a one-line reason. */
-function startServer(name) {
+/**
+ * Starts a server script; resolves { child, pid, pids, port, stderr() } or rejects with a one-line
+ * reason. `pids` is every process of the server: a server with workers prints them after the port.
+ */
+function startServer(name, env = {}) {
   const script = path.join(BENCH, SERVER_SCRIPTS[name]);
   return new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, [script], {
       cwd: BENCH,
-      env: { ...process.env, PORT: "0" },
+      env: { ...process.env, PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     }));
     let out = "", err = "", settled = false;
@@ -211,11 +229,12 @@ function startServer(name) {
       const nl = out.indexOf("\n");
       if (nl < 0) return;
       const line = out.slice(0, nl).trim();
-      const m = /^PORT (\d+)$/.exec(line);
+      const m = /^PORT (\d+)(?: PIDS ([\d,]+))?$/.exec(line);
       if (!m) return fail(line.replace(/^UNAVAILABLE /, "") || "bad first line");
       settled = true;
       clearTimeout(timer);
-      resolve({ name, child, pid: child.pid, port: Number(m[1]), stderr: () => err });
+      const pids = m[2] ? m[2].split(",").map(Number) : [child.pid];
+      resolve({ name, child, pid: child.pid, pids, port: Number(m[1]), stderr: () => err });
     });
     child.once("exit", (code, signal) => fail(`exited (${code ?? signal}) before listening${err ? `: ${tail()}` : ""}`));
   });
@@ -228,7 +247,16 @@ async function stopServer(s) {
     try { process.kill(s.pid, "SIGKILL"); } catch {}
     await waitExit(s.child, 2000);
   }
+  // A server's workers go with their primary (cluster ends them when its channel closes); wait
+  // for that, so that none of them is still busy during the next run, and end any that stays.
+  const workers = (s.pids ?? []).filter((pid) => pid !== s.pid);
+  for (const deadline = Date.now() + 3000; workers.some(isWorkerOf(s)) && Date.now() < deadline; ) await sleep(20);
+  for (const pid of workers.filter(isWorkerOf(s))) try { process.kill(pid, "SIGKILL"); } catch {}
 }
+// still running, and still the server's script (pids are reused)
+const isWorkerOf = (s) => (pid) => {
+  try { return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(SERVER_SCRIPTS[s.name].split("/").pop()); } catch { return false; }
+};
 
 function procCpu(pid) {
   try {
@@ -292,14 +320,17 @@ const LOADGEN_MODES = {
 };
 
 async function runLoadgenMode(mode, server) {
-  const args = [...LOADGEN_MODES[mode].args, "--port", String(server.port), "--server-pid", String(server.pid),
+  // every process of the server (a primary and its workers) counts as the server's CPU
+  const pids = server.pids ?? [server.pid];
+  const args = [...LOADGEN_MODES[mode].args, "--port", String(server.port), "--server-pid", pids.join(","),
     "--duration", String(opt.duration), "--warmup", String(opt.warmup), "--stall", "5", "--drain", "2"];
-  const cpu0 = procCpu(server.pid);
-  const exclude = new Set([process.pid, server.pid]);
+  const serverCpu = () => pids.reduce((sum, pid) => sum + procCpu(pid), 0);
+  const cpu0 = serverCpu();
+  const exclude = new Set([process.pid, ...pids]);
   const snap0 = othersSnapshot();
   const r = await runLoadgen(args, (opt.duration + opt.warmup + 20) * 1000, (pid) => exclude.add(pid));
   const others = othersCores(snap0, othersSnapshot(), exclude);
-  const cpu1 = procCpu(server.pid);
+  const cpu1 = serverCpu();
   if (!r.ok) return { ok: false, error: r.error, partial: r.json ?? undefined };
   return {
     ok: true, ...r.json, server_cpu_total_s: +(cpu1 - cpu0).toFixed(3),
@@ -548,14 +579,14 @@ async function waitQuiet() {
 
 /** One run of one mode against a fresh server; null when the server would not start. */
 let lastContended = true; // wait for quiet before the first run, and after a contended one
-async function measureOnce(mode, name, unavailable) {
+async function measureOnce(mode, name, unavailable, env = {}, key = name) {
   if (mode !== "idle" && lastContended) await waitQuiet();
   let server;
   try {
-    server = await startServer(name);
+    server = await startServer(name, env);
   } catch (e) {
-    unavailable[name] = e.message;
-    console.error(`  ${name}: unavailable: ${e.message}`);
+    unavailable[key] = e.message;
+    console.error(`  ${key}: unavailable: ${e.message}`);
     return null;
   }
   let r;
@@ -574,6 +605,95 @@ async function measureOnce(mode, name, unavailable) {
   await stopServer(server);
   if (mode !== "idle") lastContended = Boolean(r.contended);
   return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// workers: the talk server spread over N processes (startUpServer's `workers`, node:cluster)
+
+/**
+ * Pipelined load (64 connections × 16 lines) against the talk server with each worker count,
+ * counts taking turns within each round; every process of the server counts as its CPU.
+ * WORKERS=1 is the plain one-process server: the others' ratios are to it.
+ */
+async function runWorkersScaling(unavailable) {
+  const counts = opt.workerCounts;
+  const results = {};
+  for (const n of counts) results[n] = { runs: [], redone: [] };
+  let retryBudget = Math.ceil(opt.reps * counts.length * 0.4);
+  for (let rep = 0; rep < opt.reps; rep++) {
+    const order = counts.map((_, i) => counts[(i + rep) % counts.length]);
+    for (const n of order) {
+      const key = `workers=${n}`;
+      for (let attempt = 0; !unavailable[key]; attempt++) {
+        const r = await measureOnce("pipe", "confab-workers", unavailable, { WORKERS: String(n) }, key);
+        if (!r) break;
+        const again = r.ok && r.contended && attempt < opt.retries && retryBudget > 0;
+        const primary = r.ok && n > 1 && r.server_cpu_share_each ? `, primary ${fmtPct(r.server_cpu_share_each[0])}` : "";
+        console.error(`  [${rep + 1}/${opt.reps}] workers ${String(n).padEnd(2)} ${progressLine("pipe", r)}${primary}` +
+          `${r.ok ? `, machine ${r.machine_busy_cores?.toFixed(2)} cores busy` : ""}${r.contended ? ` [other processes used ${r.others_cores} cores${again ? ": again" : ""}]` : ""}`);
+        if (again) { retryBudget--; results[n].redone.push(r); continue; }
+        results[n].runs.push(r);
+        break;
+      }
+    }
+  }
+  const figures = {};
+  for (const n of counts) {
+    const ok = goodRuns(results[n]);
+    const med = (get) => median(ok.map(get));
+    figures[n] = {
+      lines_per_s: med((r) => r.lines_per_s),
+      server_cpu_us_per_line: med((r) => r.server_cpu_us_per_op),
+      server_cores: med((r) => r.server_cpu_share),
+      primary_cores: n > 1 ? med((r) => r.server_cpu_share_each?.[0]) : NaN,
+      generator_cores: med((r) => r.gen_cpu_share),
+      machine_busy_cores: med((r) => r.machine_busy_cores),
+      machine_softirq_cores: med((r) => r.machine_softirq_cores),
+      others_cores: med((r) => r.others_cores),
+      contended: ok.some((r) => r.contended),
+    };
+  }
+  const base = figures[1] ?? {};
+  const ratios = {};
+  for (const n of counts) {
+    const f = figures[n];
+    ratios[n] = {
+      lines_per_s: Number.isFinite(f.lines_per_s) && base.lines_per_s > 0 ? +(f.lines_per_s / base.lines_per_s).toFixed(3) : null,
+      server_cpu_us_per_line: Number.isFinite(f.server_cpu_us_per_line) && base.server_cpu_us_per_line > 0 ? +(f.server_cpu_us_per_line / base.server_cpu_us_per_line).toFixed(3) : null,
+    };
+  }
+  return { mode: "pipe", what: LOADGEN_MODES.pipe.what, counts, figures, ratios, unavailable: counts.filter((n) => unavailable[`workers=${n}`]).map((n) => `workers=${n}: ${unavailable[`workers=${n}`]}`), results };
+}
+
+function workersTable(ws) {
+  const header = ["workers", "lines/s ↑", "÷ 1 worker", "server CPU µs/line ↓", "÷ 1 worker", "CPU cores: server (primary) / gen / others", "machine busy (softirq)"];
+  const rows = ws.counts.map((n) => {
+    const f = ws.figures[n], r = ws.ratios[n];
+    if (!Number.isFinite(f.lines_per_s)) return [String(n), "failed", "", "", "", "", ""];
+    const star = f.contended ? "*" : "";
+    return [
+      n === 1 ? "1 (one process)" : String(n),
+      `${fmtRate(f.lines_per_s)}${star}`,
+      r.lines_per_s === null ? "" : `${r.lines_per_s.toFixed(2)}×`,
+      f.server_cpu_us_per_line.toFixed(2),
+      r.server_cpu_us_per_line === null ? "" : `${r.server_cpu_us_per_line.toFixed(2)}×`,
+      `${f.server_cores.toFixed(2)}${Number.isFinite(f.primary_cores) ? ` (${f.primary_cores.toFixed(2)})` : ""} / ${f.generator_cores.toFixed(2)} / ${Number.isFinite(f.others_cores) ? f.others_cores.toFixed(2) : "-"}`,
+      `${f.machine_busy_cores.toFixed(2)} (${f.machine_softirq_cores.toFixed(2)})`,
+    ];
+  });
+  return { header, rows };
+}
+
+/** What the workers figures mean on this machine, in one paragraph. */
+function workersNote(ws, cores) {
+  const one = ws.figures[1], top = ws.counts[ws.counts.length - 1], best = ws.figures[top];
+  if (!one || !best || !Number.isFinite(one.lines_per_s) || !Number.isFinite(best.lines_per_s)) return "";
+  return `${cores} cores hold the server, the load generator and the kernel's loopback work alike: ` +
+    `with 1 process the server used ${one.server_cores.toFixed(2)} cores and the machine was ${one.machine_busy_cores.toFixed(2)} of ${cores} cores busy; ` +
+    `with ${top} workers the server used ${best.server_cores.toFixed(2)} cores, the generator ${best.generator_cores.toFixed(2)} and the machine ${best.machine_busy_cores.toFixed(2)} of ${cores}. ` +
+    `Throughput can grow only into the cores the generator and the kernel leave free, so these ratios say what workers give when ` +
+    `clients and server share ${cores} cores, not what they give on a bigger machine or with the clients elsewhere; CPU per line shows ` +
+    `what spreading itself costs, and the primary's share what cluster's round robin costs it (per connection, not per line).`;
 }
 
 /** The runs a figure is the median of: the uncontended ones when there are any. */
@@ -603,7 +723,7 @@ async function main() {
   };
   const loadModes = opt.modes.filter((m) => m in LOADGEN_MODES || m === "idle");
   console.error(`bench: ${opt.servers.join(", ")} × ${loadModes.join(", ") || "-"}${opt.modes.includes("listener") ? " + listener" : ""}` +
-    `${opt.modes.includes("cold") ? " + cold start" : ""}; ${opt.reps} run(s) each, ${opt.warmup} s warm-up + ${opt.duration} s window` +
+    `${opt.modes.includes("cold") ? " + cold start" : ""}${opt.modes.includes("workers") ? ` + talk server with ${opt.workerCounts.join("/")} workers` : ""}; ${opt.reps} run(s) each, ${opt.warmup} s warm-up + ${opt.duration} s window` +
     `${opt.modes.includes("idle") ? `; ${idleTarget} idle connections` : ""}`);
   if (idleNote && opt.modes.includes("idle")) console.error(`bench: ${idleNote}`);
 
@@ -611,7 +731,7 @@ async function main() {
   const unavailable = {}; // server -> reason it would not start
   for (const s of opt.servers) { results[s] = {}; for (const m of loadModes) results[s][m] = { runs: [], redone: [] }; }
 
-  let cold = null, listener = null;
+  let cold = null, listener = null, workers = null;
   if (opt.modes.includes("cold")) {
     await waitQuiet();
     cold = runCold();
@@ -643,6 +763,11 @@ async function main() {
         }
       }
     }
+  }
+
+  if (opt.modes.includes("workers")) {
+    console.error(`  workers scaling: the talk server with ${opt.workerCounts.join(", ")} worker(s), pipe 64×16`);
+    workers = await runWorkersScaling(unavailable);
   }
 
   // medians and ratios
@@ -744,6 +869,14 @@ async function main() {
   console.log("");
   if (rows.length) console.log(textTable(header, rows));
   if (extra.length) { console.log(""); console.log(textTable(["confab only", "figure", "target"], extra)); }
+  const workersOut = workers ? workersTable(workers) : null;
+  if (workersOut) {
+    console.log("");
+    console.log(`workers: the talk server spread over N processes (startUpServer's workers, node:cluster), ${workers.what}; * = from contended runs`);
+    console.log(textTable(workersOut.header, workersOut.rows));
+    workers.note = workersNote(workers, machine.cores);
+    if (workers.note) console.log(workers.note);
+  }
   console.log("");
   if (saturation) console.log(saturation.text);
   for (const [s, why] of Object.entries(unavailable)) console.log(`${s}: unavailable: ${why}`);
@@ -752,8 +885,12 @@ async function main() {
     if (failed.length && !unavailable[s]) console.log(`${s} ${mode}: ${failed.length} of ${results[s][mode].runs.length} run(s) failed: ${failed[0].error}${failed[0].server_stderr ? ` (server stderr: ${failed[0].server_stderr})` : ""}`);
   }
   if (idleNote && loadModes.includes("idle")) console.log(idleNote);
-  const redone = servers.reduce((n, s) => n + loadModes.reduce((k, m) => k + results[s][m].redone.length, 0), 0);
-  const stillContended = servers.flatMap((s) => loadModes.filter((m) => goodRuns(results[s][m]).some((r) => r.contended)).map((m) => `${s} ${m}`));
+  const redone = servers.reduce((n, s) => n + loadModes.reduce((k, m) => k + results[s][m].redone.length, 0), 0) +
+    (workers ? workers.counts.reduce((n, c) => n + workers.results[c].redone.length, 0) : 0);
+  const stillContended = [
+    ...servers.flatMap((s) => loadModes.filter((m) => goodRuns(results[s][m]).some((r) => r.contended)).map((m) => `${s} ${m}`)),
+    ...(workers ? workers.counts.filter((c) => workers.figures[c].contended).map((c) => `workers ${c}`) : []),
+  ];
   const noise = `waited ${(quietWaitedMs / 1000).toFixed(1)} s for other processes to quieten down; ` +
     `${redone} run(s) done again because other processes used more than ${CONTENDED} cores meanwhile` +
     (stillContended.length ? `; figures marked * still come from contended runs: ${stillContended.join(", ")}` : "");
@@ -763,12 +900,12 @@ async function main() {
   const doc = {
     date, machine, source, options: { ...opt, out: path.relative(ROOT, opt.out) }, idle_target: idleTarget,
     protocol: "client sends a 32-byte line + \\n; server answers You sent: '<line>'\\n",
-    saturation, unavailable, noise, figures: roundAll(figures), ratios, listener, cold, results,
+    saturation, unavailable, noise, figures: roundAll(figures), ratios, listener, cold, workers, results,
     elapsed_s: +((Date.now() - t0) / 1000).toFixed(1),
   };
   fs.mkdirSync(opt.out, { recursive: true });
   fs.writeFileSync(path.join(opt.out, "latest.json"), JSON.stringify(doc, null, 2) + "\n");
-  fs.writeFileSync(path.join(opt.out, "latest.md"), markdown(doc, header, rows, extra, machineLine));
+  fs.writeFileSync(path.join(opt.out, "latest.md"), markdown(doc, header, rows, extra, machineLine, workersOut));
   fs.writeFileSync(path.join(opt.out, "ratios.svg"), svgChart(doc, machineLine));
   console.log(`\nwrote ${["latest.json", "latest.md", "ratios.svg"].map((f) => path.relative(process.cwd(), path.join(opt.out, f))).join(", ")} in ${doc.elapsed_s} s`);
 }
@@ -802,7 +939,7 @@ function textTable(header, rows) {
   return [line(header), w.map((n) => "─".repeat(n)).join("  "), ...rows.map(line)].join("\n");
 }
 
-function markdown(doc, header, rows, extra, machineLine) {
+function markdown(doc, header, rows, extra, machineLine, workersOut) {
   const esc = (s) => String(s ?? "").replace(/\|/g, "\\|");
   const md = [];
   const src = doc.source;
@@ -822,6 +959,15 @@ function markdown(doc, header, rows, extra, machineLine) {
     md.push("|---|---:|---:|");
     for (const r of extra) md.push(`| ${r.map(esc).join(" | ")} |`);
     md.push("");
+  }
+  if (workersOut) {
+    md.push(`Workers: the talk server spread over N processes (\`startUpServer({ workers: N })\`, node:cluster), ${doc.workers.what}; ` +
+      `1 is the one-process server; CPU is in cores, the server's summed over the primary and its workers.`, "");
+    md.push(`| ${workersOut.header.map(esc).join(" | ")} |`);
+    md.push(`|${workersOut.header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
+    for (const r of workersOut.rows) md.push(`| ${r.map(esc).join(" | ")} |`);
+    md.push("");
+    if (doc.workers.note) md.push(doc.workers.note, "");
   }
   if (doc.saturation) md.push(`${doc.saturation.text[0].toUpperCase()}${doc.saturation.text.slice(1)}.`, "");
   md.push(`Noise: ${doc.noise}.`, "");

@@ -49,6 +49,16 @@ export const ErrorCodes = {
   BAD_NAME_LINE: "ERR_BAD_NAME_LINE",
   /** A listener server would be exposed beyond loopback without authentication. */
   INSECURE_LISTENER: "ERR_INSECURE_LISTENER",
+  /** The monitor page was asked to bind a non-loopback address (it can kill processes and has no login). */
+  INSECURE_MONITOR: "ERR_INSECURE_MONITOR",
   /** Listener evaluation exceeded its time limit. */
   EVAL_TIMEOUT: "ERR_EVAL_TIMEOUT",
+  /** A server with `workers` could not get every worker listening (one exited, timed out, or could not be forked). */
+  WORKER_START: "ERR_WORKER_START",
+  /** Reported (never thrown): a worker of a server with `workers` died on its own and is being replaced. */
+  WORKER_EXITED: "ERR_WORKER_EXITED",
+  /** A Unix socket service's path exists and is not a socket, so it is not replaced. */
+  NOT_A_SOCKET: "ERR_NOT_A_SOCKET",
+  /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
+  TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
 } as const;

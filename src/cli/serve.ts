@@ -4,13 +4,19 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { startUpServer, serverTerminate, type ConnectionFunction } from "../comm/server.js";
+import { ClusterServerProcess } from "../comm/workers.js";
 import type { Socket } from "node:net";
 import { listAllProcesses } from "../mp/registry.js";
-import { formatHostPort } from "../comm/socket-stream.js";
 import { processJoin, processKill } from "../mp/process.js";
+import { describeEndpoint, type ServerTlsOptions } from "../comm/endpoint.js";
+import { readPem, readToken } from "./credentials.js";
+import { parseMonitorFlag } from "./monitor-flag.js";
+import { monitorOf } from "../monitor/attach.js";
 
 /** How long `confab serve` lets connection processes finish after SIGINT/SIGTERM before killing them (`--drain-timeout`). */
 const DRAIN_MS = 5000;
+/** With `--workers`: how much longer than the drain the primary waits for a worker to exit. */
+const WORKER_EXIT_MARGIN_MS = 2000;
 
 function numberOption(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
@@ -36,14 +42,25 @@ export async function serve(argv: string[]): Promise<never> {
       "eval-timeout": { type: "string" },
       "max-connections": { type: "string" },
       "idle-timeout": { type: "string" },
+      "proxy-protocol": { type: "boolean", default: false },
       "drain-timeout": { type: "string" },
+      workers: { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "tls-ca": { type: "string" },
+      "token-file": { type: "string" },
+      monitor: { type: "string" },
     },
     strict: true,
   });
   // Listen for the signals before anything is announced: a signal that arrives while no
   // handler is installed kills the process outright.
+  // In a worker of `--workers N`, SIGINT is the primary's to act on: a terminal's Ctrl-C reaches
+  // the whole process group, and the primary stops the workers with SIGTERM, after their drain.
+  let inWorker = false;
   const stopRequested = new Promise<void>((done) => {
-    const stop = (): void => {
+    const stop = (signal: NodeJS.Signals): void => {
+      if (signal === "SIGINT" && inWorker) return;
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       done();
@@ -56,6 +73,19 @@ export async function serve(argv: string[]): Promise<never> {
   const maxConnections = numberOption(values["max-connections"], "--max-connections");
   const idleTimeout = numberOption(values["idle-timeout"], "--idle-timeout");
   const drainTimeout = numberOption(values["drain-timeout"], "--drain-timeout") ?? DRAIN_MS;
+  const workers = numberOption(values.workers, "--workers");
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--workers must be a whole number of processes, at least 1, got "${String(values.workers)}"`);
+  }
+  // cluster re-runs this command, options and all, in each worker: there it just listens.
+  if (workers !== undefined && workers > 1) inWorker = (await import("node:cluster")).default.isWorker;
+  const tls = tlsOptions(values["tls-cert"], values["tls-key"], values["tls-ca"]);
+  // With a token the listener asks every client for it (`token SECRET` first); from
+  // --token-file or $CONFAB_TOKEN, never from the command line, where `ps` would show it.
+  if (fn !== undefined && values["token-file"] !== undefined) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "--token-file is for the listener server; a --function server authenticates its own clients");
+  }
+  const token = fn === undefined ? readToken(values["token-file"]) : undefined;
   // A numeric service given on the command line is a port, named as a number (`10243 server`).
   const service = values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
   const server = await startUpServer({
@@ -65,20 +95,45 @@ export async function serve(argv: string[]): Promise<never> {
     ...(evalTimeout === undefined ? {} : { evalTimeout }),
     ...(maxConnections === undefined ? {} : { maxConnections }),
     ...(idleTimeout === undefined ? {} : { idleTimeout }),
+    ...(values["proxy-protocol"] ? { proxyProtocol: true } : {}),
+    ...(workers === undefined ? {} : { workers }),
+    ...(tls === undefined ? {} : { tls }),
+    ...(token === undefined ? {} : { token }),
+    ...(values.monitor === undefined ? {} : { monitor: parseMonitorFlag(values.monitor) }),
   });
-  if (values.announce) {
-    const where = formatHostPort(server.address, server.port);
-    const hint = fn === undefined ? `; connect with: npx confab connect ${server.address === "127.0.0.1" ? "" : `${server.address} `}${server.port}` : "";
-    process.stdout.write(`${server.name}: listening on ${where}${hint}\n`);
+  if (values.announce && !inWorker) {
+    const where = describeEndpoint(server);
+    const target = server.family === "unix" ? server.address : `${server.address === "127.0.0.1" ? "" : `${server.address} `}${server.port}`;
+    const hint = fn === undefined ? `; connect with: npx confab connect ${target}${tls === undefined ? "" : " --tls"}` : "";
+    const spread = server instanceof ClusterServerProcess ? ` (${server.workerCount} workers)` : "";
+    process.stdout.write(`${server.name}: listening on ${where}${spread}${hint}\n`);
+    const monitor = monitorOf(server);
+    if (monitor !== undefined) process.stdout.write(`${monitor.name}: open ${monitor.url} in a browser\n`);
   }
 
   await stopRequested;
+  // Each worker drains for --drain-timeout itself (it runs this command too): wait that long,
+  // and a little more, before the workers still there get SIGKILL.
+  if (server instanceof ClusterServerProcess) await server.terminate(drainTimeout + WORKER_EXIT_MARGIN_MS);
   serverTerminate(server);
   const others = listAllProcesses();
   await Promise.all(others.map((p) => processJoin(p, { timeout: drainTimeout })));
   for (const p of listAllProcesses()) processKill(p);
   // Connections a user's function kept without a process are not ours to wait for.
   process.exit(0);
+}
+
+/** `--tls-cert FILE --tls-key FILE [--tls-ca FILE]` as the server's TLS options; a CA means client certificates are required. */
+function tlsOptions(cert: string | undefined, key: string | undefined, ca: string | undefined): ServerTlsOptions | undefined {
+  if (cert === undefined && key === undefined && ca === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "TLS needs both --tls-cert FILE and --tls-key FILE (--tls-ca FILE adds client certificates)");
+  }
+  return {
+    cert: readPem(cert, "--tls-cert"),
+    key: readPem(key, "--tls-key"),
+    ...(ca === undefined ? {} : { ca: readPem(ca, "--tls-ca") }),
+  };
 }
 
 /** Imports `MODULE#EXPORT` (default export without `#`); MODULE is a path or a package name. */

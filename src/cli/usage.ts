@@ -4,13 +4,30 @@ export const usage = `confab: TCP servers and a live TypeScript REPL inside a ru
 Usage:
   confab serve [--service S] [--host ADDR] [--function MODULE#EXPORT] [--announce]
                [--max-connections N] [--idle-timeout MS] [--eval-timeout MS] [--drain-timeout MS]
+               [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
+               [--monitor [ADDR:]PORT] [--proxy-protocol]
       Start a server: the built-in listener server by default, or one that calls
       MODULE's EXPORT (default export when #EXPORT is left out) with each connection.
-      S is a port, a numeric string or a service name (default "confab" = 10243).
+      S is a port, a numeric string or a service name (default "confab" = 10243),
+      or a Unix socket path: unix:PATH, or any S containing "/" (created mode 0600).
+      --proxy-protocol expects a PROXY v1/v2 header (HAProxy send-proxy) first on
+      every connection and reports the client it names as the peer.
       On SIGINT or SIGTERM: stops accepting at once, lets running processes finish
       for --drain-timeout ms (default 5000), then closes them and exits 0.
-  confab connect [HOST] SERVICE [--name NAME]
+      --workers N (with --function) runs N worker processes (node:cluster) on one
+      port; SIGINT/SIGTERM stops them all, each after its drain.
+      --tls-cert/--tls-key speak TLS; --tls-ca admits only clients with a certificate
+      that CA signed. A listener token (clients send "token SECRET" first) comes from
+      --token-file FILE or $CONFAB_TOKEN. A listener server binds a non-loopback
+      --host only with a token or with --tls-ca.
+      --monitor [ADDR:]PORT also serves a live monitor page (servers, processes,
+      connections, a kill button per process) at http://ADDR:PORT/; ADDR must be
+      loopback (default 127.0.0.1), PORT 0 picks one (--announce prints the URL).
+  confab connect [HOST] SERVICE [--name NAME] [--tls] [--ca FILE] [--cert FILE --key FILE]
+                 [--token-file FILE]
       Open a listener session on a listener server (HOST defaults to 127.0.0.1).
+      SERVICE may be a Unix socket path. --tls speaks TLS (--ca: the server's CA;
+      --cert/--key: a client certificate); the token comes from --token-file or $CONFAB_TOKEN.
   confab talk [--service S]
       Run the LispWorks talk example: a server and a client that talks to it.
   confab --help | --version

@@ -11,9 +11,12 @@ export {
   type Announce,
   type ConnectionFunction,
   type ServerCounters,
+  type ConnectionLimits,
+  type ServerLogging,
   type StartUpServerOptions,
   type StartUpStreamServerOptions,
 } from "./server.js";
+export { ClusterServerProcess, type ServerWorkerInfo } from "./workers.js";
 export {
   SocketStream,
   DEFAULT_MAX_LINE_LENGTH,
@@ -22,7 +25,9 @@ export {
   type StreamDirection,
   type StreamElementType,
 } from "./socket-stream.js";
-export { openTcpStream, type OpenTcpStreamOptions } from "./client.js";
+export { openTcpStream, type OpenTcpStreamOptions, type ClientTlsOptions } from "./client.js";
+export { unixSocketPath, DEFAULT_HANDSHAKE_TIMEOUT_MS, type ServerTlsOptions } from "./endpoint.js";
+export { textLogger, jsonLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 export {
   getServiceEntry,
   resolveService,

@@ -170,7 +170,7 @@ function ipv6(bytes: Buffer): string {
  */
 export function readProxyHeader(socket: Socket, timeout: number): Promise<ProxyHeader> {
   return new Promise((resolve, reject) => {
-    let received = Buffer.alloc(0);
+    let received: Buffer = Buffer.alloc(0);
     const finish = (error: ConfabError | undefined, header?: ProxyHeader, rest?: Buffer): void => {
       clearTimeout(timer);
       socket.off("data", onData);

@@ -1,9 +1,13 @@
 import net from "node:net";
-import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
+import { kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
+import { readProxyHeader } from "./proxy-protocol.js";
+import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
-import { bindEndpoint, type BoundEndpoint } from "./endpoint.js";
+import { bindEndpoint, describeEndpoint, unixSocketPath, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import type { MonitorOption } from "../monitor/attach.js";
 
 /** A server's `function`: called with each accepted socket, one at a time. */
 export type ConnectionFunction<H> = (handle: H) => unknown;
@@ -18,7 +22,7 @@ export type Announce =
   | ((address: net.AddressInfo | null, error: Error | null) => void);
 
 /** Options of {@link startUpServer}. */
-export interface StartUpServerOptions extends ConnectionLimits {
+export interface StartUpServerOptions extends ConnectionLimits, ServerLogging {
   /**
    * Called with each accepted connection's socket handle (a paused `net.Socket`: no byte is
    * lost before a stream is made on it). The next connection is not taken until it returns,
@@ -46,6 +50,32 @@ export interface StartUpServerOptions extends ConnectionLimits {
   readonly evalTimeout?: number;
   /** Listener server only: ms a client has to send its name line before it is dropped (default 10000). */
   readonly nameTimeout?: number;
+  /**
+   * Processes to spread the service over (default 1: this process alone). With more, the
+   * program's entry script runs again in each of that many `node:cluster` workers, where this
+   * same call just listens on the shared port; here it resolves once all listen, and killing
+   * it stops them. `function` runs in the workers, never here; the listener server refuses
+   * workers. See `ClusterServerProcess` (src/comm/workers.ts).
+   */
+  readonly workers?: number;
+  /**
+   * Speak TLS (`node:tls`): `{ key, cert }`, plus `ca` to admit only clients whose certificate
+   * that CA signed. `function` then gets a `tls.TLSSocket` whose handshake has succeeded; a
+   * failed handshake is reported and never reaches it. See {@link ServerTlsOptions}.
+   */
+  readonly tls?: ServerTlsOptions;
+  /**
+   * Listener server only: a shared secret (at least 16 visible ASCII characters) every client
+   * must send first, as the line `token SECRET`, before its name line. Compared in constant
+   * time, never echoed or logged; a wrong one gets one generic refusal after a delay.
+   */
+  readonly token?: string;
+  /**
+   * Also serve the live monitor page (see `startMonitor`): a port (0: any free one), or
+   * `{ port, address }` (loopback only). The monitor is the server's child and is killed with
+   * it; `monitorOf(server)` gives its `url`. Not with `workers`.
+   */
+  readonly monitor?: MonitorOption;
 }
 
 /** Limits on a server's connections. */
@@ -56,13 +86,34 @@ export interface ConnectionLimits {
    * `Error: too many connections ...` in one line, and closed; the counters count it as refused.
    */
   readonly maxConnections?: number;
+  /**
+   * Expect a PROXY protocol header (HAProxy's v1 or v2) first on every connection, as sent by
+   * HAProxy's `send-proxy`/`send-proxy-v2`, nginx's `proxy_protocol on` or a cloud load
+   * balancer: the handle `function` gets, its streams and `ps()` then report the real client as
+   * the peer. A connection whose header is missing, malformed or not complete within 5 s is
+   * closed and logged as refused. Off by default: then a header is just data.
+   */
+  readonly proxyProtocol?: boolean;
   /** Milliseconds a connection may go without traffic before it is closed (default: no limit). */
   readonly idleTimeout?: number;
 }
 
+/** Where a server's events go; see {@link LoggerOption}. */
+export interface ServerLogging {
+  /** A function, `"text"`, `"json"`, or `false`; default: text lines on the `announce` stream when there is one. */
+  readonly logger?: LoggerOption;
+}
+
 /** {@link StartUpServerOptions} for a server whose `function` takes a {@link SocketStream}. */
 export interface StartUpStreamServerOptions extends Omit<StartUpServerOptions, "function" | "createStream"> {
+  /** Always `true` here: `function` gets a ready {@link SocketStream} made with `streamOptions`. */
   readonly createStream: true;
+  /**
+   * Called with a {@link SocketStream} on each accepted connection, one at a time as a plain
+   * server's `function` (the next connection is not taken until it returns or its promise
+   * settles). The stream is made outside any process: it belongs to the process it is handed
+   * to (a `processRunFunction` argument), or else to the first process that reads or writes it.
+   */
   readonly function: ConnectionFunction<SocketStream>;
 }
 
@@ -98,6 +149,9 @@ export interface ServerCounters {
 /** Default `maxConnections` of the listener server: REPL sessions are few. */
 const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 
+/** How long a connection may take to send its PROXY header. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
@@ -127,6 +181,8 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly #queue: net.Socket[] = [];
   readonly #active = new Set<net.Socket>();
   readonly #idleTimeout: number;
+  readonly #proxyProtocol: boolean;
+  readonly #logger: Logger | undefined;
   #busy = false;
   #accepted = 0;
   #refused = 0;
@@ -138,10 +194,12 @@ export class ServerProcess extends Process implements ProcessResource {
   #lastAcceptErrorAt = 0;
 
   /** @internal Use {@link startUpServer}. */
-  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}) {
+  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
     super(name);
+    this.#logger = logger;
     this.maxConnections = limits.maxConnections ?? Infinity;
     this.#idleTimeout = limits.idleTimeout ?? 0;
+    this.#proxyProtocol = limits.proxyProtocol ?? false;
     const server = endpoint.server;
     this.port = endpoint.port;
     this.address = endpoint.address;
@@ -179,6 +237,7 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#accepted++;
     if (this.#active.size >= this.maxConnections) {
       this.#refused++;
+      this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: `maxConnections ${this.maxConnections}` });
       socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () => socket.destroy());
       return;
     }
@@ -189,12 +248,32 @@ export class ServerProcess extends Process implements ProcessResource {
       socket.setTimeout(this.#idleTimeout);
       socket.on("timeout", ServerProcess.#onSocketIdle);
     }
+    if (this.#proxyProtocol) {
+      // The header comes first and says who the client is; the connection waits for it
+      // without holding up the server.
+      readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS).then(
+        () => {
+          this.#admit(socket);
+        },
+        (error: unknown) => {
+          this.#refused++;
+          this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: errorMessage(error, false) });
+          socket.destroy();
+        },
+      );
+      return;
+    }
+    this.#admit(socket);
+  };
+
+  #admit(socket: net.Socket): void {
+    if (this.#logger !== undefined) this.#log({ event: "accepted", server: this.name, peer: peerOf(socket) });
     if (this.#busy) {
       this.#queue.push(socket);
       return;
     }
     this.#serve(socket);
-  };
+  }
 
   static #onSocketClose(this: ServedSocket): void {
     const server = this[kServer];
@@ -219,14 +298,44 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#lastAcceptError = code;
     this.#lastAcceptErrorAt = now;
     const hint = code === "EMFILE" || code === "ENFILE" ? " (out of file descriptors: connections are dropped until some close)" : "";
+    this.#log({ event: "error", server: this.name, message: `${error.message}${hint}` });
     reportError(`server "${this.name}" on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
+
+  /** @internal Hands `event` to the server's logger; a logger that throws is reported, not fatal. */
+  log(event: ServerEvent): void {
+    this.#log(event);
+  }
+
+  #log(event: ServerEvent): void {
+    if (this.#logger === undefined) return;
+    try {
+      this.#logger(event);
+    } catch (error) {
+      reportError(`the logger of server "${this.name}"`, error);
+    }
+  }
+
+  /** Logs how a process started by this server's `function` ended. */
+  protected override childEnded(child: Process): void {
+    if (this.#logger === undefined) return;
+    const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
+    this.#log({
+      event: "process-ended",
+      server: this.name,
+      process: child.name,
+      id: child.id,
+      state: child.state as "finished" | "killed" | "failed",
+      ...(reason === undefined ? {} : { reason }),
+    });
+  }
 
   #serve(socket: net.Socket): void {
     for (;;) {
       let outcome: unknown;
       try {
-        outcome = this.#dispatch(socket);
+        // Processes the function starts are this server's children (for logging and ps()).
+        outcome = runAsParentOf(this, this.#dispatch, socket);
       } catch (error) {
         this.#functionFailed(error);
       }
@@ -258,6 +367,7 @@ export class ServerProcess extends Process implements ProcessResource {
 
   #functionFailed(error: unknown): void {
     this.#errors++;
+    this.#log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
     reportError(`the function of server "${this.name}" failed`, error);
   }
 
@@ -278,7 +388,18 @@ export class ServerProcess extends Process implements ProcessResource {
   [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
+    this.#log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
   }
+}
+
+function peerOf(socket: net.Socket): string {
+  const address = socket.remoteAddress;
+  return address === undefined ? "?" : formatHostPort(address, socket.remotePort ?? "?");
+}
+
+function errorMessage(error: unknown, withName = true): string {
+  if (!(error instanceof Error)) return String(error);
+  return withName ? `${error.name}: ${error.message}` : error.message;
 }
 
 function ignoreError(): void {
@@ -324,12 +445,23 @@ function announceTo(announce: Announce | undefined, line: string, address: net.A
 export function startUpServer(options: StartUpStreamServerOptions): Promise<ServerProcess>;
 export function startUpServer(options?: StartUpServerOptions): Promise<ServerProcess>;
 export async function startUpServer(options: StartUpServerOptions | StartUpStreamServerOptions = {}): Promise<ServerProcess> {
+  if (options.workers !== undefined && options.workers !== 1) {
+    if (options.monitor !== undefined) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "the monitor option cannot be combined with workers: each worker is a program of its own; start a monitor in each with startMonitor");
+    // Loaded on demand, like the listener: a one-process server never loads node:cluster.
+    return (await import("./workers.js")).startUpWorkers(options);
+  }
   const service = options.service ?? DEFAULT_SERVICE;
   const processName = options.processName ?? defaultProcessName(service);
   const host = options.address ?? "127.0.0.1";
   let port: number;
+  let path: string | undefined;
   try {
-    port = resolveService(service);
+    // A path (`unix:PATH`, or anything with a `/`) is a Unix domain socket: no port.
+    path = unixSocketPath(service);
+    port = path === undefined ? resolveService(service) : 0;
+    if (options.token !== undefined && options.function !== undefined) {
+      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${processName}: the token option is for the listener server; a server with a function authenticates its own clients`);
+    }
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
@@ -338,7 +470,7 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   const dispatch = await connectionDispatcher(options);
   let endpoint: BoundEndpoint;
   try {
-    endpoint = await bindEndpoint({ port, host, backlog: options.backlog, processName });
+    endpoint = await bindEndpoint({ port, host, path, backlog: options.backlog, tls: options.tls, processName });
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
@@ -347,11 +479,16 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   const limits: ConnectionLimits = {
     maxConnections: options.maxConnections ?? (options.function === undefined ? DEFAULT_LISTENER_MAX_CONNECTIONS : Infinity),
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
+    ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
-  const started = new ServerProcess(processName, endpoint, dispatch, limits);
+  const logger = serverLogger(options.logger, options.announce);
+  const started = new ServerProcess(processName, endpoint, dispatch, limits, logger);
   started.start(() => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
-  announceTo(options.announce, `${processName}: listening on ${formatHostPort(bound.address, bound.port)}`, bound, null);
+  announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
+  // The announce line already says it on the default log stream; a chosen logger hears it too.
+  if (options.logger !== undefined) started.log({ event: "started", server: processName, address: bound.address, port: bound.port });
+  if (options.monitor !== undefined) await (await import("../monitor/attach.js")).attachMonitor(started, options.monitor, options.announce);
   return started;
 }
 
