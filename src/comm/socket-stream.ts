@@ -357,12 +357,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     this.#scanIdx = idx;
     this.#scanOff = 0;
+    // No LF in what is buffered: all of it is one line so far, at end of file too.
+    if (this.#avail > this.#maxLine) throw this.#lineTooLong();
     if (this.#eof) return this.#avail > 0 ? this.#cutRest() : null;
-    if (this.#avail > this.#maxLine) {
-      throw this.#failInput(
-        new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#maxLine} bytes (maxLineLength); input closed`),
-      );
-    }
     return undefined;
   }
 
