@@ -13,19 +13,66 @@
 
 /** One thing that happened to a server, with the server's process name. */
 export type ServerEvent =
-  | { readonly event: "started"; readonly server: string; readonly address: string; readonly port: number }
-  | { readonly event: "stopped"; readonly server: string; readonly accepted: number; readonly refused: number }
-  | { readonly event: "accepted"; readonly server: string; readonly peer: string }
-  | { readonly event: "refused"; readonly server: string; readonly peer: string; readonly reason: string }
   | {
-      readonly event: "process-ended";
+      /** The server is listening. */
+      readonly event: "started";
+      /** The server's process name. */
       readonly server: string;
+      /** The bound local address. */
+      readonly address: string;
+      /** The bound port. */
+      readonly port: number;
+    }
+  | {
+      /** The server was killed: its listening socket is closed. */
+      readonly event: "stopped";
+      /** The server's process name. */
+      readonly server: string;
+      /** Connections accepted over the server's life (refused ones included). */
+      readonly accepted: number;
+      /** Connections refused over the server's life (`maxConnections`). */
+      readonly refused: number;
+    }
+  | {
+      /** A connection was accepted and will reach the server's `function`. */
+      readonly event: "accepted";
+      /** The server's process name. */
+      readonly server: string;
+      /** The client's `host:port` (IPv6 in brackets), or `?` when the OS no longer knows it. */
+      readonly peer: string;
+    }
+  | {
+      /** A connection was accepted and closed at once with a one-line message. */
+      readonly event: "refused";
+      /** The server's process name. */
+      readonly server: string;
+      /** The client's `host:port` (IPv6 in brackets), or `?`. */
+      readonly peer: string;
+      /** Why, such as `maxConnections 100`. */
+      readonly reason: string;
+    }
+  | {
+      /** A process started by the server's `function` ended. */
+      readonly event: "process-ended";
+      /** The server's process name. */
+      readonly server: string;
+      /** The ended process's name. */
       readonly process: string;
+      /** The ended process's id. */
       readonly id: number;
+      /** How it ended. */
       readonly state: "finished" | "killed" | "failed";
+      /** For a failed process: its error, as `Name: message`. */
       readonly reason?: string;
     }
-  | { readonly event: "error"; readonly server: string; readonly message: string };
+  | {
+      /** The server's `function` threw or rejected, or accepting a connection failed. */
+      readonly event: "error";
+      /** The server's process name. */
+      readonly server: string;
+      /** What went wrong. */
+      readonly message: string;
+    };
 
 /** Receives a server's events. It must not throw (what it throws is reported and dropped). */
 export type Logger = (event: ServerEvent) => void;

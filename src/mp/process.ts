@@ -21,7 +21,9 @@ export const kKill: unique symbol = Symbol("confab.kill");
  * listening socket. Implemented by confab's own classes; users rarely need it.
  */
 export interface ProcessResource {
+  /** The process that owns the resource now, if any (set by {@link Process.own}). */
   [kOwner]?: Process | undefined;
+  /** Closes the resource because its owner was killed (or failed). */
   [kKill](): void;
 }
 
