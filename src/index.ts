@@ -9,7 +9,9 @@
  */
 export * as comm from "./comm/index.js";
 export * as mp from "./mp/index.js";
+export * as monitor from "./monitor/index.js";
 export * from "./comm/index.js";
 export * from "./mp/index.js";
+export * from "./monitor/index.js";
 export { ConfabError, ErrorCodes } from "./errors.js";
 export { setErrorReporter, type ErrorReporter } from "./report.js";

@@ -1,5 +1,6 @@
 import { readFileSync, appendFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import { homedir, hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import readline from "node:readline";
@@ -8,6 +9,9 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { resolveService } from "../comm/services.js";
 import { formatHostPort } from "../comm/socket-stream.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
+import { unixSocketPath } from "../comm/endpoint.js";
+import { tokenLine } from "../listener/auth.js";
+import { readPem, readToken } from "./credentials.js";
 
 const HISTORY_SIZE = 1000;
 
@@ -36,35 +40,68 @@ function defaultName(): string {
  * it offers line editing, history kept across sessions, Tab completion answered by the
  * listener, Ctrl-C to cancel the current input and Ctrl-D to end. From a pipe it sends its
  * input, prints the values (no prompts) and exits at end of input.
+ *
+ * SERVICE may be a Unix socket path (`unix:PATH`, or anything with a `/`). `--tls` speaks TLS
+ * (`--ca FILE` for a private CA, `--cert FILE --key FILE` for a client certificate; each of
+ * them implies `--tls`). A token for a server that wants one comes from `--token-file FILE`
+ * or `$CONFAB_TOKEN`.
  */
 export async function connect(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { name: { type: "string" }, host: { type: "string" } },
+    options: {
+      name: { type: "string" },
+      host: { type: "string" },
+      tls: { type: "boolean", default: false },
+      ca: { type: "string" },
+      cert: { type: "string" },
+      key: { type: "string" },
+      "token-file": { type: "string" },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length === 0 || positionals.length > 2) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "usage: confab connect [HOST] SERVICE [--name NAME]");
   }
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "--cert and --key go together: a client certificate and its private key");
+  }
   const service = positionals[positionals.length - 1] as string;
   const host = positionals.length === 2 ? (positionals[0] as string) : (values.host ?? "127.0.0.1");
-  const port = resolveService(service);
-  const socket = await open(host, port);
+  const path = unixSocketPath(service);
+  const target: ConnectTarget = path === undefined ? { host, port: resolveService(service) } : { host, path };
+  const secure = values.tls || values.ca !== undefined || values.cert !== undefined;
+  const tlsOptions: tls.ConnectionOptions | undefined = secure
+    ? {
+        ...(values.ca === undefined ? {} : { ca: readPem(values.ca, "--ca") }),
+        ...(values.cert === undefined ? {} : { cert: readPem(values.cert, "--cert") }),
+        ...(values.key === undefined ? {} : { key: readPem(values.key, "--key") }),
+      }
+    : undefined;
+  const token = readToken(values["token-file"]);
+  const socket = await open(target, tlsOptions);
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
-  socket.write(`${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`);
+  const authentication = token === undefined ? "" : `${tokenLine(token)}\n`;
+  socket.write(`${authentication}${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`);
   return interactive ? terminalSession(socket) : pipeSession(socket);
 }
 
-function open(host: string, port: number): Promise<net.Socket> {
+/** A TCP host and port, or a Unix socket's path (`host` then names the server for TLS). */
+type ConnectTarget = { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
+
+function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined): Promise<net.Socket> {
+  const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
+  const address = "path" in target ? { path: target.path } : { host: target.host, port: target.port };
   return new Promise((resolve, reject) => {
     // Not half-open: when the listener ends the session (end of its input, or its process
     // killed), our side ends too, so the session ends without waiting for more input.
-    const socket = net.connect({ host, port });
+    const socket = secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
     socket.once("error", (error: NodeJS.ErrnoException) => {
-      reject(new ConfabError(error.code ?? "ERR_CONNECT", `cannot connect to ${formatHostPort(host, port)}: ${error.message}`));
+      const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
+      reject(new ConfabError(error.code ?? "ERR_CONNECT", `cannot connect to ${where}: ${what}${error.message}`));
     });
-    socket.once("connect", () => {
+    socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       socket.removeAllListeners("error");
       resolve(socket);
     });

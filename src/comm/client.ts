@@ -1,7 +1,28 @@
 import net from "node:net";
+import tls from "node:tls";
 import { ConfabError, ErrorCodes } from "../errors.js";
+import { tokenLine, validateToken } from "../listener/auth.js";
+import { unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+
+/**
+ * TLS for a client (`openTcpStream(host, service, { tls })`). The server's certificate is
+ * always verified, against `ca` when given (a private CA) or else the system's CAs, and must
+ * name `host` (or `servername`).
+ */
+export interface ClientTlsOptions {
+  /** The CA certificate(s) that signed the server's certificate (PEM). Default: the system's CAs. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** This client's certificate (PEM), for a server that requires one. */
+  readonly cert?: string | Buffer;
+  /** The private key of `cert` (PEM). */
+  readonly key?: string | Buffer;
+  /** Passphrase of an encrypted `key`. */
+  readonly passphrase?: string;
+  /** The name the server's certificate must carry, when it is not `host`. */
+  readonly servername?: string;
+}
 
 /** Options of {@link openTcpStream}. */
 export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"> {
@@ -11,6 +32,13 @@ export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"
   readonly errorp?: boolean;
   /** Local address to connect from. */
   readonly localAddress?: string;
+  /** Speak TLS: `true` to verify the server against the system's CAs, or {@link ClientTlsOptions}. */
+  readonly tls?: boolean | ClientTlsOptions;
+  /**
+   * For a listener server started with a token: sent at once as the first line
+   * (`token SECRET`), before anything the caller writes.
+   */
+  readonly token?: string;
 }
 
 /**
@@ -18,6 +46,11 @@ export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"
  * {@link SocketStream}, as LispWorks' `comm:open-tcp-stream`. A refused, unreachable or
  * timed-out connection rejects with a {@link ConfabError} naming host and port, or resolves
  * `null` with `errorp: false`. A stream opened inside a process belongs to it.
+ *
+ * A service that is a path (`unix:PATH`, or a string containing `/`) connects to that Unix
+ * domain socket; `host` is then only the name a TLS certificate is checked against. With
+ * `tls`, the stream resolves once the handshake has succeeded and the server's certificate
+ * has been verified; a failed handshake rejects with the TLS error's code.
  *
  * @example
  * ```ts
@@ -31,29 +64,41 @@ export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"
 export function openTcpStream(host: string, service: number | string, options: OpenTcpStreamOptions & { errorp: false }): Promise<SocketStream | null>;
 export function openTcpStream(host: string, service: number | string, options?: OpenTcpStreamOptions): Promise<SocketStream>;
 export async function openTcpStream(host: string, service: number | string, options: OpenTcpStreamOptions = {}): Promise<SocketStream | null> {
-  const { connectTimeout, errorp, localAddress, ...streamOptions } = options;
+  const { connectTimeout, errorp, localAddress, tls: tlsOptions, token, ...streamOptions } = options;
   try {
-    const port = resolveService(service);
-    const socket = await connect(host, port, connectTimeout, localAddress);
-    return new SocketStream({ ...streamOptions, socket });
+    if (token !== undefined) validateToken(token);
+    const path = unixSocketPath(service);
+    const target: Target = path === undefined ? { host, port: resolveService(service) } : { host, path };
+    const socket = await connect(target, connectTimeout, localAddress, tlsOptions === true ? {} : tlsOptions === false ? undefined : tlsOptions);
+    const stream = new SocketStream({ ...streamOptions, socket });
+    if (token !== undefined) {
+      stream.writeLine(tokenLine(token));
+      stream.forceOutput();
+    }
+    return stream;
   } catch (error) {
     if (errorp === false) return null;
     throw error;
   }
 }
 
-function connect(host: string, port: number, timeout: number | undefined, localAddress: string | undefined): Promise<net.Socket> {
-  const where = formatHostPort(host, port);
+/** Where to connect: a TCP host and port, or a Unix socket's path (`host` then names the peer for TLS). */
+type Target = { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
+
+function connect(target: Target, timeout: number | undefined, localAddress: string | undefined, secure: ClientTlsOptions | undefined): Promise<net.Socket> {
+  const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
+  const address = "path" in target ? { path: target.path } : { host: target.host, port: target.port };
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) });
+    const socket = secure === undefined ? net.connect({ ...address, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) }) : tls.connect(tlsConnectOptions(target, address, localAddress, secure));
     let timer: NodeJS.Timeout | undefined;
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       const code = error.code ?? firstCode(error) ?? "ERR_CONNECT";
-      reject(new ConfabError(code, `cannot connect to ${where}: ${describe(code, error)}`, { cause: error }));
+      const why = secure !== undefined && !CONNECT_CODES.has(code) ? `TLS handshake failed: ${error.message} (${code})` : describe(code, error, "path" in target);
+      reject(new ConfabError(code, `cannot connect to ${where}: ${why}`, { cause: error }));
     };
     socket.once("error", onError);
-    socket.once("connect", () => {
+    socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
       resolve(socket);
@@ -80,10 +125,33 @@ function firstCode(error: Error): string | undefined {
   return undefined;
 }
 
-function describe(code: string, error: Error): string {
+function tlsConnectOptions(target: Target, address: object, localAddress: string | undefined, secure: ClientTlsOptions): tls.ConnectionOptions {
+  // `allowHalfOpen` is honoured by tls.connect, though the typings leave it out.
+  const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    ...address,
+    host: target.host,
+    allowHalfOpen: true,
+    ...(localAddress === undefined ? {} : { localAddress }),
+    ...(secure.ca === undefined ? {} : { ca: secure.ca as string | Buffer | (string | Buffer)[] }),
+    ...(secure.cert === undefined ? {} : { cert: secure.cert }),
+    ...(secure.key === undefined ? {} : { key: secure.key }),
+    ...(secure.passphrase === undefined ? {} : { passphrase: secure.passphrase }),
+    ...(secure.servername === undefined ? {} : { servername: secure.servername }),
+  };
+  return options;
+}
+
+// Failures to reach the server at all, as opposed to a TLS handshake that went wrong.
+const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOENT", "EACCES", "EAI_AGAIN"]);
+
+function describe(code: string, error: Error, unix: boolean): string {
   switch (code) {
     case "ECONNREFUSED":
-      return "connection refused (nothing is listening there)";
+      return unix ? "connection refused (nothing is listening on this socket)" : "connection refused (nothing is listening there)";
+    case "ENOENT":
+      return unix ? "no such socket (nothing is listening there)" : `${error.message} (${code})`;
+    case "EACCES":
+      return unix ? "permission denied (the socket is another user's)" : `${error.message} (${code})`;
     case "ENOTFOUND":
       return "unknown host";
     case "ETIMEDOUT":

@@ -1,16 +1,66 @@
+/**
+ * Binding a server's listening socket: TCP, TLS over TCP, or a Unix domain socket (with or
+ * without TLS).
+ *
+ * Services that name a Unix domain socket: `unix:PATH`, or any string containing a `/`
+ * (`/run/app/confab.sock`, `./confab.sock`). No entry of a services database contains a
+ * slash, so the two never collide. The path is made absolute against the working directory
+ * when the server starts, so that the file can be removed later whatever the directory then.
+ *
+ * @module
+ */
+import { lstatSync, chmodSync, unlinkSync } from "node:fs";
 import net from "node:net";
-import { ConfabError } from "../errors.js";
+import { resolve as resolvePath } from "node:path";
+import tls from "node:tls";
+import { ConfabError, ErrorCodes } from "../errors.js";
 import { processContext } from "../mp/registry.js";
+import { reportError } from "../report.js";
 import { formatHostPort } from "./socket-stream.js";
+
+/** Default ms a TLS client has to complete its handshake. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** `family` of an endpoint that is a Unix domain socket. */
+export const UNIX_FAMILY = "unix";
+
+/**
+ * TLS for a server (`startUpServer({ tls })`). With `ca`, only clients holding a certificate
+ * signed by that CA get a connection at all: the others never reach the server's `function`.
+ * PEM text or buffers, as `node:tls` takes them (read the files yourself: `readFileSync`).
+ */
+export interface ServerTlsOptions {
+  /** The server's private key (PEM). */
+  readonly key: string | Buffer;
+  /** The server's certificate, followed by any intermediate certificates (PEM). */
+  readonly cert: string | Buffer;
+  /** Passphrase of an encrypted `key`. */
+  readonly passphrase?: string;
+  /** The CA certificate(s) client certificates must be signed by (PEM). */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * Require every client to present a certificate signed by `ca`; a client without one, or
+   * with one signed by anyone else, is told so in one line and disconnected, and the failure
+   * is reported. Default: `true` when `ca` is given. Needs `ca`: without it any certificate
+   * from a public CA would do.
+   */
+  readonly requestCert?: boolean;
+  /** Milliseconds a client has to complete the handshake before it is dropped (default 10000). */
+  readonly handshakeTimeout?: number;
+}
 
 /** Where and how a server listens. */
 export interface EndpointSpec {
-  /** The port to bind (0: any free port). */
+  /** The port to bind (0: any free port). Ignored with `path`. */
   readonly port: number;
-  /** The local address to bind. */
+  /** The local address to bind. Ignored with `path`. */
   readonly host: string;
+  /** A Unix domain socket to listen on instead of a TCP port (absolute path). */
+  readonly path?: string | undefined;
   /** The kernel's accept queue length. */
   readonly backlog?: number | undefined;
+  /** Speak TLS: connections reach the server only once their handshake succeeded. */
+  readonly tls?: ServerTlsOptions | undefined;
   /** Used in error messages: the process that wanted the endpoint. */
   readonly processName: string;
 }
@@ -18,50 +68,341 @@ export interface EndpointSpec {
 /** A bound, listening endpoint. */
 export interface BoundEndpoint {
   readonly server: net.Server;
+  /** The bound address, or the socket's path for a Unix domain socket. */
   readonly address: string;
+  /** The bound port; 0 for a Unix domain socket, which has none. */
   readonly port: number;
+  /** `IPv4`, `IPv6`, or `unix` ({@link UNIX_FAMILY}). */
   readonly family: string;
+}
+
+/**
+ * The Unix domain socket a service names (`unix:PATH`, or a string containing `/`), as an
+ * absolute path; `undefined` for a TCP service (a port or a service name). Servers and
+ * clients share it so that the same service string works on both sides.
+ */
+export function unixSocketPath(service: number | string | undefined): string | undefined {
+  if (typeof service !== "string") return undefined;
+  const path = service.startsWith("unix:") ? service.slice("unix:".length) : service.includes("/") ? service : undefined;
+  if (path === undefined) return undefined;
+  if (path === "" || path.includes("\0")) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${JSON.stringify(service)} is not a usable Unix socket path`);
+  }
+  return resolvePath(path);
+}
+
+/** Whether a server with these TLS options admits only clients with a certificate signed by its CA. */
+export function requiresClientCertificates(options: ServerTlsOptions | undefined): boolean {
+  return options !== undefined && (options.requestCert ?? options.ca !== undefined) && options.ca !== undefined;
+}
+
+/** How an endpoint is named to people: `host:port`, or the socket's path. */
+export function describeEndpoint(endpoint: Pick<BoundEndpoint, "address" | "port" | "family">): string {
+  return endpoint.family === UNIX_FAMILY ? endpoint.address : formatHostPort(endpoint.address, endpoint.port);
 }
 
 /**
  * Creates and binds a listening socket. The socket is made outside any process: the async
  * context it is created in is what its connection callbacks run in, and a server's `function`
  * must run outside any process. Rejects with a {@link ConfabError} that names the endpoint.
+ *
+ * A Unix domain socket is created with owner-only permissions (0600) from the start; a stale
+ * socket file left by a crashed server is replaced, a live one is `EADDRINUSE`, and a path that
+ * is not a socket is never deleted (`ERR_NOT_A_SOCKET`). Closing the server removes the file.
  */
 export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
-  const server = processContext.exit(() => net.createServer({ allowHalfOpen: true, pauseOnConnect: true }));
+  const where = spec.path ?? formatHostPort(spec.host, spec.port);
+  const server = processContext.exit(() => createServer(spec, where));
   try {
-    await processContext.exit(() => listen(server, spec));
+    if (spec.path !== undefined) {
+      await removeStaleSocket(spec.path, spec.processName);
+      await processContext.exit(() => listenUnix(server, spec.path as string, spec.backlog));
+    } else {
+      await processContext.exit(() => listen(server, { port: spec.port, host: spec.host, backlog: spec.backlog }));
+    }
   } catch (error) {
-    throw bindError(error as NodeJS.ErrnoException, spec);
+    if (error instanceof ConfabError) throw error;
+    throw bindError(error as NodeJS.ErrnoException, spec, where);
+  }
+  if (spec.path !== undefined) {
+    unlinkAtExit(server, spec.path);
+    return { server, address: spec.path, port: 0, family: UNIX_FAMILY };
   }
   const bound = server.address() as net.AddressInfo;
   return { server, address: bound.address, port: bound.port, family: bound.family };
 }
 
-function listen(server: net.Server, spec: EndpointSpec): Promise<void> {
+function createServer(spec: EndpointSpec, where: string): net.Server {
+  if (spec.tls === undefined) return net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  return new TlsEndpointServer(spec.tls, spec.processName, where);
+}
+
+function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ port: spec.port, host: spec.host, backlog: spec.backlog }, () => {
+    server.listen(options, () => {
       server.off("error", reject);
       resolve();
     });
   });
 }
 
-function bindError(error: NodeJS.ErrnoException, spec: EndpointSpec): ConfabError {
-  const { host, port } = spec;
-  const where = formatHostPort(host, port);
+/**
+ * Binds with a umask that leaves the owner alone with the socket: the file never exists with
+ * wider permissions. (Node binds synchronously inside `listen`, so the umask is restored
+ * before anything else runs.) Where the umask cannot be set (worker threads), the file gets
+ * the process's umask until the `chmod` right after binding; connecting needs write
+ * permission, which the usual umask 022 does not give others.
+ */
+async function listenUnix(server: net.Server, path: string, backlog: number | undefined): Promise<void> {
+  let previous: number | undefined;
+  try {
+    previous = process.umask(0o177);
+  } catch {
+    previous = undefined;
+  }
+  let listening: Promise<void>;
+  try {
+    listening = listen(server, { path, backlog });
+  } finally {
+    if (previous !== undefined) process.umask(previous);
+  }
+  await listening;
+  try {
+    chmodSync(path, 0o600);
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+}
+
+/**
+ * Makes room for a Unix socket at `path`: nothing there is fine; a socket nobody answers on
+ * is a leftover of a crashed run and is removed; a socket that answers belongs to a live
+ * server (`EADDRINUSE`); anything else (a file, a directory, a link) is not ours to delete.
+ */
+async function removeStaleSocket(path: string, processName: string): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  if (!stat.isSocket()) {
+    throw new ConfabError(
+      ErrorCodes.NOT_A_SOCKET,
+      `cannot start ${processName}: ${path} exists and is not a socket; refusing to replace it (remove it, or choose another path)`,
+    );
+  }
+  const answer = await probeSocket(path);
+  if (answer === "live") {
+    throw new ConfabError("EADDRINUSE", `cannot start ${processName}: ${path} is already in use (a server answers on it) (EADDRINUSE)`);
+  }
+  if (answer !== "stale") {
+    throw new ConfabError(answer, `cannot start ${processName}: cannot tell whether ${path} is in use (${answer}); not replacing it`);
+  }
+  // The same file as the one probed, still: never unlink something swapped in meanwhile.
+  const again = lstatSync(path, { throwIfNoEntry: false });
+  if (again === undefined) return;
+  if (!again.isSocket() || again.ino !== stat.ino || again.dev !== stat.dev) {
+    throw new ConfabError("EADDRINUSE", `cannot start ${processName}: ${path} changed while it was checked (EADDRINUSE)`);
+  }
+  unlinkSync(path);
+}
+
+/** `live` if a server accepts a connection on the socket, `stale` if connecting is refused, else the error code. */
+function probeSocket(path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const probe = net.connect({ path });
+    const timer = setTimeout(() => finish("live"), 2000);
+    function finish(answer: string): void {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(answer);
+    }
+    probe.once("connect", () => finish("live"));
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      const code = error.code ?? "ERR_CONNECT";
+      // ENOENT: removed since it was looked at, which is as good as stale.
+      finish(code === "ECONNREFUSED" || code === "ENOENT" ? "stale" : code);
+    });
+  });
+}
+
+// Socket files of servers still listening when the program exits without closing them: a
+// later start would cope with them, but tidy programs leave none behind.
+const unixSockets = new Map<net.Server, string>();
+let exitHookInstalled = false;
+
+function unlinkAtExit(server: net.Server, path: string): void {
+  unixSockets.set(server, path);
+  server.once("close", () => unixSockets.delete(server));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => {
+    for (const [listening, socketPath] of unixSockets) {
+      if (!listening.listening) continue;
+      try {
+        unlinkSync(socketPath);
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+function bindError(error: NodeJS.ErrnoException, spec: EndpointSpec, where: string): ConfabError {
+  const { host } = spec;
   const code = error.code ?? "ERR_LISTEN";
+  const unix = spec.path !== undefined;
   const why =
     code === "EADDRINUSE"
       ? `${where} is already in use`
       : code === "EACCES"
-        ? `permission denied to bind ${where} (ports below 1024 need privileges)`
+        ? unix
+          ? `permission denied to create the socket ${where}`
+          : `permission denied to bind ${where} (ports below 1024 need privileges)`
         : code === "EADDRNOTAVAIL"
           ? `${host} is not an address of this machine`
           : code === "ENOTFOUND" || code === "EAI_AGAIN"
             ? `cannot resolve the address ${host}`
-            : `cannot bind ${where}: ${error.message}`;
+            : code === "ENAMETOOLONG" || code === "EINVAL"
+              ? unix
+                ? `the socket path ${where} is too long (about 100 bytes at most)`
+                : `cannot bind ${where}: ${error.message}`
+              : code === "ENOENT" && unix
+                ? `the directory of ${where} does not exist`
+                : `cannot bind ${where}: ${error.message}`;
   return new ConfabError(code, `cannot start ${spec.processName}: ${why} (${code})`, { cause: error });
+}
+
+/**
+ * A listening socket that speaks TLS and, to its users, looks like a plain `net.Server`
+ * whose `connection` event carries sockets that have completed their handshake: raw
+ * connections are handed to an internal `tls.Server` (which never listens itself), and only
+ * its secure connections are emitted. Handshakes run concurrently and never hold up the
+ * server's one-at-a-time `function`; a failed one is reported (a few per interval, so a scan
+ * cannot flood the log) and affects nobody else.
+ */
+class TlsEndpointServer extends net.Server {
+  readonly #tls: tls.Server;
+  readonly #requireCert: boolean;
+  readonly #name: string;
+  readonly #reports = new ReportLimiter(5, 10_000);
+
+  constructor(options: ServerTlsOptions, name: string, where: string) {
+    super({ allowHalfOpen: true });
+    this.#name = name;
+    const what = `${name} on ${where}`;
+    this.#requireCert = requiresClientCertificates(options);
+    if (options.requestCert === true && options.ca === undefined) {
+      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${what}: tls.requestCert needs tls.ca, the CA that signs the client certificates`);
+    }
+    const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    try {
+      this.#tls = tls.createServer({
+        key: options.key,
+        cert: options.cert,
+        ...(options.passphrase === undefined ? {} : { passphrase: options.passphrase }),
+        ...(options.ca === undefined ? {} : { ca: options.ca as string | Buffer | (string | Buffer)[] }),
+        requestCert: this.#requireCert,
+        // Checked here, in #onSecure, so that a refused certificate is reported and told why.
+        rejectUnauthorized: false,
+        handshakeTimeout,
+        allowHalfOpen: true,
+      });
+    } catch (error) {
+      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${what}: invalid TLS key or certificate: ${(error as Error).message}`, { cause: error });
+    }
+    this.#tls.on("secureConnection", this.#onSecure);
+    this.#tls.on("tlsClientError", this.#onHandshakeError);
+  }
+
+  /** Raw connections go to the TLS layer; the others (`listening`, `error`, `close`) as usual. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "connection") {
+      const raw = args[0] as net.Socket;
+      raw.on("error", ignoreError);
+      this.#tls.emit("connection", raw);
+      return true;
+    }
+    return super.emit(event, ...args);
+  }
+
+  readonly #onSecure = (socket: tls.TLSSocket): void => {
+    socket.on("error", ignoreError);
+    if (!this.listening) {
+      // Closed while this client was still shaking hands: it never reaches `function`.
+      socket.destroy();
+      return;
+    }
+    if (this.#requireCert && !socket.authorized) {
+      // Node puts the verification error's code (a string) here, whatever the typings say.
+      const reason: unknown = socket.authorizationError;
+      const presented = Object.keys(socket.getPeerCertificate()).length > 0;
+      const why = !presented ? "no client certificate" : typeof reason === "string" ? reason : reason instanceof Error ? reason.message : "not verified";
+      this.#report(`TLS client ${peerOf(socket)} refused`, new ConfabError(ErrorCodes.TLS_CLIENT_REFUSED, `client certificate refused: ${why}`));
+      socket.end("Error: a client certificate signed by the server's CA is required\n");
+      socket.resume(); // what the client sent is drained unread
+      socket.setTimeout(1000, () => socket.destroy());
+      return;
+    }
+    // As a plain server's handle: paused, so that no byte is lost before a stream is made.
+    socket.pause();
+    super.emit("connection", socket);
+  };
+
+  readonly #onHandshakeError = (error: Error, socket: tls.TLSSocket): void => {
+    socket.destroy();
+    if (this.listening) this.#report(`TLS handshake with ${peerOf(socket)} failed`, error);
+  };
+
+  #report(what: string, error: Error): void {
+    const suppressed = this.#reports.allow();
+    if (suppressed === false) return;
+    const bound = this.address();
+    const where = typeof bound === "string" ? bound : bound === null ? "?" : formatHostPort(bound.address, bound.port);
+    const more = suppressed > 0 ? ` (and ${suppressed} similar failures not reported)` : "";
+    reportError(`server "${this.#name}" on ${where}: ${what}${more}`, error);
+  }
+}
+
+function peerOf(socket: net.Socket): string {
+  return socket.remoteAddress === undefined ? "a local client" : formatHostPort(socket.remoteAddress, socket.remotePort ?? "?");
+}
+
+/** At most `max` reports per `interval` ms; says how many were held back when it speaks again. */
+class ReportLimiter {
+  readonly #max: number;
+  readonly #interval: number;
+  #windowStart = 0;
+  #count = 0;
+  #suppressed = 0;
+
+  constructor(max: number, interval: number) {
+    this.#max = max;
+    this.#interval = interval;
+  }
+
+  /** `false` to stay quiet, or the number of reports held back since the last one. */
+  allow(): number | false {
+    const now = Date.now();
+    if (now - this.#windowStart >= this.#interval) {
+      this.#windowStart = now;
+      this.#count = 0;
+    }
+    if (this.#count >= this.#max) {
+      this.#suppressed++;
+      return false;
+    }
+    this.#count++;
+    const held = this.#suppressed;
+    this.#suppressed = 0;
+    return held;
+  }
+}
+
+function ignoreError(): void {
+  // Handshake failures arrive as tlsClientError; later ones go to whoever owns the socket.
 }

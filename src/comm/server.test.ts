@@ -185,7 +185,7 @@ test("an error thrown by function is reported and the server keeps serving", asy
     good.send("still here\n");
     assert.equal(await good.line(), "You sent: 'still here'");
     assert.equal(reports.length, 2);
-    assert.match(reports[0]?.what ?? "", /"flaky"/);
+    assert.match(reports[0]?.what ?? "", /the function of flaky failed/);
     assert.equal(server.counters.errors, 2);
   } finally {
     restore();

@@ -118,8 +118,8 @@ export interface StartUpStreamServerOptions extends Omit<StartUpServerOptions, "
 }
 
 /**
- * Lisp's `(format nil "~S server" service)`: a number prints bare, a string in double quotes
- * with `"` and `\` escaped.
+ * Lisp's `(format nil "~S server" service)`: a number prints bare (`10243 server`), a string in
+ * double quotes with any double quote or backslash in it escaped by a backslash (`"confab" server`).
  */
 export function defaultProcessName(service: number | string): string {
   if (typeof service === "number") return `${service} server`;
@@ -299,7 +299,7 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#lastAcceptErrorAt = now;
     const hint = code === "EMFILE" || code === "ENFILE" ? " (out of file descriptors: connections are dropped until some close)" : "";
     this.#log({ event: "error", server: this.name, message: `${error.message}${hint}` });
-    reportError(`server "${this.name}" on ${formatHostPort(this.address, this.port)}${hint}`, error);
+    reportError(`${this.name} on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
 
   /** @internal Hands `event` to the server's logger; a logger that throws is reported, not fatal. */
@@ -312,7 +312,7 @@ export class ServerProcess extends Process implements ProcessResource {
     try {
       this.#logger(event);
     } catch (error) {
-      reportError(`the logger of server "${this.name}"`, error);
+      reportError(`the logger of ${this.name}`, error);
     }
   }
 
@@ -368,7 +368,7 @@ export class ServerProcess extends Process implements ProcessResource {
   #functionFailed(error: unknown): void {
     this.#errors++;
     this.#log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
-    reportError(`the function of server "${this.name}" failed`, error);
+    reportError(`the function of ${this.name} failed`, error);
   }
 
   #dropQueue(first: net.Socket): void {
@@ -431,15 +431,23 @@ function announceTo(announce: Announce | undefined, line: string, address: net.A
  *
  * @example
  * ```ts
- * import { startUpServer, SocketStream, processRunFunction } from "confab";
+ * import type { Socket } from "node:net";
+ * import { startUpServer, SocketStream, processRunFunction, processKill } from "confab";
  *
- * function makeStreamAndTalk(handle: net.Socket) {
+ * async function talkOnStream(stream: SocketStream) {
+ *   for await (const line of stream) {
+ *     stream.writeLine(`You sent: '${line}'`);
+ *     stream.forceOutput();
+ *   }
+ *   stream.close();
+ * }
+ * function makeStreamAndTalk(handle: Socket) {
  *   const stream = new SocketStream({ socket: handle, direction: "io" });
- *   processRunFunction(`talk ${handle.remotePort}`, {}, talkOnStream, stream);
+ *   processRunFunction(`talk ${stream.remotePort}`, {}, talkOnStream, stream);
  * }
  * const server = await startUpServer({ function: makeStreamAndTalk, service: 10244 });
  * // ... later
- * mp.processKill(server);
+ * processKill(server);
  * ```
  */
 export function startUpServer(options: StartUpStreamServerOptions): Promise<ServerProcess>;

@@ -237,7 +237,7 @@ export class WorkerPool {
       // Forking fails synchronously only for bad settings (no entry script, a bad execArgv).
       const why = `cannot fork a worker: ${(error as Error).message}`;
       if (this.#starting !== undefined) this.#failStart(workerStartError(`cannot start ${this.name}: ${why}`));
-      else this.#replaceLater(`server "${this.name}"`, why, false);
+      else this.#replaceLater(this.name, why, false);
       return;
     }
     const slot: Slot = { worker, specPort, startedAt: Date.now(), listenedAt: undefined, counters: undefined };
@@ -248,7 +248,7 @@ export class WorkerPool {
     // A spawn failure is an 'error' on the worker; without a listener it would crash the primary.
     worker.on("error", (error: Error) => {
       if (this.#starting !== undefined) this.#failStart(workerStartError(`cannot start ${this.name}: worker ${worker.id}: ${error.message}`));
-      else if (!this.#stopping) reportError(`server "${this.name}": worker ${worker.id}`, error);
+      else if (!this.#stopping) reportError(`${this.name}: worker ${worker.id}`, error);
     });
     worker.once("exit", (code: number | null, sig: string | null) => {
       this.#onExit(slot, code, sig);
@@ -266,7 +266,7 @@ export class WorkerPool {
         if (this.#starting !== undefined) {
           this.#failStart(error);
         } else if (!this.#stopping) {
-          reportError(`server "${this.name}": worker ${worker.id} (pid ${worker.process.pid ?? "?"}) could not listen`, error);
+          reportError(`${this.name}: worker ${worker.id} (pid ${worker.process.pid ?? "?"}) could not listen`, error);
           signal(worker, "SIGKILL"); // its exit schedules a replacement, with backoff
         }
         return;
@@ -278,7 +278,7 @@ export class WorkerPool {
           // Only if every other worker died while this one started: cluster made a new socket.
           if (!this.#stopping) {
             reportError(
-              `server "${this.name}": worker ${worker.id}`,
+              `${this.name}: worker ${worker.id}`,
               workerExitError(`listened on ${formatHostPort(message.address, message.port)} instead of ${formatHostPort(this.bound.address, this.bound.port)}; replacing it`),
             );
             signal(worker, "SIGKILL");
@@ -322,7 +322,7 @@ export class WorkerPool {
     if (slot.listenedAt !== undefined && Date.now() - slot.listenedAt >= STABLE_MS) this.#streak = 0;
     // A terminal's Ctrl-C reaches the whole process group: a worker dead of SIGINT is most
     // likely a primary about to stop too, so it is reported only if the pool still runs then.
-    this.#replaceLater(`server "${this.name}": worker ${worker.id} (pid ${worker.process.pid ?? "?"})`, `${how} unexpectedly`, sig === "SIGINT");
+    this.#replaceLater(`${this.name}: worker ${worker.id} (pid ${worker.process.pid ?? "?"})`, `${how} unexpectedly`, sig === "SIGINT");
   }
 
   /** Reports a lost worker and forks a replacement after the backoff: 100 ms, doubling per loss in a row, at most 5 s. */

@@ -1,5 +1,35 @@
 /**
- * The listener's small protocol extension for capable clients such as `confab connect`.
+ * The listener server's line protocol, and its small extension for capable clients such as
+ * `confab connect`.
+ *
+ * ## Opening a session
+ *
+ * The server speaks first only to refuse. A client sends, one line each (LF or CRLF):
+ *
+ * 1. only if the server was started with a token: `token SECRET` (the word `token`, one
+ *    space, the secret up to the end of the line). Nothing else is read until it has been
+ *    checked, and nothing of it is echoed: a wrong, missing or malformed token line gets,
+ *    after a delay, the one line `Error: not authorized (the first line must be: token SECRET)`
+ *    and the connection is closed. A right one gets no answer: the next line is read. A
+ *    server without a token skips a token line, so a client may always send one;
+ * 2. the name line: a Common Lisp string naming the listener's process (`"my listener"`);
+ *    anything else gets one `Error: ...` line and the connection is closed;
+ * 3. then source text, answered by values and prompts (`CL-USER 1 > `).
+ *
+ * Typed into netcat against a server with a token:
+ *
+ * ```
+ * $ nc 127.0.0.1 10243
+ * token 6f1c9e0e8a2b4d7c9f3a1e5b
+ * "my listener"
+ * CL-USER 1 > 1 + 2
+ * 3
+ * ```
+ *
+ * With TLS (`openssl s_client`, `socat - OPENSSL:...`) or a Unix socket (`nc -U PATH`) the
+ * lines are the same: those modes authenticate at the transport, before the first line.
+ *
+ * ## Frames
  *
  * A plain client (netcat, socat) sends its name line and then source text, and reads values
  * and prompts as plain text. A capable client sends, after its name line, the line

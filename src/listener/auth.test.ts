@@ -1,0 +1,279 @@
+// Token authentication: the authenticator on its own, then the listener server that uses it,
+// end to end over loopback.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { openTcpStream } from "../comm/client.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
+import { LineClient, sleep } from "../../test/support.js";
+import {
+  DEFAULT_REFUSAL_DELAY_MS,
+  parseTokenLine,
+  peerKey,
+  REFUSAL_LINE,
+  TokenAuthenticator,
+  tokenLine,
+  validateToken,
+} from "./auth.js";
+
+const TOKEN = "0123456789abcdef-test-token";
+const servers: ServerProcess[] = [];
+const clients: LineClient[] = [];
+after(() => {
+  for (const s of servers) serverTerminate(s);
+  for (const c of clients) c.destroy();
+  delete (globalThis as Record<string, unknown>).confabAuthPwned;
+});
+
+async function timed<T>(promise: Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await promise;
+  return { value, ms: performance.now() - started };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The authenticator
+
+test("a token must be 16+ visible ASCII characters, and the error never quotes it", () => {
+  assert.equal(validateToken(TOKEN), TOKEN);
+  for (const bad of ["short-secret", "has a space in it, sixteen+", "ünïcödé-characters-here", "tab\tinside-the-token-x", ""]) {
+    assert.throws(
+      () => validateToken(bad),
+      (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT && (bad === "" || !error.message.includes(bad)),
+    );
+  }
+  assert.throws(() => new TokenAuthenticator("tiny"), (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT);
+});
+
+test("a token line is the word token, one space and the secret", () => {
+  assert.equal(tokenLine(TOKEN), `token ${TOKEN}`);
+  assert.equal(parseTokenLine(`token ${TOKEN}`), TOKEN);
+  assert.equal(parseTokenLine('"my listener"'), undefined);
+  assert.equal(parseTokenLine("tokenfoo"), undefined);
+  assert.equal(parseTokenLine("token "), "");
+});
+
+test("peers are remembered by IPv4 address, IPv6 /64 prefix, and Unix clients all as one", () => {
+  assert.equal(peerKey("192.0.2.7"), "192.0.2.7");
+  assert.equal(peerKey("::ffff:192.0.2.7"), "192.0.2.7");
+  assert.equal(peerKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  assert.equal(peerKey("2001:db8:1:2:bbbb:cccc:dddd:eeee"), "2001:db8:1:2::/64");
+  assert.equal(peerKey("2001:0db8:0001:0002::9"), "2001:db8:1:2::/64");
+  assert.equal(peerKey("::1"), "0:0:0:0::/64");
+  assert.equal(peerKey("fe80::1%eth0"), "fe80:0:0:0::/64");
+  assert.equal(peerKey(undefined), "local");
+});
+
+test("the right token passes at once; a wrong or missing one fails only after the delay", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 150 });
+  const right = await timed(auth.verify("192.0.2.1", TOKEN));
+  assert.equal(right.value, true);
+  assert.ok(right.ms < 100, `right token answered in ${right.ms} ms`);
+  for (const presented of ["wrong-token-of-good-length", TOKEN.slice(0, -1), `${TOKEN}x`, "", "x".repeat(10_000), undefined]) {
+    const wrong = await timed(new TokenAuthenticator(TOKEN, { refusalDelay: 150 }).verify("192.0.2.1", presented));
+    assert.equal(wrong.value, false);
+    assert.ok(wrong.ms >= 140, `refused after ${wrong.ms} ms`);
+  }
+});
+
+test("each further failure of a peer doubles its delay, up to the cap; other peers are not slowed", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 100, maxRefusalDelay: 300 });
+  const delays: number[] = [];
+  for (let i = 0; i < 4; i++) delays.push((await timed(auth.verify("192.0.2.2", "nope-nope-nope-nope"))).ms);
+  const [first = NaN, second = NaN, third = NaN, fourth = NaN] = delays;
+  assert.ok(first >= 95, `first ${first}`);
+  assert.ok(second >= 195, `second ${second}`);
+  assert.ok(third >= 295, `third (capped) ${third}`);
+  assert.ok(fourth >= 295 && fourth < 700, `fourth ${fourth}: capped at 300, not 800`);
+  assert.equal(auth.failuresOf("192.0.2.2"), 4);
+  const other = await timed(auth.verify("192.0.2.3", "nope-nope-nope-nope"));
+  assert.ok(other.ms < 190, `a different peer starts at the first delay, not the fifth (${other.ms} ms)`);
+});
+
+test("parallel guesses from a failing peer are answered one after another, not all at once", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 50, maxRefusalDelay: 10_000 });
+  await auth.verify("192.0.2.4", "first-wrong-guess-xx");
+  const started = performance.now();
+  const answers = await Promise.all([1, 2, 3].map((i) => auth.verify("192.0.2.4", `parallel-wrong-guess-${i}`)));
+  const ms = performance.now() - started;
+  assert.deepEqual(answers, [false, false, false]);
+  // Serialised: 100 + 200 + 400 ms. All at once would take about 400.
+  assert.ok(ms >= 650, `three parallel guesses took ${ms} ms`);
+  // The right token still gets in, after the queue.
+  assert.equal(await auth.verify("192.0.2.4", TOKEN), true);
+});
+
+test("the table of failing peers is bounded: the oldest are forgotten first", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 1, maxRefusalDelay: 1, maxPeers: 3 });
+  await Promise.all(Array.from({ length: 50 }, (_, i) => auth.verify(`198.51.100.${i}`, "wrong-wrong-wrong-wrong")));
+  assert.equal(auth.rememberedPeers, 3);
+  assert.equal(auth.failuresOf("198.51.100.0"), 0, "the oldest was forgotten");
+  assert.equal(auth.failuresOf("198.51.100.49"), 1);
+});
+
+test("a peer's failures are forgotten after forgetAfter", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 1, forgetAfter: 30 });
+  await auth.verify("192.0.2.5", "wrong-wrong-wrong-wrong");
+  await auth.verify("192.0.2.5", "wrong-wrong-wrong-wrong");
+  assert.equal(auth.failuresOf("192.0.2.5"), 2);
+  await sleep(60);
+  assert.equal(auth.failuresOf("192.0.2.5"), 0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The listener server with a token
+
+let server: ServerProcess;
+
+async function client(): Promise<LineClient> {
+  const c = await LineClient.connect(server.port);
+  clients.push(c);
+  return c;
+}
+
+/** Sends `text`, ends the sending side, and resolves to all the server said, and how long it took to close. */
+async function exchange(text: string): Promise<{ received: string; ms: number }> {
+  const c = await client();
+  const started = performance.now();
+  c.send(text);
+  c.end();
+  await c.closed(15_000);
+  return { received: c.received, ms: performance.now() - started };
+}
+
+test("setup: a listener server with a token", async () => {
+  server = await startUpServer({ service: 0, token: TOKEN, nameTimeout: 3000 });
+  servers.push(server);
+});
+
+test("with the right token first, the name line and inputs follow as usual, and the token is not echoed", async () => {
+  const { received } = await exchange(`token ${TOKEN}\n"authorised"\n1 + 2\n`);
+  assert.equal(received, "CL-USER 1 > 3\nCL-USER 2 > ");
+  assert.ok(!received.includes(TOKEN));
+});
+
+test("CRLF line ends work for the token line too (telnet)", async () => {
+  const { received } = await exchange(`token ${TOKEN}\r\n"telnet"\r\n'ok'\r\n`);
+  assert.equal(received, "CL-USER 1 > 'ok'\nCL-USER 2 > ");
+});
+
+test("a wrong token gets the one refusal line after the delay, and nothing sent is evaluated or echoed", async () => {
+  const { received, ms } = await exchange(`token wrong-${TOKEN}\n"intruder"\nglobalThis.confabAuthPwned = 1\n`);
+  assert.equal(received, `${REFUSAL_LINE}\n`);
+  assert.ok(ms >= DEFAULT_REFUSAL_DELAY_MS - 10, `refused after ${ms} ms`);
+  await sleep(50);
+  assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
+});
+
+test("a missing token (the name line first) gets the same refusal, and nothing is evaluated", async () => {
+  const { received } = await exchange('"no token"\nglobalThis.confabAuthPwned = 2\n');
+  assert.equal(received, `${REFUSAL_LINE}\n`);
+  await sleep(50);
+  assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
+});
+
+test("an overlong first line gets the same refusal, not an error that describes it", async () => {
+  const { received } = await exchange(`token ${"x".repeat(6000)}\n`);
+  assert.equal(received, `${REFUSAL_LINE}\n`);
+});
+
+test("repeated failures from one peer are refused ever more slowly, and the right token still works", async () => {
+  // Earlier tests failed from 127.0.0.1 already: the next refusal waits at least 4 times the first delay.
+  const { received, ms } = await exchange(`token another-wrong-one-here\n`);
+  assert.equal(received, `${REFUSAL_LINE}\n`);
+  assert.ok(ms >= 4 * DEFAULT_REFUSAL_DELAY_MS - 10, `the fourth refusal came after ${ms} ms`);
+  const ok = await exchange(`token ${TOKEN}\n"after failures"\n6 * 7\n`);
+  assert.equal(ok.received, "CL-USER 1 > 42\nCL-USER 2 > ");
+});
+
+test("a client that sends nothing gets the refusal line when the name timeout passes", async () => {
+  const c = await client();
+  await c.closed(6000);
+  assert.equal(c.received, `${REFUSAL_LINE}\n`);
+});
+
+test("openTcpStream's token option sends the token line first", async () => {
+  const stream = await openTcpStream("127.0.0.1", server.port, { token: TOKEN, readTimeout: 5000 });
+  stream.writeLine('"from openTcpStream"');
+  stream.writeLine("'hi'");
+  stream.forceOutput();
+  assert.equal(await stream.readLine(), "CL-USER 1 > 'hi'");
+  stream.close();
+});
+
+test("a server without a token skips a token line: it is neither echoed nor evaluated", async () => {
+  const plain = await startUpServer({ service: 0 });
+  servers.push(plain);
+  const c = await LineClient.connect(plain.port);
+  clients.push(c);
+  c.send(`token ${TOKEN}\n"plain"\n1 + 1\n`);
+  c.end();
+  await c.closed();
+  assert.equal(c.received, "CL-USER 1 > 2\nCL-USER 2 > ");
+});
+
+test("token is for the listener server: with a function it is refused, and a weak token is refused", async () => {
+  await assert.rejects(startUpServer({ service: 0, token: TOKEN, function: () => undefined }), (error: unknown) => {
+    assert.ok(error instanceof ConfabError);
+    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+    assert.ok(!error.message.includes(TOKEN));
+    return true;
+  });
+  await assert.rejects(startUpServer({ service: 0, token: "password" }), (error: unknown) => {
+    assert.ok(error instanceof ConfabError);
+    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+    assert.ok(!error.message.includes("password"));
+    return true;
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The non-loopback rule. 192.0.2.1 (TEST-NET-1) is no address of this machine: a server that
+// passes the rule fails to bind (EADDRNOTAVAIL), so nothing is ever exposed by these tests.
+
+const NOT_HERE = "192.0.2.1";
+
+test("a listener server on a non-loopback address without authentication is refused, with how to enable one", async () => {
+  for (const options of [{}, { tls: { key: "k", cert: "c" } }]) {
+    await assert.rejects(startUpServer({ service: 0, address: NOT_HERE, ...options }), (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.INSECURE_LISTENER);
+      assert.match(error.message, /192\.0\.2\.1 without authentication/);
+      assert.match(error.message, /token/);
+      assert.match(error.message, /CONFAB_TOKEN or --token-file/);
+      assert.match(error.message, /TLS with client certificates \(option tls: \{ key, cert, ca \}/);
+      assert.match(error.message, /--tls-ca FILE/);
+      return true;
+    });
+  }
+});
+
+test("with a token, or TLS with client certificates, a non-loopback listener server passes the rule", async () => {
+  for (const options of [{ token: TOKEN }, { tls: { key: "k", cert: "c", ca: "a" } }]) {
+    await assert.rejects(startUpServer({ service: 0, address: NOT_HERE, ...options }), (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.notEqual(error.code, ErrorCodes.INSECURE_LISTENER);
+      return true;
+    });
+  }
+});
+
+test("a Unix socket counts as local: its listener server needs no authentication", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "confab-auth-"));
+  try {
+    const local = await startUpServer({ service: join(dir, "l.sock"), address: "0.0.0.0" });
+    servers.push(local);
+    const stream = await openTcpStream("localhost", local.address, { readTimeout: 5000 });
+    stream.writeLine('"unix"');
+    stream.writeLine("2 ** 10");
+    stream.forceOutput();
+    assert.equal(await stream.readLine(), "CL-USER 1 > 1024");
+    stream.close();
+    serverTerminate(local);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

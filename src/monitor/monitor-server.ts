@@ -1,0 +1,341 @@
+/**
+ * The monitor's HTTP side (`node:http`): the page, a JSON snapshot, a Server-Sent Events stream
+ * of snapshots, and the kill endpoint. It runs as a light-weight process of its own, so it
+ * shows in `ps()` and on its own page, and killing it frees its port at once.
+ *
+ * Endpoints (all refuse a non-loopback `Host` with 403; see `guard.ts`):
+ * - `GET /`: the page.
+ * - `GET /api/snapshot`: one {@link MonitorSnapshot} as JSON.
+ * - `GET /events`: `text/event-stream`, one snapshot (a `data:` line of JSON) about once a
+ *   second, and one right after every kill.
+ * - `POST /api/processes/ID/kill` with header `X-Confab-Token: TOKEN`: kills process ID;
+ *   200 `{ killed, id, name }`, 403 `{ error }` when the guard refuses, 404 when no such
+ *   process is running.
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { formatHostPort } from "../comm/socket-stream.js";
+import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
+import { liveProcesses, processContext } from "../mp/registry.js";
+import { reportError } from "../report.js";
+import { checkHost, checkKillRequest, isLoopbackAddress, newToken } from "./guard.js";
+import { DEFAULT_HISTORY_LENGTH, History } from "./history.js";
+import { renderPage } from "./page.js";
+import { DEFAULT_MAX_ROWS, takeSnapshot, type MonitorSnapshot } from "./snapshot.js";
+
+/** Options of {@link startMonitor}. */
+export interface MonitorOptions {
+  /** The port to serve on; 0 lets the OS pick one (read it from the monitor's `port`). */
+  readonly port: number;
+  /**
+   * The loopback address to bind (default `127.0.0.1`; `::1` and `localhost` work too). The
+   * monitor can kill processes and has no login, so any other address is refused: reach a
+   * remote monitor through an SSH tunnel.
+   */
+  readonly address?: string;
+  /** The monitor process's name; default `monitor HOST:PORT`. */
+  readonly processName?: string;
+  /** Milliseconds between two snapshots on the event stream (default 1000). */
+  readonly interval?: number;
+  /** Most pages (event streams) open at once (default 8); one more gets 503. */
+  readonly maxClients?: number;
+  /** Most processes listed in one snapshot (default 500); the rest are counted in `omitted`. */
+  readonly maxRows?: number;
+  /** Samples kept for the sparklines, one per `interval` (default 60: a minute). */
+  readonly historyLength?: number;
+}
+
+/** Default {@link MonitorOptions.interval}. */
+export const DEFAULT_MONITOR_INTERVAL_MS = 1000;
+/** Default {@link MonitorOptions.maxClients}. */
+export const DEFAULT_MONITOR_CLIENTS = 8;
+
+const KILL_PATH = /^\/api\/processes\/(\d{1,15})\/kill$/;
+
+/**
+ * The process a monitor runs as. Kill it (from code, `ps()`/`kill()` in a listener, or its own
+ * page) to close its port and every page's event stream.
+ */
+export class MonitorProcess extends Process implements ProcessResource {
+  /** @internal */
+  [kOwner]: Process | undefined;
+  /** The bound port (the real one when `port` was 0). */
+  readonly port: number;
+  /** The bound address. */
+  readonly address: string;
+  /** Where to point a browser: `http://127.0.0.1:PORT/`. */
+  readonly url: string;
+  /**
+   * The secret the kill endpoint requires in `X-Confab-Token`. The page carries it; code in
+   * this program can read it here to kill over HTTP from a script.
+   */
+  readonly token: string;
+
+  readonly #http: http.Server;
+  readonly #clients = new Set<ServerResponse>();
+  readonly #maxClients: number;
+  readonly #maxRows: number;
+  readonly #history: History;
+  readonly #timer: NodeJS.Timeout;
+  #pushQueued = false;
+
+  /** @internal Use {@link startMonitor}. */
+  constructor(name: string, server: http.Server, bound: AddressInfo, options: MonitorOptions) {
+    super(name);
+    this.#http = server;
+    this.port = bound.port;
+    this.address = bound.address;
+    this.url = `http://${formatHostPort(bound.address, bound.port)}/`;
+    this.token = newToken();
+    this.#maxClients = options.maxClients ?? DEFAULT_MONITOR_CLIENTS;
+    this.#maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
+    this.#history = new History(options.historyLength ?? DEFAULT_HISTORY_LENGTH);
+    this.own(this);
+    server.on("request", this.#onRequest);
+    server.on("error", (error) => {
+      reportError(`monitor "${this.name}" on ${formatHostPort(this.address, this.port)}`, error);
+    });
+    this.#timer = setInterval(this.#tick, options.interval ?? DEFAULT_MONITOR_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  /** The program now, as the page sees it. */
+  snapshot(): MonitorSnapshot {
+    return takeSnapshot({
+      monitor: this,
+      isMonitor: (p) => p instanceof MonitorProcess,
+      maxRows: this.#maxRows,
+      history: this.#history.samples(),
+    });
+  }
+
+  /** Pages connected to the event stream now. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  readonly #tick = (): void => {
+    try {
+      this.#history.sample();
+      if (this.#clients.size > 0) this.#push();
+    } catch (error) {
+      reportError(`monitor "${this.name}" taking a snapshot`, error);
+    }
+  };
+
+  /** Sends a snapshot to every page now. */
+  #push(): void {
+    const event = `data: ${JSON.stringify(this.snapshot())}\n\n`;
+    for (const res of this.#clients) {
+      // A page that does not keep up misses snapshots instead of piling them up here.
+      if (!res.writableNeedDrain) res.write(event);
+    }
+  }
+
+  /** Sends a snapshot soon (after a kill), once however many kills come in one turn. */
+  #pushSoon(): void {
+    if (this.#pushQueued) return;
+    this.#pushQueued = true;
+    setImmediate(() => {
+      this.#pushQueued = false;
+      if (this.state === "running" && this.#clients.size > 0) this.#push();
+    });
+  }
+
+  readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    res.setHeader("Cache-Control", "no-store");
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.setHeader("Referrer-Policy", "no-referrer");
+    try {
+      const refused = checkHost(req);
+      if (refused !== undefined) {
+        sendJson(res, 403, { error: refused });
+        return;
+      }
+      const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
+      const kill = KILL_PATH.exec(path);
+      if (kill !== null) {
+        if (req.method !== "POST") sendMethodNotAllowed(res, "POST");
+        else this.#kill(req, res, Number(kill[1]));
+        return;
+      }
+      if (path !== "/" && path !== "/api/snapshot" && path !== "/events") {
+        sendJson(res, 404, { error: `no ${path} here; the monitor is at /` });
+        return;
+      }
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        sendMethodNotAllowed(res, "GET, HEAD");
+        return;
+      }
+      if (path === "/") this.#page(res);
+      else if (path === "/api/snapshot") sendJson(res, 200, this.snapshot());
+      else this.#events(req, res);
+    } catch (error) {
+      reportError(`monitor "${this.name}" answering ${req.method ?? "?"} ${req.url ?? "?"}`, error);
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+      else res.destroy();
+    }
+  };
+
+  #page(res: ServerResponse): void {
+    const nonce = randomBytes(16).toString("base64");
+    const body = renderPage({ token: this.token, nonce, where: formatHostPort(this.address, this.port) });
+    res.writeHead(200, {
+      "Content-Type": "text/html; charset=utf-8",
+      // Only this page's own inline style and script run; it may talk to this origin alone,
+      // and no other site may frame it (its kill buttons must not be clickjacked).
+      "Content-Security-Policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      "X-Frame-Options": "DENY",
+    });
+    res.end(body);
+  }
+
+  #events(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#clients.size >= this.#maxClients) {
+      sendJson(res, 503, { error: `too many monitor pages open (maxClients ${this.#maxClients}); close one and reload` });
+      return;
+    }
+    res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "X-Accel-Buffering": "no" });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    req.socket.setNoDelay(true);
+    res.write("retry: 2000\n\n");
+    this.#clients.add(res);
+    res.on("close", () => this.#clients.delete(res));
+    res.write(`data: ${JSON.stringify(this.snapshot())}\n\n`);
+  }
+
+  #kill(req: IncomingMessage, res: ServerResponse, id: number): void {
+    req.resume(); // a body, if any, means nothing
+    const refused = checkKillRequest(req, this.token);
+    if (refused !== undefined) {
+      sendJson(res, 403, { error: refused });
+      return;
+    }
+    const target = liveProcesses.get(id);
+    if (target === undefined) {
+      sendJson(res, 404, { error: `no running process has id ${id}` });
+      return;
+    }
+    const killed = processKill(target);
+    // When the target was this monitor (or took it down with it), the response still goes
+    // out: the monitor closes in-flight requests only after this turn.
+    sendJson(res, 200, { killed, id, name: target.name });
+    this.#pushSoon();
+  }
+
+  /** @internal The process's body: lives as long as the HTTP server. */
+  untilClosed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#http.listening) resolve();
+      else this.#http.once("close", () => resolve());
+    });
+  }
+
+  /** @internal Killing the monitor frees its port at once and ends every page's stream. */
+  [kKill](): void {
+    clearInterval(this.#timer);
+    this.#http.close();
+    for (const res of this.#clients) res.end();
+    this.#clients.clear();
+    this.#http.closeIdleConnections();
+    // A response being written in this turn (the answer to a kill of this monitor) goes out first.
+    setImmediate(() => this.#http.closeAllConnections());
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendMethodNotAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader("Allow", allow);
+  sendJson(res, 405, { error: `use ${allow}` });
+}
+
+function validPort(port: unknown): port is number {
+  return typeof port === "number" && Number.isInteger(port) && port >= 0 && port <= 65535;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host }, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function bindError(error: NodeJS.ErrnoException, host: string, port: number): ConfabError {
+  const where = formatHostPort(host, port);
+  const code = error.code ?? "ERR_LISTEN";
+  const why =
+    code === "EADDRINUSE"
+      ? `${where} is already in use`
+      : code === "EACCES"
+        ? `permission denied to bind ${where} (ports below 1024 need privileges)`
+        : code === "EADDRNOTAVAIL"
+          ? `${host} is not an address of this machine`
+          : `cannot bind ${where}: ${error.message}`;
+  return new ConfabError(code, `cannot start the monitor: ${why} (${code})`, { cause: error });
+}
+
+/**
+ * Starts the live monitor page: a small web page showing this program's servers, processes
+ * and connections, updated every second, with sparklines of open connections and throughput
+ * and a kill button per process. Resolves once the port is bound, to the monitor's process.
+ *
+ * Loopback only, by design: it can kill any process and has no login. A non-loopback
+ * `address` is refused with `ERR_INSECURE_MONITOR`; reach a remote one through an SSH tunnel.
+ *
+ * @example
+ * ```ts
+ * const monitor = await startMonitor({ port: 9000 });
+ * console.log(`open ${monitor.url}`); // http://127.0.0.1:9000/
+ * // ... later
+ * mp.processKill(monitor);
+ * ```
+ */
+export async function startMonitor(options: MonitorOptions): Promise<MonitorProcess> {
+  const host = options.address ?? "127.0.0.1";
+  const port = options.port;
+  if (!validPort(port)) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's port must be a whole number from 0 to 65535, got ${String(port)}`);
+  }
+  if (!isLoopbackAddress(host)) {
+    throw new ConfabError(
+      ErrorCodes.INSECURE_MONITOR,
+      `cannot start the monitor on ${formatHostPort(host, port)}: it can kill processes and has no login, so it binds loopback only ` +
+        `(127.0.0.1, ::1 or localhost). To watch a remote program, tunnel to it: ssh -L ${port || 9000}:127.0.0.1:${port || 9000} HOST`,
+    );
+  }
+  for (const [name, value] of [["interval", options.interval], ["maxClients", options.maxClients], ["maxRows", options.maxRows], ["historyLength", options.historyLength]] as const) {
+    if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 1)) {
+      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's ${name} must be a number of at least 1, got ${String(value)}`);
+    }
+  }
+  // Made outside any process: its sockets belong to no connection process, and a listener
+  // that starts a monitor does not own (and close) its port.
+  const server = processContext.exit(() =>
+    http.createServer({ headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }),
+  );
+  server.maxConnections = 64;
+  let bound: AddressInfo;
+  try {
+    bound = await processContext.exit(() => listen(server, port, host));
+  } catch (error) {
+    throw bindError(error as NodeJS.ErrnoException, host, port);
+  }
+  const monitor = new MonitorProcess(options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`, server, bound, options);
+  monitor.start(() => monitor.untilClosed(), []);
+  return monitor;
+}
