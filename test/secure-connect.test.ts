@@ -187,7 +187,7 @@ test("confab connect speaks to a Unix socket given as a path or as unix:PATH", a
 
 test("confab serve on a Unix socket with a token file: 0600 socket, token required, socket removed on SIGTERM", async () => {
   const path = join(dir, "serve.sock");
-  const { child, match } = await startConfab(["serve", "--service", `unix:${path}`, "--token-file", tokenFile, "--announce"], /listening on (\S+); connect with: npx confab connect (\S+)\n/);
+  const { child, match } = await startConfab(["serve", "--service", `unix:${path}`, "--token-file", tokenFile, "--announce"], /listening on (\S+); connect with: npx confab connect (\S+) \(with CONFAB_TOKEN set\)\n/);
   children.push(child);
   assert.equal(match[1], path);
   assert.equal(match[2], path);

@@ -7,6 +7,7 @@ import { startUpServer, serverTerminate, type ConnectionFunction } from "../comm
 import { ClusterServerProcess } from "../comm/workers.js";
 import type { Socket } from "node:net";
 import { listAllProcesses } from "../mp/registry.js";
+import { jsonLogger, textLogger, type Logger } from "../comm/server-log.js";
 import { processJoin, processKill } from "../mp/process.js";
 import { describeEndpoint, type ServerTlsOptions } from "../comm/endpoint.js";
 import { readPem, readToken } from "./credentials.js";
@@ -17,6 +18,18 @@ import { monitorOf } from "../monitor/attach.js";
 const DRAIN_MS = 5000;
 /** With `--workers`: how much longer than the drain the primary waits for a worker to exit. */
 const WORKER_EXIT_MARGIN_MS = 2000;
+
+function cliLogger(kind: string, announce: boolean): Logger | false {
+  if (kind === "none") return false;
+  if (kind === "json") return jsonLogger(process.stdout);
+  if (kind !== "text") throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--log must be text, json or none, got "${kind}"`);
+  const text = textLogger(process.stdout);
+  // With --announce the announce line already says the server started.
+  if (!announce) return text;
+  return (event) => {
+    if (event.event !== "started") text(event);
+  };
+}
 
 function numberOption(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
@@ -43,6 +56,7 @@ export async function serve(argv: string[]): Promise<never> {
       "max-connections": { type: "string" },
       "idle-timeout": { type: "string" },
       "proxy-protocol": { type: "boolean", default: false },
+      log: { type: "string", default: "text" },
       "drain-timeout": { type: "string" },
       workers: { type: "string" },
       "tls-cert": { type: "string" },
@@ -96,6 +110,9 @@ export async function serve(argv: string[]): Promise<never> {
     ...(maxConnections === undefined ? {} : { maxConnections }),
     ...(idleTimeout === undefined ? {} : { idleTimeout }),
     ...(values["proxy-protocol"] ? { proxyProtocol: true } : {}),
+    // The command logs server events (connections, refusals with their reason, how processes
+    // ended) on standard output by default: a service's log is what an operator reads.
+    logger: cliLogger(values.log, values.announce),
     ...(workers === undefined ? {} : { workers }),
     ...(tls === undefined ? {} : { tls }),
     ...(token === undefined ? {} : { token }),
@@ -103,8 +120,11 @@ export async function serve(argv: string[]): Promise<never> {
   });
   if (values.announce && !inWorker) {
     const where = describeEndpoint(server);
-    const target = server.family === "unix" ? server.address : `${server.address === "127.0.0.1" ? "" : `${server.address} `}${server.port}`;
-    const hint = fn === undefined ? `; connect with: npx confab connect ${target}${tls === undefined ? "" : " --tls"}` : "";
+    // A wildcard address is not one to connect to: name this host instead.
+    const host = server.address === "0.0.0.0" || server.address === "::" ? "HOST " : server.address === "127.0.0.1" ? "" : `${server.address} `;
+    const target = server.family === "unix" ? server.address : `${host}${server.port}`;
+    const auth = `${tls === undefined ? "" : " --tls"}${token === undefined ? "" : " (with CONFAB_TOKEN set)"}`;
+    const hint = fn === undefined ? `; connect with: npx confab connect ${target}${auth}` : "";
     const spread = server instanceof ClusterServerProcess ? ` (${server.workerCount} workers)` : "";
     process.stdout.write(`${server.name}: listening on ${where}${spread}${hint}\n`);
     const monitor = monitorOf(server);

@@ -5,13 +5,15 @@ Usage:
   confab serve [--service S] [--host ADDR] [--function MODULE#EXPORT] [--announce]
                [--max-connections N] [--idle-timeout MS] [--eval-timeout MS] [--drain-timeout MS]
                [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
-               [--monitor [ADDR:]PORT] [--proxy-protocol]
+               [--monitor [ADDR:]PORT] [--proxy-protocol] [--log text|json|none]
       Start a server: the built-in listener server by default, or one that calls
       MODULE's EXPORT (default export when #EXPORT is left out) with each connection.
       S is a port, a numeric string or a service name (default "confab" = 10243),
       or a Unix socket path: unix:PATH, or any S containing "/" (created mode 0600).
       --proxy-protocol expects a PROXY v1/v2 header (HAProxy send-proxy) first on
       every connection and reports the client it names as the peer.
+      Server events (connections, refusals and their reasons, how processes
+      ended) are logged on standard output: --log text (default), json or none.
       On SIGINT or SIGTERM: stops accepting at once, lets running processes finish
       for --drain-timeout ms (default 5000), then closes them and exits 0.
       --workers N (with --function) runs N worker processes (node:cluster) on one

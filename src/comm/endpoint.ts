@@ -17,6 +17,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
 import { formatHostPort } from "./socket-stream.js";
+import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 
 /** Default ms a TLS client has to complete its handshake. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -61,6 +62,12 @@ export interface EndpointSpec {
   readonly backlog?: number | undefined;
   /** Speak TLS: connections reach the server only once their handshake succeeded. */
   readonly tls?: ServerTlsOptions | undefined;
+  /**
+   * A PROXY-protocol header comes first on every connection. With TLS it precedes the
+   * handshake (a TCP balancer sends it before relaying the client's bytes), so the endpoint
+   * reads it; without TLS the server does.
+   */
+  readonly proxyProtocol?: boolean | undefined;
   /** Used in error messages: the process that wanted the endpoint. */
   readonly processName: string;
 }
@@ -74,6 +81,8 @@ export interface BoundEndpoint {
   readonly port: number;
   /** `IPv4`, `IPv6`, or `unix` ({@link UNIX_FAMILY}). */
   readonly family: string;
+  /** `true` when the endpoint already read each connection's PROXY header (under TLS). */
+  readonly proxyHandled?: boolean;
 }
 
 /**
@@ -126,15 +135,15 @@ export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
   }
   if (spec.path !== undefined) {
     unlinkAtExit(server, spec.path);
-    return { server, address: spec.path, port: 0, family: UNIX_FAMILY };
+    return { server, address: spec.path, port: 0, family: UNIX_FAMILY, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
   }
   const bound = server.address() as net.AddressInfo;
-  return { server, address: bound.address, port: bound.port, family: bound.family };
+  return { server, address: bound.address, port: bound.port, family: bound.family, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
 }
 
 function createServer(spec: EndpointSpec, where: string): net.Server {
   if (spec.tls === undefined) return net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  return new TlsEndpointServer(spec.tls, spec.processName, where);
+  return new TlsEndpointServer(spec.tls, spec.processName, where, spec.proxyProtocol === true);
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
@@ -291,9 +300,12 @@ class TlsEndpointServer extends net.Server {
   readonly #name: string;
   readonly #reports = new ReportLimiter(5, 10_000);
 
-  constructor(options: ServerTlsOptions, name: string, where: string) {
+  readonly #proxyProtocol: boolean;
+
+  constructor(options: ServerTlsOptions, name: string, where: string, proxyProtocol = false) {
     super({ allowHalfOpen: true });
     this.#name = name;
+    this.#proxyProtocol = proxyProtocol;
     const what = `${name} on ${where}`;
     this.#requireCert = requiresClientCertificates(options);
     if (options.requestCert === true && options.ca === undefined) {
@@ -324,7 +336,20 @@ class TlsEndpointServer extends net.Server {
     if (event === "connection") {
       const raw = args[0] as net.Socket;
       raw.on("error", ignoreError);
-      this.#tls.emit("connection", raw);
+      if (!this.#proxyProtocol) {
+        this.#tls.emit("connection", raw);
+        return true;
+      }
+      raw.pause();
+      readProxyHeader(raw, PROXY_HEADER_TIMEOUT_MS).then(
+        () => {
+          this.#tls.emit("connection", raw);
+        },
+        (error: unknown) => {
+          raw.destroy();
+          this.#report(`connection from ${peerOf(raw)} refused`, error as Error);
+        },
+      );
       return true;
     }
     return super.emit(event, ...args);
@@ -348,6 +373,16 @@ class TlsEndpointServer extends net.Server {
       socket.setTimeout(1000, () => socket.destroy());
       return;
     }
+    // The client a PROXY header named (on the raw socket) is the TLS socket's peer too.
+    // (Node keeps the wrapped socket as `_parent`.)
+    const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent;
+    if (this.#proxyProtocol && raw !== undefined && Object.hasOwn(raw, "remoteAddress")) {
+      Object.defineProperties(socket, {
+        remoteAddress: { value: raw.remoteAddress, configurable: true },
+        remotePort: { value: raw.remotePort, configurable: true },
+        remoteFamily: { value: raw.remoteFamily, configurable: true },
+      });
+    }
     // As a plain server's handle: paused, so that no byte is lost before a stream is made.
     socket.pause();
     super.emit("connection", socket);
@@ -364,7 +399,7 @@ class TlsEndpointServer extends net.Server {
     const bound = this.address();
     const where = typeof bound === "string" ? bound : bound === null ? "?" : formatHostPort(bound.address, bound.port);
     const more = suppressed > 0 ? ` (and ${suppressed} similar failures not reported)` : "";
-    reportError(`server "${this.#name}" on ${where}: ${what}${more}`, error);
+    reportError(`${this.#name} on ${where}: ${what}${more}`, error);
   }
 }
 

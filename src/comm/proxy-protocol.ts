@@ -28,6 +28,9 @@ export type ProxyParse =
   | { readonly kind: "header"; readonly header: ProxyHeader; readonly length: number }
   | { readonly kind: "invalid"; readonly reason: string };
 
+/** How long a connection may take to send its PROXY header. */
+export const PROXY_HEADER_TIMEOUT_MS = 5000;
+
 /** The code of the error that closes a connection whose PROXY header is missing or malformed. */
 export const BAD_PROXY_HEADER = "ERR_BAD_PROXY_HEADER";
 

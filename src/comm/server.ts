@@ -1,6 +1,6 @@
 import net from "node:net";
 import { kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
-import { readProxyHeader } from "./proxy-protocol.js";
+import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
@@ -149,9 +149,6 @@ export interface ServerCounters {
 /** Default `maxConnections` of the listener server: REPL sessions are few. */
 const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 
-/** How long a connection may take to send its PROXY header. */
-const PROXY_HEADER_TIMEOUT_MS = 5000;
-
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
@@ -199,7 +196,7 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#logger = logger;
     this.maxConnections = limits.maxConnections ?? Infinity;
     this.#idleTimeout = limits.idleTimeout ?? 0;
-    this.#proxyProtocol = limits.proxyProtocol ?? false;
+    this.#proxyProtocol = (limits.proxyProtocol ?? false) && endpoint.proxyHandled !== true;
     const server = endpoint.server;
     this.port = endpoint.port;
     this.address = endpoint.address;
@@ -478,7 +475,7 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   const dispatch = await connectionDispatcher(options);
   let endpoint: BoundEndpoint;
   try {
-    endpoint = await bindEndpoint({ port, host, path, backlog: options.backlog, tls: options.tls, processName });
+    endpoint = await bindEndpoint({ port, host, path, backlog: options.backlog, tls: options.tls, proxyProtocol: options.proxyProtocol, processName });
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;

@@ -30,11 +30,12 @@ export function isLoopback(address: string): boolean {
  */
 export function listenerServer(options: StartUpServerOptions): (handle: Socket) => void {
   const address = options.address ?? "127.0.0.1";
-  const local = unixSocketPath(options.service) !== undefined || isLoopback(address);
+  // Behind a PROXY-protocol balancer, a loopback bind is reachable from wherever the balancer is.
+  const local = options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
   if (!local && options.token === undefined && !requiresClientCertificates(options.tls)) {
     throw new ConfabError(
       ErrorCodes.INSECURE_LISTENER,
-      `refusing to serve listeners on ${address} without authentication: a listener runs any code it is sent. ` +
+      `refusing to serve listeners on ${address}${options.proxyProtocol === true ? " behind a PROXY-protocol balancer" : ""} without authentication: a listener runs any code it is sent. ` +
         "Bind a loopback address (the default 127.0.0.1) or a Unix socket path (service unix:PATH), or enable an authentication mode: " +
         "a shared token (option token; for confab serve, CONFAB_TOKEN or --token-file FILE), " +
         "or TLS with client certificates (option tls: { key, cert, ca }; for confab serve, --tls-cert FILE --tls-key FILE --tls-ca FILE)",
