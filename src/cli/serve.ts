@@ -31,6 +31,21 @@ function cliLogger(kind: string, announce: boolean): Logger | false {
   };
 }
 
+/**
+ * The listening socket systemd (or `systemd-socket-activate`) passed us, if any: with
+ * `LISTEN_PID` naming this process and `LISTEN_FDS` >= 1, the first is fd 3. The variables
+ * are removed, as sd_listen_fds(3) does, so that processes we start do not take it for theirs.
+ */
+function inheritedSocket(): number | undefined {
+  const pid = process.env.LISTEN_PID;
+  const count = Number(process.env.LISTEN_FDS);
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_FDNAMES;
+  if (pid === undefined || Number(pid) !== process.pid || !Number.isInteger(count) || count < 1) return undefined;
+  return 3;
+}
+
 function numberOption(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
@@ -102,7 +117,9 @@ export async function serve(argv: string[]): Promise<never> {
   const token = fn === undefined ? readToken(values["token-file"]) : undefined;
   // A numeric service given on the command line is a port, named as a number (`10243 server`).
   const service = values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
+  const fd = inheritedSocket();
   const server = await startUpServer({
+    ...(fd === undefined ? {} : { fd }),
     ...(fn === undefined ? {} : { function: fn }),
     ...(service === undefined ? {} : { service }),
     ...(values.host === undefined ? {} : { address: values.host }),

@@ -12,6 +12,8 @@ Usage:
       or a Unix socket path: unix:PATH, or any S containing "/" (created mode 0600).
       --proxy-protocol expects a PROXY v1/v2 header (HAProxy send-proxy) first on
       every connection and reports the client it names as the peer.
+      Started by systemd socket activation (LISTEN_FDS/LISTEN_PID), it serves the
+      inherited socket (fd 3) instead of binding --service.
       Server events (connections, refusals and their reasons, how processes
       ended) are logged on standard output: --log text (default), json or none.
       On SIGINT or SIGTERM: stops accepting at once, lets running processes finish

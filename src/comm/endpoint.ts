@@ -60,6 +60,8 @@ export interface EndpointSpec {
   readonly path?: string | undefined;
   /** The kernel's accept queue length. */
   readonly backlog?: number | undefined;
+  /** An inherited, already listening socket to serve instead of binding (systemd socket activation). */
+  readonly fd?: number | undefined;
   /** Speak TLS: connections reach the server only once their handshake succeeded. */
   readonly tls?: ServerTlsOptions | undefined;
   /**
@@ -120,10 +122,13 @@ export function describeEndpoint(endpoint: Pick<BoundEndpoint, "address" | "port
  * is not a socket is never deleted (`ERR_NOT_A_SOCKET`). Closing the server removes the file.
  */
 export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
-  const where = spec.path ?? formatHostPort(spec.host, spec.port);
+  const where = spec.fd !== undefined ? `inherited socket (fd ${spec.fd})` : (spec.path ?? formatHostPort(spec.host, spec.port));
   const server = processContext.exit(() => createServer(spec, where));
   try {
-    if (spec.path !== undefined) {
+    if (spec.fd !== undefined) {
+      const fd = spec.fd;
+      await processContext.exit(() => listenFd(server, fd, spec.backlog));
+    } else if (spec.path !== undefined) {
       await removeStaleSocket(spec.path, spec.processName);
       await processContext.exit(() => listenUnix(server, spec.path as string, spec.backlog));
     } else {
@@ -137,13 +142,28 @@ export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
     unlinkAtExit(server, spec.path);
     return { server, address: spec.path, port: 0, family: UNIX_FAMILY, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
   }
-  const bound = server.address() as net.AddressInfo;
+  const bound = server.address();
+  if (bound === null || typeof bound === "string") {
+    // An inherited Unix domain socket: its path, if any, is all there is to say.
+    return { server, address: bound ?? where, port: 0, family: UNIX_FAMILY, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
+  }
   return { server, address: bound.address, port: bound.port, family: bound.family, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
 }
 
 function createServer(spec: EndpointSpec, where: string): net.Server {
   if (spec.tls === undefined) return net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
   return new TlsEndpointServer(spec.tls, spec.processName, where, spec.proxyProtocol === true);
+}
+
+/** Listens on an inherited socket: `server.listen({ fd })`, the handle form of `listen`. */
+function listenFd(server: net.Server, fd: number, backlog: number | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ fd }, backlog, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {

@@ -5,7 +5,7 @@ import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "
 import { reportError } from "../report.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
-import { bindEndpoint, describeEndpoint, unixSocketPath, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
+import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import type { MonitorOption } from "../monitor/attach.js";
 
@@ -44,6 +44,13 @@ export interface StartUpServerOptions extends ConnectionLimits, ServerLogging {
   readonly address?: string;
   /** Length of the kernel's queue of connections not yet accepted. */
   readonly backlog?: number;
+  /**
+   * Serve an inherited, already listening socket (a file descriptor) instead of binding
+   * `service`/`address`: systemd socket activation passes it as fd 3 (`confab serve` takes it
+   * from `LISTEN_FDS`/`LISTEN_PID` by itself). The listener server checks the socket's real
+   * address against its loopback rule.
+   */
+  readonly fd?: number;
   /** Listener server only: objects every listener sees as variables, e.g. `{ app, db }`. */
   readonly context?: Readonly<Record<string, unknown>>;
   /** Listener server only: time limit in ms for the synchronous part of one input (default 5000; 0 disables). */
@@ -472,13 +479,27 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     throw error;
   }
 
-  const dispatch = await connectionDispatcher(options);
+  // Ready before the socket listens: an inherited socket may hold connections already, taken
+  // at the first turn of the event loop. Its address is known only once it is ours, so the
+  // listener's exposure rule is checked then.
+  const dispatch = await connectionDispatcher(options.fd === undefined ? options : { ...options, address: "127.0.0.1" });
+  const exposureRule =
+    options.fd !== undefined && options.function === undefined ? (await import("../listener/listener-server.js")).assertListenerExposure : undefined;
   let endpoint: BoundEndpoint;
   try {
-    endpoint = await bindEndpoint({ port, host, path, backlog: options.backlog, tls: options.tls, proxyProtocol: options.proxyProtocol, processName });
+    endpoint = await bindEndpoint({ port, host, path, fd: options.fd, backlog: options.backlog, tls: options.tls, proxyProtocol: options.proxyProtocol, processName });
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
+  }
+  // No await from here until the server process listens for connections: none may be missed.
+  if (exposureRule !== undefined && endpoint.family !== UNIX_FAMILY) {
+    try {
+      exposureRule(options as StartUpServerOptions, endpoint.address);
+    } catch (error) {
+      endpoint.server.close();
+      throw error;
+    }
   }
 
   const limits: ConnectionLimits = {

@@ -19,17 +19,12 @@ export function isLoopback(address: string): boolean {
 }
 
 /**
- * The built-in listener server's `function`, as in the seed: each client names a new process
- * on its first line (a Lisp string such as `"my listener"`), and that process runs a
- * listener on the connection. The name line is read without holding up the server; a first
- * line that is not a string gets a one-line error and the connection is closed, so that
- * nothing a stray HTTP request carries is ever evaluated. With a `token`, the client must
- * first send `token SECRET` (see `auth.ts`); until it has, nothing it sends is evaluated or
- * echoed.
+ * The listener server's exposure rule: on anything but loopback or a Unix socket (or behind a
+ * PROXY-protocol balancer), a listener needs an authentication mode. Throws
+ * `ERR_INSECURE_LISTENER`, saying how to enable one.
  * @internal
  */
-export function listenerServer(options: StartUpServerOptions): (handle: Socket) => void {
-  const address = options.address ?? "127.0.0.1";
+export function assertListenerExposure(options: StartUpServerOptions, address: string): void {
   // Behind a PROXY-protocol balancer, a loopback bind is reachable from wherever the balancer is.
   const local = options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
   if (!local && options.token === undefined && !requiresClientCertificates(options.tls)) {
@@ -41,6 +36,20 @@ export function listenerServer(options: StartUpServerOptions): (handle: Socket) 
         "or TLS with client certificates (option tls: { key, cert, ca }; for confab serve, --tls-cert FILE --tls-key FILE --tls-ca FILE)",
     );
   }
+}
+
+/**
+ * The built-in listener server's `function`, as in the seed: each client names a new process
+ * on its first line (a Lisp string such as `"my listener"`), and that process runs a
+ * listener on the connection. The name line is read without holding up the server; a first
+ * line that is not a string gets a one-line error and the connection is closed, so that
+ * nothing a stray HTTP request carries is ever evaluated. With a `token`, the client must
+ * first send `token SECRET` (see `auth.ts`); until it has, nothing it sends is evaluated or
+ * echoed.
+ * @internal
+ */
+export function listenerServer(options: StartUpServerOptions): (handle: Socket) => void {
+  assertListenerExposure(options, options.address ?? "127.0.0.1");
   const auth = options.token === undefined ? undefined : new TokenAuthenticator(options.token);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
   const listenerOptions: ListenerOptions = {
