@@ -30,8 +30,8 @@ function activate(port: number, args: string[]): { child: ChildProcess; output: 
   });
   children.push(child);
   let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
   return { child, output: () => out };
 }
 
