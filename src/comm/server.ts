@@ -1,5 +1,5 @@
 import net from "node:net";
-import { kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
+import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
@@ -410,15 +410,9 @@ function ignoreError(): void {
   // The stream or handler that owns the socket sees the error through its own listener.
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
-}
 
-function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
+/** @internal Writes the start-up line to `announce`, or hands it the address or the error. */
+export function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
   if (announce === undefined || announce === false) return;
   try {
     if (typeof announce === "function") announce(address, error);

@@ -38,10 +38,10 @@ import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { formatHostPort } from "./socket-stream.js";
 import { unixSocketPath } from "./endpoint.js";
 import {
+  announceTo,
   defaultProcessName,
   ServerProcess,
   startUpServer,
-  type Announce,
   type ConnectionLimits,
   type ServerCounters,
   type StartUpServerOptions,
@@ -136,15 +136,6 @@ function describeExit(code: number | null, signal: string | null): string {
   return signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? "?"}`;
 }
 
-function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
-  if (announce === undefined || announce === false) return;
-  try {
-    if (typeof announce === "function") announce(address, error);
-    else if (error === null) (announce === true ? process.stdout : announce).write(`${line}\n`);
-  } catch (failure) {
-    reportError("announce", failure);
-  }
-}
 
 /**
  * @internal Forks, watches, replaces and stops the workers of one server, in the primary. Kept

@@ -273,7 +273,8 @@ function killedReason(p: Process): Error {
   return error;
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** @internal Whether `value` can be awaited like a promise (has a callable `then`). */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     value !== null &&
     (typeof value === "object" || typeof value === "function") &&
