@@ -27,7 +27,7 @@ function fixture(name: string): string {
 /** Runs the test runner on `files` as `npm test` does; killed after 30 s. */
 function runTests(files: string[], extra: string[] = []): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--unhandled-rejections=strict", "--test", ...extra, ...files], {
+    const child = spawn(process.execPath, ["--import", "tsx", "--unhandled-rejections=strict", "--test", "--test-reporter=tap", ...extra, ...files], {
       cwd: root,
       env: childEnv(),
       stdio: ["ignore", "pipe", "pipe"],
