@@ -359,7 +359,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#scanOff = 0;
     // No LF in what is buffered: all of it is one line so far, at end of file too.
     if (this.#avail > this.#maxLine) throw this.#lineTooLong();
-    if (this.#eof) return this.#avail > 0 ? this.#cutRest() : null;
+    if (this.#eof) return this.#avail > 0 ? this.#takeAll().toString(this.#encoding) : null;
     return undefined;
   }
 
@@ -392,11 +392,6 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     this.#consumed(consumed);
     return line;
-  }
-
-  #cutRest(): string {
-    const rest = this.#takeAll();
-    return rest.toString(this.#encoding);
   }
 
   #takeChar(): string | null | undefined {
