@@ -26,6 +26,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { Rng } from "../test/rng.js";
 
 // ------------------------------------------------------------------ messages between the two processes
 
@@ -165,24 +166,6 @@ function openFileLimit(): number | undefined {
 
 // ------------------------------------------------------------------ random choices
 
-class Rng {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-}
 
 const ASCII = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
 // Multi-byte UTF-8 (2, 3 and 4 bytes), a NUL and a tab: the server's stream is base-char, so

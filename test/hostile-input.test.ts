@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { startTalkServer } from "../examples/talk.js";
 import { ConfabError, ErrorCodes, listAllProcesses, serverTerminate, SocketStream, startUpServer, type ServerProcess } from "../src/index.js";
 import { captureReports, eventually, LineClient, sleep } from "./support.js";
+import { Rng } from "./rng.js";
 
 const SEED = Number(process.env.HOSTILE_SEED ?? 0x5eed);
 const MiB = 1024 * 1024;
@@ -22,35 +23,6 @@ const NAME_TIMEOUT_MS = 500;
 
 // ------------------------------------------------------------------ random choices
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-class Rng {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** An integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
-    return b;
-  }
-  /** A child generator, so one consumer's draws do not shift another's. */
-  fork(): Rng {
-    return new Rng(this.int(2 ** 32));
-  }
-}
 const rng = new Rng(SEED);
 
 const PARTIAL_UTF8: readonly number[][] = [
