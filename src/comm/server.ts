@@ -175,7 +175,7 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly port: number;
   /** The bound local address. */
   readonly address: string;
-  /** `IPv4` or `IPv6`. */
+  /** `IPv4`, `IPv6`, or `unix` for a Unix domain socket. */
   readonly family: string;
   /** Most connections open at once; more are refused with a one-line message. */
   readonly maxConnections: number;

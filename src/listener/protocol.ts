@@ -69,12 +69,18 @@ export type ListenerFrame =
   | { readonly kind: "more" }
   | { readonly kind: "completions"; readonly completions: readonly string[]; readonly prefix: string };
 
-/** Parses a line from the client; `undefined` if it is not a frame (or not a well-formed one). */
-export function parseClientFrame(line: string): ClientFrame | undefined {
+/** A frame line's word and the text after it; `undefined` for a line that is not a frame. */
+function splitFrame(line: string): { word: string; rest: string } | undefined {
   if (!line.startsWith(FRAME_MARK)) return undefined;
   const space = line.indexOf(" ");
-  const word = space === -1 ? line.slice(1) : line.slice(1, space);
-  const rest = space === -1 ? "" : line.slice(space + 1);
+  return space === -1 ? { word: line.slice(1), rest: "" } : { word: line.slice(1, space), rest: line.slice(space + 1) };
+}
+
+/** Parses a line from the client; `undefined` if it is not a frame (or not a well-formed one). */
+export function parseClientFrame(line: string): ClientFrame | undefined {
+  const frame = splitFrame(line);
+  if (frame === undefined) return undefined;
+  const { word, rest } = frame;
   try {
     switch (word) {
       case "hello": {
@@ -123,10 +129,9 @@ export function encodeListenerFrame(frame: ListenerFrame): string {
 
 /** Parses a frame line from the listener (without its newline); `undefined` if malformed. */
 export function parseListenerFrame(line: string): ListenerFrame | undefined {
-  if (!line.startsWith(FRAME_MARK)) return undefined;
-  const space = line.indexOf(" ");
-  const word = space === -1 ? line.slice(1) : line.slice(1, space);
-  const rest = space === -1 ? "" : line.slice(space + 1);
+  const frame = splitFrame(line);
+  if (frame === undefined) return undefined;
+  const { word, rest } = frame;
   try {
     switch (word) {
       case "hello":
