@@ -119,6 +119,67 @@ test("property: any split of a byte stream into chunks yields the same lines", a
   );
 });
 
+// Runs of one character, some longer than the 1 KiB window readLine decodes at once, so that
+// lines start, end and cross window and chunk boundaries in every combination.
+const runsArbitrary = fc.array(fc.tuple(fc.constantFrom("a", "b", "é", "€", "\r", "\n", "\r\n"), fc.integer({ min: 0, max: 1500 })), { maxLength: 8 });
+type ReadOp = { kind: "line" } | { kind: "bytes"; count: number };
+const readOpArbitrary: fc.Arbitrary<ReadOp> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<ReadOp>({ kind: "line" }) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 }).map((count): ReadOp => ({ kind: "bytes", count })) },
+);
+
+/** What the reads should return, worked out on the whole input at once. */
+function expectedReads(bytes: Buffer, ops: readonly ReadOp[], encoding: "utf8" | "latin1"): (string | Buffer | null)[] {
+  let at = 0;
+  return ops.map((op) => {
+    if (op.kind === "bytes") {
+      if (op.count === 0) return Buffer.alloc(0);
+      if (at >= bytes.length) return null;
+      const taken = bytes.subarray(at, Math.min(at + op.count, bytes.length));
+      at += taken.length;
+      return taken;
+    }
+    if (at >= bytes.length) return null;
+    const nl = bytes.indexOf(10, at);
+    const stop = nl === -1 ? bytes.length : nl;
+    const end = nl !== -1 && stop > at && bytes[stop - 1] === 13 ? stop - 1 : stop;
+    const line = bytes.toString(encoding, at, end);
+    at = nl === -1 ? bytes.length : nl + 1;
+    return line;
+  });
+}
+
+test("property: lines and byte reads match a reference over any chunking, in both element types", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      runsArbitrary,
+      fc.array(readOpArbitrary, { maxLength: 30 }),
+      fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 10 }),
+      fc.boolean(),
+      async (runs, ops, chunkSizes, baseChar) => {
+        const encoding = baseChar ? "latin1" : "utf8";
+        const bytes = Buffer.from(runs.map(([unit, count]) => unit.repeat(count)).join(""), encoding);
+        const { socket, push } = chunkedSocket();
+        const stream = new SocketStream({ socket, elementType: baseChar ? "base-char" : "character" });
+        const reading = (async () => {
+          const got: (string | Buffer | null)[] = [];
+          for (const op of ops) got.push(await (op.kind === "line" ? stream.readLine() : stream.readBytes(op.count)));
+          return got;
+        })();
+        for (let at = 0, i = 0; at < bytes.length; i++) {
+          const size = chunkSizes[i % chunkSizes.length] as number;
+          push(bytes.subarray(at, at + size));
+          at += size;
+          await Promise.resolve();
+        }
+        push(null);
+        assert.deepEqual(await reading, expectedReads(bytes, ops, encoding));
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
 test("property: a line longer than maxLineLength fails the stream however it is split", async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 40 }), async (limit, chunkSize) => {

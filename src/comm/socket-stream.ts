@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer";
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
@@ -43,6 +44,8 @@ const READ_HIGH_WATER = 64 * 1024;
 const WRITE_HIGH_WATER = 64 * 1024;
 // How long a closed stream waits for the peer's end of file before it drops the socket.
 const CLOSE_LINGER_MS = 5000;
+// Most input decoded at once for readLine (see #textOfHead).
+const TEXT_WINDOW = 1024;
 
 const enum Read {
   None,
@@ -142,6 +145,11 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #eof = false;
   #inputError: Error | undefined;
   #paused = false;
+  // chunks[0] decoded from byte #textStart on (see #textOfHead).
+  #text: string | undefined;
+  #textChunk: Buffer | undefined;
+  #textStart = 0;
+  #textEnd = 0;
 
   #pending: Read = Read.None;
   #pendingCount = 0;
@@ -349,6 +357,21 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const chunks = this.#chunks;
     let idx = this.#scanIdx;
     let off = this.#scanOff;
+    if (idx === 0 && chunks.length > 0) {
+      const chunk = chunks[0] as Buffer;
+      const text = this.#textOfHead(chunk);
+      if (text !== undefined) {
+        const nl = text.indexOf("\n", off - this.#textStart);
+        if (nl !== -1) return this.#cutTextLine(chunk, text, nl);
+        // No LF in the window: the byte scan goes on after it.
+        if (this.#textEnd === chunk.length) {
+          idx = 1;
+          off = 0;
+        } else {
+          off = this.#textEnd;
+        }
+      }
+    }
     while (idx < chunks.length) {
       const nl = (chunks[idx] as Buffer).indexOf(LF, off);
       if (nl !== -1) return this.#cutLine(idx, nl);
@@ -361,6 +384,46 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#avail > this.#maxLine) throw this.#lineTooLong();
     if (this.#eof) return this.#avail > 0 ? this.#takeAll().toString(this.#encoding) : null;
     return undefined;
+  }
+
+  /**
+   * Bytes #textStart to #textEnd of chunks[0] (a window around the head), decoded at once when
+   * one byte is one character there (Latin-1, or UTF-8 that is all ASCII): lines are then
+   * sliced out of it instead of decoded one by one, which saves a call into C++ per line. The
+   * window is at most TEXT_WINDOW bytes, so a line the caller keeps (a slice keeps its parent
+   * string alive) holds at most that much of its neighbours' input with it.
+   */
+  #textOfHead(chunk: Buffer): string | undefined {
+    const head = this.#head;
+    if (this.#textChunk === chunk && head >= this.#textStart && head < this.#textEnd) return this.#text;
+    const end = Math.min(chunk.length, head + TEXT_WINDOW);
+    const oneBytePerChar = this.#encoding === "latin1" || isAscii(chunk.subarray(head, end));
+    this.#text = oneBytePerChar ? decodeSlice(chunk, "latin1", head, end) : undefined;
+    this.#textChunk = chunk;
+    this.#textStart = head;
+    this.#textEnd = end;
+    return this.#text;
+  }
+
+  #cutTextLine(chunk: Buffer, text: string, nl: number): string {
+    const base = this.#textStart;
+    const start = this.#head - base;
+    const end = nl > start && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
+    if (end - start > this.#maxLine) throw this.#lineTooLong();
+    const line = text.slice(start, end);
+    this.#head = base + nl + 1;
+    if (this.#head === chunk.length) {
+      this.#chunks.shift();
+      this.#head = 0;
+      this.#forgetText();
+    }
+    this.#consumed(nl + 1 - start);
+    return line;
+  }
+
+  #forgetText(): void {
+    this.#text = undefined;
+    this.#textChunk = undefined;
   }
 
   #cutLine(idx: number, nl: number): string {
@@ -472,6 +535,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#avail -= count;
     this.#scanIdx = 0;
     this.#scanOff = this.#head;
+    if (this.#avail === 0) this.#forgetText();
     if (this.#paused && this.#avail < READ_HIGH_WATER) this.#resumeInput();
   }
 
@@ -483,6 +547,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #failInput(error: Error): Error {
     this.#inputError = error;
     this.#chunks = [];
+    this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
     this.#scanIdx = 0;
@@ -572,6 +637,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       }
     }
     this.#chunks = [];
+    this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
     this.#scanIdx = 0;
@@ -724,6 +790,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
     }
     this.#chunks = [];
+    this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
     this.#scanIdx = 0;
