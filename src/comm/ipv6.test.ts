@@ -6,6 +6,7 @@ import { listAllProcesses } from "../mp/registry.js";
 import { processKill } from "../mp/process.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { openTcpStream } from "./client.js";
+import { SocketStream } from "./socket-stream.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
 
 const servers: ServerProcess[] = [];
@@ -55,4 +56,30 @@ test("the listener server counts ::1 as loopback and :: as exposed", async () =>
   servers.push(local);
   assert.equal(local.address, "::1");
   await assert.rejects(startUpServer({ service: 0, address: "::" }), { code: ErrorCodes.INSECURE_LISTENER });
+});
+
+test("a served stream's local end is the one the client connected to, after close too, on one address or a wildcard", async () => {
+  for (const [address, host, expected] of [
+    ["127.0.0.1", "127.0.0.1", "127.0.0.1"],
+    ["::1", "::1", "::1"],
+    ["::", "127.0.0.1", "::ffff:127.0.0.1"],
+    ["::", "::1", "::1"],
+  ] as const) {
+    let served: SocketStream | undefined;
+    const server = await startUpServer({
+      service: 0,
+      address,
+      function: (handle) => {
+        served = new SocketStream({ socket: handle });
+        served.close();
+      },
+    });
+    servers.push(server);
+    const talk = await openTcpStream(host, server.port);
+    assert.equal(await talk.readLine(), null);
+    talk.close();
+    assert.ok(served?.closed);
+    assert.equal(served.localAddress, expected, `${address} reached via ${host}`);
+    assert.equal(served.localPort, server.port);
+  }
 });

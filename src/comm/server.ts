@@ -3,7 +3,7 @@ import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type Pr
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
-import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { formatHostPort, kLocalEnd, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
@@ -162,6 +162,7 @@ const ACCEPT_ERROR_REPORT_MS = 5000;
 const kServer = Symbol("confab.server");
 interface ServedSocket extends net.Socket {
   [kServer]: ServerProcess;
+  [kLocalEnd]?: { readonly address: string; readonly port: number };
 }
 
 /**
@@ -181,6 +182,7 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly maxConnections: number;
 
   readonly #server: net.Server;
+  readonly #localEnd: { readonly address: string; readonly port: number } | undefined;
   readonly #dispatch: (handle: net.Socket) => unknown;
   readonly #queue: net.Socket[] = [];
   readonly #active = new Set<net.Socket>();
@@ -210,6 +212,10 @@ export class ServerProcess extends Process implements ProcessResource {
     this.family = endpoint.family;
     this.#server = server;
     this.#dispatch = dispatch;
+    // Every connection's local end is the listening address, unless that is a wildcard.
+    if (endpoint.family !== UNIX_FAMILY && endpoint.address !== "0.0.0.0" && endpoint.address !== "::") {
+      this.#localEnd = Object.freeze({ address: endpoint.address, port: endpoint.port });
+    }
     this.own(this);
     server.on("connection", this.#onConnection);
     server.on("error", this.#onError);
@@ -246,6 +252,7 @@ export class ServerProcess extends Process implements ProcessResource {
       return;
     }
     (socket as ServedSocket)[kServer] = this;
+    if (this.#localEnd !== undefined) (socket as ServedSocket)[kLocalEnd] = this.#localEnd;
     this.#active.add(socket);
     socket.on("close", ServerProcess.#onSocketClose);
     if (this.#idleTimeout > 0) {

@@ -76,9 +76,23 @@ function isReset(error: NodeJS.ErrnoException): boolean {
 
 const kStream = Symbol("confab.stream");
 
+/** A connection's local address and port. */
+interface LocalEnd {
+  readonly address: string | undefined;
+  readonly port: number | undefined;
+}
+
+/**
+ * @internal Set on an accepted socket by a server that knows its local end without asking the
+ * OS (it listens on one address, not a wildcard): one object shared by all its connections,
+ * where asking each socket would cost a system call and two objects per connection.
+ */
+export const kLocalEnd = Symbol("confab.localEnd");
+
 /** A socket that knows its stream, so that one set of listener functions serves every stream. */
 interface StreamSocket extends Socket {
   [kStream]: SocketStream;
+  [kLocalEnd]?: LocalEnd;
 }
 
 function flushTick(stream: SocketStream): void {
@@ -158,7 +172,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #readTimer: NodeJS.Timeout | undefined;
   #waitingDrain = false;
 
-  #local: { address: string | undefined; port: number | undefined } | undefined;
+  #local: LocalEnd | undefined;
   #out = "";
   #outBytes: Buffer[] | undefined;
   #outBytesLength = 0;
@@ -205,8 +219,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     return this.#localEnd().port;
   }
 
-  #localEnd(): { address: string | undefined; port: number | undefined } {
-    return (this.#local ??= { address: this.#socket.localAddress, port: this.#socket.localPort });
+  #localEnd(): LocalEnd {
+    const socket = this.#socket as StreamSocket;
+    return (this.#local ??= socket[kLocalEnd] ?? { address: socket.localAddress, port: socket.localPort });
   }
 
   /** The underlying socket, for options this class does not cover (`setNoDelay`, `setKeepAlive`). */
@@ -781,13 +796,15 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     } else if (!socket.destroyed) {
       this.#flush();
       socket.end();
-      // Read on (and discard) until the peer's end of file, so the kernel need not reset
-      // the connection over unread data; give up after a while.
-      if (this.#paused) {
-        this.#paused = false;
-        socket.resume();
+      if (!this.#eof) {
+        // Read on (and discard) until the peer's end of file, so the kernel need not reset
+        // the connection over unread data; give up after a while.
+        if (this.#paused) {
+          this.#paused = false;
+          socket.resume();
+        }
+        socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
       }
-      socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
     }
     this.#chunks = [];
     this.#forgetText();
