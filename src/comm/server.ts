@@ -3,7 +3,8 @@ import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type Pr
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
-import { formatHostPort, kLocalEnd, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { serverOf, watchAccepted, type LocalEnd, type SocketServer } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
@@ -159,17 +160,12 @@ const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
-const kServer = Symbol("confab.server");
-interface ServedSocket extends net.Socket {
-  [kServer]: ServerProcess;
-  [kLocalEnd]?: { readonly address: string; readonly port: number };
-}
 
 /**
  * The process a server runs as: a {@link Process} that also carries the bound `port` and
  * `address`. Kill it (or call {@link serverTerminate}) to close the listening socket.
  */
-export class ServerProcess extends Process implements ProcessResource {
+export class ServerProcess extends Process implements ProcessResource, SocketServer {
   /** @internal */
   [kOwner]: Process | undefined;
   /** The bound port (the real one when the service was 0). */
@@ -182,7 +178,7 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly maxConnections: number;
 
   readonly #server: net.Server;
-  readonly #localEnd: { readonly address: string; readonly port: number } | undefined;
+  readonly #localEnd: LocalEnd | undefined;
   readonly #dispatch: (handle: net.Socket) => unknown;
   readonly #queue: net.Socket[] = [];
   readonly #active = new Set<net.Socket>();
@@ -242,19 +238,19 @@ export class ServerProcess extends Process implements ProcessResource {
   }
 
   readonly #onConnection = (socket: net.Socket): void => {
-    // Sockets fail while waiting or after: without a listener, a reset would crash the host.
-    socket.on("error", ignoreError);
     this.#accepted++;
     if (this.#active.size >= this.maxConnections) {
+      // Without a listener, a reset while we say why would crash the host.
+      socket.on("error", ignoreError);
       this.#refused++;
       this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: `maxConnections ${this.maxConnections}` });
       socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () => socket.destroy());
       return;
     }
-    (socket as ServedSocket)[kServer] = this;
-    if (this.#localEnd !== undefined) (socket as ServedSocket)[kLocalEnd] = this.#localEnd;
+    // Sockets fail while waiting or after: the shared listeners keep a reset from crashing
+    // the host, and tell this server when the connection is gone.
+    watchAccepted(socket, this);
     this.#active.add(socket);
-    socket.on("close", ServerProcess.#onSocketClose);
     if (this.#idleTimeout > 0) {
       socket.setTimeout(this.#idleTimeout);
       socket.on("timeout", ServerProcess.#onSocketIdle);
@@ -286,15 +282,21 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#serve(socket);
   }
 
-  static #onSocketClose(this: ServedSocket): void {
-    const server = this[kServer];
-    server.#active.delete(this);
-    server.#closedBytesIn += this.bytesRead;
-    server.#closedBytesOut += this.bytesWritten;
+  /** @internal Every connection's local end (the listening address), unless that is a wildcard. */
+  get localEnd(): LocalEnd | undefined {
+    return this.#localEnd;
   }
 
-  static #onSocketIdle(this: ServedSocket): void {
-    this[kServer].#timedOut++;
+  /** @internal One of this server's connections closed. */
+  socketClosed(socket: net.Socket): void {
+    this.#active.delete(socket);
+    this.#closedBytesIn += socket.bytesRead;
+    this.#closedBytesOut += socket.bytesWritten;
+  }
+
+  static #onSocketIdle(this: net.Socket): void {
+    const server = serverOf(this);
+    if (server instanceof ServerProcess) server.#timedOut++;
     this.destroy();
   }
 

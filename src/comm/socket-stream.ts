@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
+import { knownLocalEnd, kReader, watchForReader, type LocalEnd, type SocketReader } from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -74,25 +75,15 @@ function isReset(error: NodeJS.ErrnoException): boolean {
   return error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ECONNABORTED";
 }
 
-const kStream = Symbol("confab.stream");
-
-/** A connection's local address and port. */
-interface LocalEnd {
-  readonly address: string | undefined;
-  readonly port: number | undefined;
-}
-
-/**
- * @internal Set on an accepted socket by a server that knows its local end without asking the
- * OS (it listens on one address, not a wildcard): one object shared by all its connections,
- * where asking each socket would cost a system call and two objects per connection.
- */
-export const kLocalEnd = Symbol("confab.localEnd");
-
 /** A socket that knows its stream, so that one set of listener functions serves every stream. */
 interface StreamSocket extends Socket {
-  [kStream]: SocketStream;
-  [kLocalEnd]?: LocalEnd;
+  [kReader]: SocketStream;
+}
+
+// new Promise's executor, shared by every read instead of a closure per read.
+let capturedResolve: ((value: unknown) => void) | undefined;
+function captureResolve(resolve: (value: never) => void): void {
+  capturedResolve = resolve as (value: unknown) => void;
 }
 
 function flushTick(stream: SocketStream): void {
@@ -129,25 +120,17 @@ function readTimedOut(stream: SocketStream): void {
  * }
  * ```
  */
-export class SocketStream implements ProcessResource, AsyncIterable<string> {
+export class SocketStream implements ProcessResource, SocketReader, AsyncIterable<string> {
   /** @internal */
   [kOwner]: Process | undefined;
 
-  /** The direction given at creation. */
-  readonly direction: StreamDirection;
-  /** The element type given at creation. */
-  readonly elementType: StreamElementType;
   /** Peer's address (kept after close). */
   readonly remoteAddress: string | undefined;
   /** Peer's port (kept after close). */
   readonly remotePort: number | undefined;
 
   readonly #socket: Socket;
-  readonly #encoding: "utf8" | "latin1";
-  readonly #maxLine: number;
-  readonly #maxOutput: number;
-  readonly #readTimeout: number;
-  readonly #writeTimeout: number;
+  readonly #config: StreamConfig;
 
   // Unread input: chunks[0] starts at #head. Bytes before (#scanIdx, #scanOff) are known to
   // hold no LF, so a line that spans many chunks is scanned once, not once per chunk.
@@ -167,8 +150,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   #pending: Read = Read.None;
   #pendingCount = 0;
-  #resolve: ((value: never) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
+  // Only the resolving function is kept (a rejection is settled by resolving with a rejected
+  // promise): an idle connection's pending read holds one function, not two.
+  #resolve: ((value: unknown) => void) | undefined;
   #readTimer: NodeJS.Timeout | undefined;
   #waitingDrain = false;
 
@@ -183,13 +167,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   constructor(options: SocketStreamOptions) {
     const socket = options.socket;
     this.#socket = socket;
-    this.direction = options.direction ?? "io";
-    this.elementType = options.elementType ?? "character";
-    this.#encoding = this.elementType === "base-char" ? "latin1" : "utf8";
-    this.#maxLine = positive(options.maxLineLength, DEFAULT_MAX_LINE_LENGTH, "maxLineLength");
-    this.#maxOutput = positive(options.maxOutputBuffer, DEFAULT_MAX_OUTPUT_BUFFER, "maxOutputBuffer");
-    this.#readTimeout = positive(options.readTimeout, 0, "readTimeout");
-    this.#writeTimeout = positive(options.writeTimeout, 0, "writeTimeout");
+    this.#config = streamConfig(options);
     // The peer is read now: Node forgets it when a reset destroys the socket. The local end
     // is read when first asked for, or when the stream closes (it is rarely wanted, and each
     // address costs an object and a string per connection).
@@ -198,15 +176,23 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
     // Listeners are shared by all streams (the socket points back to its stream): five
     // closures per connection would cost more memory than the stream itself.
-    (socket as StreamSocket)[kStream] = this;
+    watchForReader(socket, this);
     socket.on("data", SocketStream.#onData);
     socket.on("end", SocketStream.#onEnd);
-    socket.on("error", SocketStream.#onError);
-    socket.on("close", SocketStream.#onClose);
     if (socket.destroyed) this.#eof = true;
     else if (socket.isPaused()) socket.resume();
 
     getCurrentProcess()?.own(this);
+  }
+
+  /** The direction given at creation. */
+  get direction(): StreamDirection {
+    return this.#config.direction;
+  }
+
+  /** The element type given at creation. */
+  get elementType(): StreamElementType {
+    return this.#config.elementType;
   }
 
   /** Local address of the connection (kept after close). */
@@ -220,8 +206,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #localEnd(): LocalEnd {
-    const socket = this.#socket as StreamSocket;
-    return (this.#local ??= socket[kLocalEnd] ?? { address: socket.localAddress, port: socket.localPort });
+    const socket = this.#socket;
+    return (this.#local ??= knownLocalEnd(socket) ?? { address: socket.localAddress, port: socket.localPort });
   }
 
   /** The underlying socket, for options this class does not cover (`setNoDelay`, `setKeepAlive`). */
@@ -303,7 +289,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#pending !== Read.None) {
       return Promise.reject(new ConfabError(ErrorCodes.READ_IN_PROGRESS, "a read is already pending on this stream; await it before starting another"));
     }
-    if (this.direction === "output") {
+    if (this.#config.direction === "output") {
       return Promise.reject(new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot read from an output-only stream"));
     }
     if (this.#inputError !== undefined) return Promise.reject(this.#inputError);
@@ -323,18 +309,18 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     } else if (this.#paused) {
       this.#resumeInput();
     }
-    if (this.#readTimeout > 0) {
+    if (this.#config.readTimeout > 0) {
       if (this.#readTimer === undefined) {
-        this.#readTimer = setTimeout(readTimedOut, this.#readTimeout, this);
+        this.#readTimer = setTimeout(readTimedOut, this.#config.readTimeout, this);
         this.#readTimer.unref();
       } else {
         this.#readTimer.refresh();
       }
     }
-    return new Promise<never>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    const promise = new Promise<never>(captureResolve);
+    this.#resolve = capturedResolve;
+    capturedResolve = undefined;
+    return promise;
   }
 
   /** Tries to satisfy the pending read from what is buffered. */
@@ -345,27 +331,25 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       if (this.#pending === Read.Line) value = this.#takeLine();
       else if (this.#pending === Read.Char) value = this.#takeChar();
       else value = this.#takeBytes(this.#pendingCount);
-    } catch (error) {
-      this.#settle(undefined, error);
+    } catch {
+      // The takers throw only after failing the input, with the reason kept there.
+      this.#settle(undefined, this.#inputError ?? closedError());
       return;
     }
     if (value !== undefined) this.#settle(value, undefined);
   }
 
-  #settle(value: unknown, error: unknown): void {
+  #settle(value: unknown, error: Error | undefined): void {
     const resolve = this.#resolve;
-    const reject = this.#reject;
     this.#pending = Read.None;
     this.#resolve = undefined;
-    this.#reject = undefined;
-    if (error !== undefined) reject?.(error);
-    else (resolve as ((v: unknown) => void) | undefined)?.(value);
+    resolve?.(error === undefined ? value : Promise.reject(error));
   }
 
   /** @internal Called by the read timer. */
   readTimerFired(): void {
     if (this.#pending === Read.None) return;
-    this.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${this.#peer()} within ${this.#readTimeout} ms (readTimeout)`));
+    this.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${this.#peer()} within ${this.#config.readTimeout} ms (readTimeout)`));
   }
 
   #takeLine(): string | null | undefined {
@@ -396,8 +380,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#scanIdx = idx;
     this.#scanOff = 0;
     // No LF in what is buffered: all of it is one line so far, at end of file too.
-    if (this.#avail > this.#maxLine) throw this.#lineTooLong();
-    if (this.#eof) return this.#avail > 0 ? this.#takeAll().toString(this.#encoding) : null;
+    if (this.#avail > this.#config.maxLine) throw this.#lineTooLong();
+    if (this.#eof) return this.#avail > 0 ? this.#takeAll().toString(this.#config.encoding) : null;
     return undefined;
   }
 
@@ -412,7 +396,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const head = this.#head;
     if (this.#textChunk === chunk && head >= this.#textStart && head < this.#textEnd) return this.#text;
     const end = Math.min(chunk.length, head + TEXT_WINDOW);
-    const oneBytePerChar = this.#encoding === "latin1" || isAscii(chunk.subarray(head, end));
+    const oneBytePerChar = this.#config.encoding === "latin1" || isAscii(chunk.subarray(head, end));
     this.#text = oneBytePerChar ? decodeSlice(chunk, "latin1", head, end) : undefined;
     this.#textChunk = chunk;
     this.#textStart = head;
@@ -424,7 +408,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const base = this.#textStart;
     const start = this.#head - base;
     const end = nl > start && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
-    if (end - start > this.#maxLine) throw this.#lineTooLong();
+    if (end - start > this.#config.maxLine) throw this.#lineTooLong();
     const line = text.slice(start, end);
     this.#head = base + nl + 1;
     if (this.#head === chunk.length) {
@@ -449,8 +433,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       const chunk = chunks[0] as Buffer;
       const start = this.#head;
       const end = nl > start && chunk[nl - 1] === CR ? nl - 1 : nl;
-      if (end - start > this.#maxLine) throw this.#lineTooLong();
-      line = decodeSlice(chunk, this.#encoding, start, end);
+      if (end - start > this.#config.maxLine) throw this.#lineTooLong();
+      line = decodeSlice(chunk, this.#config.encoding, start, end);
       consumed = nl + 1 - start;
     } else {
       const parts: Buffer[] = [(chunks[0] as Buffer).subarray(this.#head)];
@@ -459,8 +443,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       let joined = Buffer.concat(parts);
       consumed = joined.length + 1;
       if (joined.length > 0 && joined[joined.length - 1] === CR) joined = joined.subarray(0, joined.length - 1);
-      if (joined.length > this.#maxLine) throw this.#lineTooLong();
-      line = joined.toString(this.#encoding);
+      if (joined.length > this.#config.maxLine) throw this.#lineTooLong();
+      line = joined.toString(this.#config.encoding);
       chunks.splice(0, idx);
     }
     this.#head = nl + 1;
@@ -476,13 +460,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#avail === 0) return this.#eof ? null : undefined;
     const first = (this.#chunks[0] as Buffer)[this.#head] as number;
     let size = 1;
-    if (this.#encoding === "utf8") size = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+    if (this.#config.encoding === "utf8") size = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
     if (size > this.#avail) {
       if (!this.#eof) return undefined;
       size = this.#avail; // a truncated sequence at end of file decodes as U+FFFD
     }
     const bytes = this.#take(size);
-    const text = bytes.toString(this.#encoding);
+    const text = bytes.toString(this.#config.encoding);
     // An invalid sequence decodes to several replacement characters: consume only the first
     // byte so the rest is read again as characters of its own.
     if (size > 1 && text.length > 0 && text.codePointAt(0) === 0xfffd && text.length > 1) {
@@ -550,12 +534,16 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#avail -= count;
     this.#scanIdx = 0;
     this.#scanOff = this.#head;
-    if (this.#avail === 0) this.#forgetText();
+    if (this.#avail === 0) {
+      // Lets go of the array's storage too, which Node 20's shift keeps (150 bytes an idle connection).
+      this.#chunks.length = 0;
+      this.#forgetText();
+    }
     if (this.#paused && this.#avail < READ_HIGH_WATER) this.#resumeInput();
   }
 
   #lineTooLong(): Error {
-    return this.#failInput(new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#maxLine} bytes (maxLineLength); input closed`));
+    return this.#failInput(new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#config.maxLine} bytes (maxLineLength); input closed`));
   }
 
   /** Fails the input side for good; writing still works so the caller can say why. */
@@ -579,34 +567,34 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   static #onData(this: StreamSocket, chunk: Buffer): void {
-    this[kStream].#data(chunk);
+    this[kReader].#data(chunk);
   }
 
   static #onEnd(this: StreamSocket): void {
-    const stream = this[kStream];
+    const stream = this[kReader];
     stream.#localEnd(); // the last moment the socket still knows it
     stream.#eof = true;
     stream.#serve();
   }
 
   static #onDrain(this: StreamSocket): void {
-    const stream = this[kStream];
+    const stream = this[kReader];
     stream.#waitingDrain = false;
     stream.#serve();
     if (stream.#pending !== Read.None && stream.#paused) stream.#resumeInput();
   }
 
-  static #onError(this: StreamSocket, error: NodeJS.ErrnoException): void {
-    this[kStream].#error(error);
+  /** @internal The socket failed. */
+  socketError(error: NodeJS.ErrnoException): void {
+    this.#error(error);
   }
 
-  static #onClose(this: StreamSocket): void {
-    // The connection is gone: what is buffered can still be read, then end of file.
-    const stream = this[kStream];
-    stream.#eof = true;
-    stream.#waitingDrain = false;
-    stream.#serve();
-    stream[kOwner]?.disown(stream);
+  /** @internal The connection is gone: what is buffered can still be read, then end of file. */
+  socketClosed(): void {
+    this.#eof = true;
+    this.#waitingDrain = false;
+    this.#serve();
+    this[kOwner]?.disown(this);
   }
 
   #data(chunk: Buffer): void {
@@ -677,7 +665,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   write(bytes: Uint8Array): void {
     this.#checkWritable();
     if (this.#out.length > 0) {
-      (this.#outBytes ??= []).push(Buffer.from(this.#out, this.#encoding));
+      (this.#outBytes ??= []).push(Buffer.from(this.#out, this.#config.encoding));
       this.#out = "";
     }
     (this.#outBytes ??= []).push(Buffer.from(bytes));
@@ -711,10 +699,10 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
         if (error) reject(error);
         else resolve();
       };
-      if (this.#writeTimeout > 0) {
+      if (this.#config.writeTimeout > 0) {
         timer = setTimeout(() => {
-          reject(new ConfabError(ErrorCodes.WRITE_TIMEOUT, `${this.#peer()} did not take our output within ${this.#writeTimeout} ms (writeTimeout)`));
-        }, this.#writeTimeout);
+          reject(new ConfabError(ErrorCodes.WRITE_TIMEOUT, `${this.#peer()} did not take our output within ${this.#config.writeTimeout} ms (writeTimeout)`));
+        }, this.#config.writeTimeout);
       }
       // A zero-length write completes after every write queued before it.
       socket.write(Buffer.alloc(0), done);
@@ -722,7 +710,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #checkWritable(): void {
-    if (this.direction === "input") throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
+    if (this.#config.direction === "input") throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
     if (this.#closed) throw closedError();
     if (this.#outputError?.name === "ConfabError") throw this.#outputError;
     if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
@@ -750,7 +738,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     if (this.#outBytes !== undefined) {
       const bytes = this.#outBytes;
-      if (this.#out.length > 0) bytes.push(Buffer.from(this.#out, this.#encoding));
+      if (this.#out.length > 0) bytes.push(Buffer.from(this.#out, this.#config.encoding));
       this.#discardOutput();
       socket.cork();
       for (const b of bytes) socket.write(b);
@@ -758,12 +746,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     } else if (this.#out.length > 0) {
       const text = this.#out;
       this.#out = "";
-      socket.write(text, this.#encoding);
+      socket.write(text, this.#config.encoding);
     }
-    if (socket.writableLength > this.#maxOutput) {
+    if (socket.writableLength > this.#config.maxOutput) {
       this.#outputError = new ConfabError(
         ErrorCodes.OUTPUT_BUFFER_FULL,
-        `${this.#peer()} is not reading: more than ${this.#maxOutput} bytes of output queued (maxOutputBuffer); connection dropped`,
+        `${this.#peer()} is not reading: more than ${this.#config.maxOutput} bytes of output queued (maxOutputBuffer); connection dropped`,
       );
       if (this.#pending !== Read.None) this.#settle(undefined, this.#outputError);
       this.#inputError ??= this.#outputError;
@@ -837,6 +825,39 @@ function formatHost(host: string): string {
 
 function closedError(): ConfabError {
   return new ConfabError(ErrorCodes.STREAM_CLOSED, "the stream is closed");
+}
+
+/** A stream's settings: shared by all streams made with the same defaults. */
+interface StreamConfig {
+  readonly direction: StreamDirection;
+  readonly elementType: StreamElementType;
+  readonly encoding: "utf8" | "latin1";
+  readonly maxLine: number;
+  readonly maxOutput: number;
+  readonly readTimeout: number;
+  readonly writeTimeout: number;
+}
+
+const defaultConfigs = new Map<string, StreamConfig>();
+
+function streamConfig(options: SocketStreamOptions): StreamConfig {
+  const direction = options.direction ?? "io";
+  const elementType = options.elementType ?? "character";
+  const defaults = options.maxLineLength === undefined && options.maxOutputBuffer === undefined && options.readTimeout === undefined && options.writeTimeout === undefined;
+  const key = `${direction} ${elementType}`;
+  const shared = defaults ? defaultConfigs.get(key) : undefined;
+  if (shared !== undefined) return shared;
+  const config: StreamConfig = Object.freeze({
+    direction,
+    elementType,
+    encoding: elementType === "base-char" ? "latin1" : "utf8",
+    maxLine: positive(options.maxLineLength, DEFAULT_MAX_LINE_LENGTH, "maxLineLength"),
+    maxOutput: positive(options.maxOutputBuffer, DEFAULT_MAX_OUTPUT_BUFFER, "maxOutputBuffer"),
+    readTimeout: positive(options.readTimeout, 0, "readTimeout"),
+    writeTimeout: positive(options.writeTimeout, 0, "writeTimeout"),
+  });
+  if (defaults) defaultConfigs.set(key, config);
+  return config;
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

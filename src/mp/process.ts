@@ -1,4 +1,3 @@
-import { types } from "node:util";
 import { reportError } from "../report.js";
 import { liveProcesses, processContext } from "./registry.js";
 
@@ -165,7 +164,7 @@ export class Process {
 
   static #body(process: Process, fn: (...args: unknown[]) => unknown, args: readonly unknown[]): void {
     const outcome = fn(...args);
-    if (types.isPromise(outcome)) {
+    if (outcome instanceof Promise) {
       // Registered inside the process's context, so the callbacks find the process there:
       // two shared functions instead of two closures per process.
       outcome.then(Process.#finishCurrent, Process.#failCurrent);
@@ -236,8 +235,10 @@ export class Process {
     this.result = value;
     // What it still owns is released, not closed: a process may make a stream for another to
     // use. The next process that uses it owns it.
-    for (const resource of this.resources) resource[kOwner] = undefined;
+    const held = this.#resource;
     this.#resource = undefined;
+    if (held instanceof Set) for (const resource of held) resource[kOwner] = undefined;
+    else if (held !== undefined) held[kOwner] = undefined;
     this.#end();
   }
 
