@@ -313,8 +313,10 @@ export function processRunFunction<A extends unknown[]>(
 ): Process {
   const process = new Process(name, keywords);
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
-  queueMicrotask(() => {
-    process.start(fn, args);
+  // A promise reaction rather than queueMicrotask, which on Node 20 makes an AsyncResource (and
+  // its hooks' work) for every microtask; both run the function in the caller's async context.
+  void Promise.resolve(args).then((startArgs) => {
+    process.start(fn, startArgs);
   });
   return process;
 }
