@@ -68,6 +68,9 @@ function decodeSlice(chunk: Buffer, encoding: "utf8" | "latin1", start: number, 
   return slice === undefined ? chunk.toString(encoding, start, end) : slice.call(chunk, start, end);
 }
 
+// What an idle stream holds instead of an array of its own (never written to).
+const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 const LF = 10;
 const CR = 13;
 
@@ -134,7 +137,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
 
   // Unread input: chunks[0] starts at #head. Bytes before (#scanIdx, #scanOff) are known to
   // hold no LF, so a line that spans many chunks is scanned once, not once per chunk.
-  #chunks: Buffer[] = [];
+  #chunks: Buffer[] = NO_CHUNKS;
   #head = 0;
   #avail = 0;
   #scanIdx = 0;
@@ -508,7 +511,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
     if (bytes.length === 0) return;
     if (this.#head >= bytes.length) this.#head -= bytes.length;
     else {
-      this.#chunks.unshift(Buffer.from(bytes));
+      this.#chunks = [Buffer.from(bytes), ...this.#chunks];
       this.#head = 0;
     }
     this.#avail += bytes.length;
@@ -518,9 +521,9 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
 
   /** Drops chunks[0], all read. */
   #shiftChunk(): void {
-    // A new array for the common last chunk: cheaper than shift() (a call into C++), and
-    // unlike an array emptied by shift() on Node 20, it holds no storage while idle.
-    if (this.#chunks.length === 1) this.#chunks = [];
+    // The shared empty array for the common last chunk: cheaper than shift() (a call into
+    // C++), and unlike an array emptied by shift() on Node 20, it holds no storage while idle.
+    if (this.#chunks.length === 1) this.#chunks = NO_CHUNKS;
     else this.#chunks.shift();
     this.#head = 0;
     this.#forgetText();
@@ -541,7 +544,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
   /** Fails the input side for good; writing still works so the caller can say why. */
   #failInput(error: Error): Error {
     this.#inputError = error;
-    this.#chunks = [];
+    this.#chunks = NO_CHUNKS;
     this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
@@ -591,7 +594,8 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
 
   #data(chunk: Buffer): void {
     if (this.#closed || this.#inputError !== undefined) return; // draining towards the peer's FIN
-    this.#chunks.push(chunk);
+    if (this.#chunks.length === 0) this.#chunks = [chunk];
+    else this.#chunks.push(chunk);
     this.#avail += chunk.length;
     if (this.#pending !== Read.None) this.#serve();
     if ((this.#pending === Read.None || this.#waitingDrain) && this.#avail >= READ_HIGH_WATER && !this.#paused) {
@@ -631,7 +635,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
         return;
       }
     }
-    this.#chunks = [];
+    this.#chunks = NO_CHUNKS;
     this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
@@ -786,7 +790,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
         socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
       }
     }
-    this.#chunks = [];
+    this.#chunks = NO_CHUNKS;
     this.#forgetText();
     this.#avail = 0;
     this.#head = 0;
