@@ -68,8 +68,9 @@ function decodeSlice(chunk: Buffer, encoding: "utf8" | "latin1", start: number, 
   return slice === undefined ? chunk.toString(encoding, start, end) : slice.call(chunk, start, end);
 }
 
-// What an idle stream holds instead of an array of its own (never written to).
+// What an idle stream holds instead of arrays of its own (never written to).
 const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+const NO_TEXT: string[] = Object.freeze([]) as unknown as string[];
 
 const LF = 10;
 const CR = 13;
@@ -160,7 +161,10 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
   #waitingDrain = false;
 
   #local: LocalEnd | undefined;
-  #out = "";
+  // Text written but not yet handed to the socket: joined once per write system call, which
+  // costs half of what appending to one string does (V8 then flattens a rope per write).
+  #out: string[] = NO_TEXT;
+  #outChars = 0;
   #outBytes: Buffer[] | undefined;
   #outBytesLength = 0;
   #flushQueued = false;
@@ -648,8 +652,10 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
   /** Buffers `text` for output. */
   writeString(text: string): void {
     this.#checkWritable();
-    this.#out += text;
-    if (this.#out.length >= WRITE_HIGH_WATER) this.#flush();
+    if (this.#out.length === 0) this.#out = [text];
+    else this.#out.push(text);
+    this.#outChars += text.length;
+    if (this.#outChars >= WRITE_HIGH_WATER) this.#flush();
   }
 
   /** Buffers `text` and a newline, as Lisp's `write-line`. */
@@ -661,8 +667,7 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
   write(bytes: Uint8Array): void {
     this.#checkWritable();
     if (this.#out.length > 0) {
-      (this.#outBytes ??= []).push(Buffer.from(this.#out, this.#config.encoding));
-      this.#out = "";
+      (this.#outBytes ??= []).push(Buffer.from(this.#takeText(), this.#config.encoding));
     }
     (this.#outBytes ??= []).push(Buffer.from(bytes));
     this.#outBytesLength += bytes.length;
@@ -734,14 +739,13 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
     }
     if (this.#outBytes !== undefined) {
       const bytes = this.#outBytes;
-      if (this.#out.length > 0) bytes.push(Buffer.from(this.#out, this.#config.encoding));
+      if (this.#out.length > 0) bytes.push(Buffer.from(this.#takeText(), this.#config.encoding));
       this.#discardOutput();
       socket.cork();
       for (const b of bytes) socket.write(b);
       socket.uncork();
     } else if (this.#out.length > 0) {
-      const text = this.#out;
-      this.#out = "";
+      const text = this.#takeText();
       socket.write(text, this.#config.encoding);
     }
     if (socket.writableLength > this.#config.maxOutput) {
@@ -755,8 +759,17 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
     }
   }
 
+  /** The buffered text, as one string, and no more buffered text. */
+  #takeText(): string {
+    const parts = this.#out;
+    this.#out = NO_TEXT;
+    this.#outChars = 0;
+    return parts.length === 1 ? (parts[0] as string) : parts.join("");
+  }
+
   #discardOutput(): void {
-    this.#out = "";
+    this.#out = NO_TEXT;
+    this.#outChars = 0;
     this.#outBytes = undefined;
     this.#outBytesLength = 0;
   }
