@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import util from "node:util";
 import vm from "node:vm";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { HELPER, analyse, rewrite, type CompiledInput } from "./evaluator-compile.js";
+import { HELPER, analyse, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
 
 /** How an {@link Evaluator} is set up; every field is optional. */
 export interface EvaluatorOptions {
@@ -167,6 +167,8 @@ export class Evaluator {
   readonly #inspectOptions: util.InspectOptions;
   readonly #awaitValues: boolean;
   readonly #helpers: Helpers;
+  // The listener asks status() and then evaluates the same text: one parse serves both.
+  #analysed: { readonly source: string; readonly analysis: Analysis } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -265,7 +267,15 @@ export class Evaluator {
    */
   status(source: string): "complete" | "incomplete" | "error" {
     if (source.trim() === "") return "complete";
-    return analyse(source).kind;
+    return this.#analyse(source).kind;
+  }
+
+  #analyse(source: string): Analysis {
+    const cached = this.#analysed;
+    if (cached?.source === source) return cached.analysis;
+    const analysis = analyse(source);
+    this.#analysed = { source, analysis };
+    return analysis;
   }
 
   /**
@@ -322,7 +332,8 @@ export class Evaluator {
     if (source.trim() === "") {
       generated = { prologue: "", body: "" };
     } else {
-      const analysis = analyse(source);
+      const analysis = this.#analyse(source);
+      this.#analysed = undefined; // rewriting may change the syntax tree
       if (analysis.kind !== "complete") return { ok: false, error: analysis.error };
       try {
         generated = rewrite(analysis.code, analysis.program);
