@@ -160,7 +160,6 @@ const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
-
 /**
  * The process a server runs as: a {@link Process} that also carries the bound `port` and
  * `address`. Kill it (or call {@link serverTerminate}) to close the listening socket.

@@ -43,28 +43,23 @@ function onClose(this: WatchedSocket): void {
   this[kServer]?.socketClosed(this);
 }
 
-function watched(socket: WatchedSocket): boolean {
-  return socket[kServer] !== undefined || socket[kReader] !== undefined;
+/** Adds the shared listeners, unless the server or a stream already did. */
+function watch(socket: WatchedSocket): void {
+  if (socket[kServer] !== undefined || socket[kReader] !== undefined) return;
+  socket.on("error", onError);
+  socket.on("close", onClose);
 }
 
 /** @internal Marks `socket` as accepted by `server`, which then hears when it closes. */
 export function watchAccepted(socket: Socket, server: SocketServer): void {
-  const s = socket as WatchedSocket;
-  if (!watched(s)) {
-    s.on("error", onError);
-    s.on("close", onClose);
-  }
-  s[kServer] = server;
+  watch(socket);
+  (socket as WatchedSocket)[kServer] = server;
 }
 
 /** @internal Makes `reader` hear the errors and the close of `socket`. */
 export function watchForReader(socket: Socket, reader: SocketReader): void {
-  const s = socket as WatchedSocket;
-  if (!watched(s)) {
-    s.on("error", onError);
-    s.on("close", onClose);
-  }
-  s[kReader] = reader;
+  watch(socket);
+  (socket as WatchedSocket)[kReader] = reader;
 }
 
 /** @internal The server that accepted `socket`, if any. */

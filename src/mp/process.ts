@@ -315,8 +315,8 @@ export function processRunFunction<A extends unknown[]>(
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
   // A promise reaction rather than queueMicrotask, which on Node 20 makes an AsyncResource (and
   // its hooks' work) for every microtask; both run the function in the caller's async context.
-  void Promise.resolve(args).then((startArgs) => {
-    process.start(fn, startArgs);
+  void Promise.resolve().then(() => {
+    process.start(fn, args);
   });
   return process;
 }
