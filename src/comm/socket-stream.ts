@@ -243,6 +243,10 @@ export class SocketStream implements ProcessResource, SocketReader, AsyncIterabl
    * The next line, without its LF or CRLF; `null` at end of file. A last line without a
    * newline is returned before `null`. Rejects with `ERR_LINE_TOO_LONG` (and the input side
    * fails) when a line passes `maxLineLength`.
+   *
+   * Lines that came in together are decoded together, up to 1 KiB at a time, and each line is
+   * a slice of that text (as `node:readline`'s are of each chunk): a line kept for long keeps
+   * at most 1 KiB of its neighbours with it.
    */
   readLine(): Promise<string | null> {
     const blocked = this.#startRead();
