@@ -305,6 +305,10 @@ test("bad options are refused with a clear error", () => {
     code: ErrorCodes.INVALID_ARGUMENT,
     message: /maxLineLength/,
   });
+  const wrong = { socket: chunkedSocket().socket, direction: "in" } as unknown as ConstructorParameters<typeof SocketStream>[0];
+  assert.throws(() => new SocketStream(wrong), { code: ErrorCodes.INVALID_ARGUMENT, message: /direction must be "io", "input" or "output", got "in"/ });
+  const latin = { socket: chunkedSocket().socket, elementType: "latin1" } as unknown as ConstructorParameters<typeof SocketStream>[0];
+  assert.throws(() => new SocketStream(latin), { code: ErrorCodes.INVALID_ARGUMENT, message: /elementType must be "character" or "base-char", got "latin1"/ });
 });
 
 test("close settles a pending read with null and later reads reject", async () => {

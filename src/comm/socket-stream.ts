@@ -851,11 +851,20 @@ interface StreamConfig {
   readonly writeTimeout: number;
 }
 
+const DIRECTIONS: ReadonlySet<string> = new Set<StreamDirection>(["io", "input", "output"]);
+const ELEMENT_TYPES: ReadonlySet<string> = new Set<StreamElementType>(["character", "base-char"]);
 const defaultConfigs = new Map<string, StreamConfig>();
 
 function streamConfig(options: SocketStreamOptions): StreamConfig {
   const direction = options.direction ?? "io";
   const elementType = options.elementType ?? "character";
+  // Checked at run time too: a caller from JavaScript could pass anything.
+  if (!DIRECTIONS.has(direction)) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `direction must be "io", "input" or "output", got ${JSON.stringify(direction)}`);
+  }
+  if (!ELEMENT_TYPES.has(elementType)) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `elementType must be "character" or "base-char", got ${JSON.stringify(elementType)}`);
+  }
   const defaults = options.maxLineLength === undefined && options.maxOutputBuffer === undefined && options.readTimeout === undefined && options.writeTimeout === undefined;
   const key = `${direction} ${elementType}`;
   const shared = defaults ? defaultConfigs.get(key) : undefined;
