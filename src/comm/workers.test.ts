@@ -30,6 +30,10 @@ after(() => {
 
 function isOurs(pid: number): boolean {
   try {
+    // A thread of another process answers kill(tid, 0) and has a /proc entry too (this
+    // machine's pid numbers wrap at 32768): only a thread group leader is the process itself.
+    const status = readFileSync(`/proc/${String(pid)}/status`, "utf8");
+    if (!new RegExp(`^Tgid:\\s+${String(pid)}$`, "m").test(status)) return false;
     const cmdline = readFileSync(`/proc/${String(pid)}/cmdline`, "utf8");
     return cmdline.includes("workers-server") || cmdline.includes("cli/main.ts");
   } catch {
