@@ -27,6 +27,8 @@ export interface ProcessResource {
 }
 
 let nextId = 1;
+// A settled promise every new process's start is chained on, in its creator's async context.
+const STARTED = Promise.resolve();
 const NO_PROPERTIES: Readonly<Record<string, unknown>> = Object.freeze({});
 
 // The server whose `function` is running: the processes it starts are its children.
@@ -315,7 +317,7 @@ export function processRunFunction<A extends unknown[]>(
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
   // A promise reaction rather than queueMicrotask, which on Node 20 makes an AsyncResource (and
   // its hooks' work) for every microtask; both run the function in the caller's async context.
-  void Promise.resolve().then(() => {
+  void STARTED.then(() => {
     process.start(fn, args);
   });
   return process;
