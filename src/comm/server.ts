@@ -4,7 +4,7 @@ import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
-import { serverOf, watchAccepted, type LocalEnd, type SocketServer } from "./socket-listeners.js";
+import { serverOf, watchAccepted, type LocalEnd } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
@@ -164,7 +164,7 @@ const ACCEPT_ERROR_REPORT_MS = 5000;
  * The process a server runs as: a {@link Process} that also carries the bound `port` and
  * `address`. Kill it (or call {@link serverTerminate}) to close the listening socket.
  */
-export class ServerProcess extends Process implements ProcessResource, SocketServer {
+export class ServerProcess extends Process implements ProcessResource {
   /** @internal */
   [kOwner]: Process | undefined;
   /** The bound port (the real one when the service was 0). */

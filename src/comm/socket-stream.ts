@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
-import { knownLocalEnd, kReader, watchForReader, type LocalEnd, type SocketReader } from "./socket-listeners.js";
+import { knownLocalEnd, kReader, watchForReader, type LocalEnd } from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -124,7 +124,7 @@ function readTimedOut(stream: SocketStream): void {
  * }
  * ```
  */
-export class SocketStream implements ProcessResource, SocketReader, AsyncIterable<string> {
+export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** @internal */
   [kOwner]: Process | undefined;
 
