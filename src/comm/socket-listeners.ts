@@ -56,7 +56,7 @@ export function watchAccepted(socket: Socket, server: SocketServer): void {
   (socket as WatchedSocket)[kServer] = server;
 }
 
-/** @internal Makes `reader` hear the errors and the close of `socket`. */
+/** @internal Makes `reader` hear the errors and the close of `socket` (one reader per socket: a later one takes over). */
 export function watchForReader(socket: Socket, reader: SocketReader): void {
   watch(socket);
   (socket as WatchedSocket)[kReader] = reader;
