@@ -315,8 +315,8 @@ export function processRunFunction<A extends unknown[]>(
 ): Process {
   const process = new Process(name, keywords);
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
-  // A promise reaction rather than queueMicrotask, which on Node 20 makes an AsyncResource (and
-  // its hooks' work) for every microtask; both run the function in the caller's async context.
+  // A promise reaction rather than queueMicrotask, which makes an AsyncResource per call while
+  // AsyncLocalStorage is in use; both run the function in the caller's async context.
   void STARTED.then(() => {
     process.start(fn, args);
   });
