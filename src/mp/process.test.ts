@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { captureReports, hang, sleep } from "../../test/support.js";
 import { kKill, kOwner, processAliveP, processJoin, processKill, processRunFunction, type ProcessResource } from "./process.js";
 import { findProcessFromName, getCurrentProcess, listAllProcesses } from "./registry.js";
@@ -178,4 +180,30 @@ test("a process that fails closes what it owns; one that finishes lets go of it 
   } finally {
     restore();
   }
+});
+
+test("a process's async context is its own, from the first process a program starts on: code around it never sees it, and it keeps the caller's other async context", () => {
+  const fixture = fileURLToPath(new URL("../../test/fixtures/process-context.ts", import.meta.url));
+  const run = spawnSync(process.execPath, ["--import", "tsx", fixture], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const rounds = JSON.parse(run.stdout) as string[][];
+  assert.equal(rounds.length, 3);
+  rounds.forEach((seen, i) => {
+    const r = String(i + 1);
+    const request = i === 0 ? "-" : `request${r}`;
+    const expected = [
+      "after-immediate:-/-",
+      "after-microtask:-/-",
+      "after-timer:-/-",
+      "before-immediate:-/-",
+      "before-microtask:-/-",
+      "caller-after-join:-/-",
+      `child:c${r}/${request}`,
+      `inside-after-await:p${r}/${request}`,
+      `inside-after-child:p${r}/${request}`,
+      `inside-timer:p${r}/${request}`,
+      `inside:p${r}/${request}`,
+    ].sort();
+    assert.deepEqual(seen, expected, `round ${r}`);
+  });
 });

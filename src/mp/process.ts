@@ -29,6 +29,8 @@ export interface ProcessResource {
 let nextId = 1;
 // A settled promise every new process's start is chained on, in its creator's async context.
 const STARTED = Promise.resolve();
+// Whether processContext has been entered once, which turns its async hooks on where it has any.
+let contextTracked = false;
 const NO_PROPERTIES: Readonly<Record<string, unknown>> = Object.freeze({});
 
 // The server whose `function` is running: the processes it starts are its children.
@@ -162,6 +164,36 @@ export class Process {
     } catch (error) {
       this.#fail(error);
     }
+    contextTracked = true;
+  }
+
+  /**
+   * Starts the process from a promise reaction made for it alone: the reaction's async context
+   * becomes the process's with `enterWith`, which lasts until the reaction returns. `run`
+   * would also build a context to restore afterwards, which on Node 24 is a second `Map` per
+   * process, copied entry by entry.
+   */
+  #startInOwnReaction(fn: (...args: unknown[]) => unknown, args: readonly unknown[]): void {
+    if (this.state !== "running") return; // killed before it got to run
+    try {
+      processContext.enterWith(this);
+      Process.#body(this, fn, args);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** @internal Starts the process on the next microtask, in the caller's async context. */
+  startSoon(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
+    // A promise reaction rather than queueMicrotask, which makes an AsyncResource per call
+    // while AsyncLocalStorage is in use. Where AsyncLocalStorage rests on async_hooks (Node 20,
+    // 22), a reaction has a context of its own only if the hooks were on when it was made;
+    // until then the process starts with `run`, which puts the old context back.
+    const ownContext = contextTracked;
+    void STARTED.then(() => {
+      if (ownContext) this.#startInOwnReaction(fn as (...a: unknown[]) => unknown, args);
+      else this.start(fn, args);
+    });
   }
 
   static #body(process: Process, fn: (...args: unknown[]) => unknown, args: readonly unknown[]): void {
@@ -315,11 +347,7 @@ export function processRunFunction<A extends unknown[]>(
 ): Process {
   const process = new Process(name, keywords);
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
-  // A promise reaction rather than queueMicrotask, which makes an AsyncResource per call while
-  // AsyncLocalStorage is in use; both run the function in the caller's async context.
-  void STARTED.then(() => {
-    process.start(fn, args);
-  });
+  process.startSoon(fn, args);
   return process;
 }
 
