@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, writeFile, rm } from "node:fs/promises";
-import net from "node:net";
+import type net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { serverTerminate, startUpServer, type ServerProcess } from "../src/index.js";
-import { captureReports, eventually, LineClient } from "./support.js";
+import { captureReports, eventually, freePort, LineClient } from "./support.js";
 
 const haproxy = spawnSync("haproxy", ["-v"], { encoding: "utf8" });
 const skip = haproxy.error === undefined ? false : "haproxy is not installed (.ci/run installs Debian's package)";
@@ -21,14 +21,6 @@ after(async () => {
   for (const s of servers) serverTerminate(s);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Starts HAProxy in the foreground forwarding 127.0.0.1:front to 127.0.0.1:back with `sendProxy`. */
 async function startHaproxy(back: number, sendProxy: "send-proxy" | "send-proxy-v2"): Promise<number> {

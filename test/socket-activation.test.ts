@@ -2,10 +2,9 @@
 // binds the port, then starts confab with the listening socket as fd 3 and LISTEN_FDS/LISTEN_PID set.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import net from "node:net";
 import { after, test } from "node:test";
 import { confabArgv, childEnv, root } from "./cli.js";
-import { LineClient, eventually } from "./support.js";
+import { LineClient, eventually, freePort } from "./support.js";
 
 const available = spawnSync("systemd-socket-activate", ["--version"]).error === undefined;
 const skip = available ? false : "systemd-socket-activate is not installed (Debian's systemd package)";
@@ -13,14 +12,6 @@ const children: ChildProcess[] = [];
 after(() => {
   for (const c of children) c.kill("SIGKILL");
 });
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 function activate(port: number, args: string[]): { child: ChildProcess; output: () => string } {
   const child = spawn("systemd-socket-activate", ["-l", `127.0.0.1:${port}`, ...confabArgv(args)], {

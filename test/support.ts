@@ -1,5 +1,13 @@
 // Helpers shared by the test suites: real loopback sockets and captured reports.
 import net from "node:net";
+import { after } from "node:test";
+import {
+  serverTerminate,
+  startUpServer,
+  type ServerProcess,
+  type StartUpServerOptions,
+  type StartUpStreamServerOptions,
+} from "../src/comm/server.js";
 import { setErrorReporter } from "../src/report.js";
 
 /** A raw TCP client for tests: collects what the server sends, line by line. */
@@ -161,4 +169,42 @@ export function portOpen(port: number): Promise<boolean> {
 /** A promise that never settles (and, unlike a long timer, does not keep Node running). */
 export function hang(): Promise<never> {
   return new Promise<never>(() => undefined);
+}
+
+/**
+ * Servers and line clients for one test file, all stopped after its tests. `start` is
+ * `startUpServer` on an ephemeral port with `defaults`, which `options` override.
+ */
+export function testServers(defaults: StartUpServerOptions = {}): {
+  start: (options?: StartUpServerOptions | StartUpStreamServerOptions) => Promise<ServerProcess>;
+  client: (port: number) => Promise<LineClient>;
+} {
+  const servers: ServerProcess[] = [];
+  const clients: LineClient[] = [];
+  after(() => {
+    for (const s of servers) serverTerminate(s);
+    for (const c of clients) c.destroy();
+  });
+  return {
+    start: async (options = {}) => {
+      // `options` may replace the default function with one that takes a stream (createStream).
+      const server = await startUpServer({ service: 0, ...defaults, ...options } as StartUpServerOptions);
+      servers.push(server);
+      return server;
+    },
+    client: async (port) => {
+      const c = await LineClient.connect(port);
+      clients.push(c);
+      return c;
+    },
+  };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago, for programs that must be told one. */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }

@@ -4,31 +4,15 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { listAllProcesses } from "../mp/registry.js";
 import { processKill } from "../mp/process.js";
-import { eventually, LineClient, sleep } from "../../test/support.js";
+import { eventually, sleep, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
 
-const servers: ServerProcess[] = [];
-const clients: LineClient[] = [];
+const { start: talkServer, client } = testServers({ function: makeStreamAndTalk });
 const children: ChildProcess[] = [];
 after(() => {
-  for (const s of servers) serverTerminate(s);
-  for (const c of clients) c.destroy();
   for (const c of children) c.kill("SIGKILL");
   for (const p of listAllProcesses()) if (p.name.startsWith("talk ")) processKill(p);
 });
-
-async function talkServer(options: Parameters<typeof startUpServer>[0] = {}): Promise<ServerProcess> {
-  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, ...options });
-  servers.push(server);
-  return server;
-}
-
-async function client(port: number): Promise<LineClient> {
-  const c = await LineClient.connect(port);
-  clients.push(c);
-  return c;
-}
 
 test("connections past maxConnections are refused with one line and counted", async () => {
   const server = await talkServer({ maxConnections: 2 });

@@ -8,31 +8,16 @@ import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { processKill, processRunFunction, type Process } from "../mp/process.js";
-import { captureReports, LineClient, portOpen, sleep } from "../../test/support.js";
+import { captureReports, portOpen, sleep, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
-import { defaultProcessName, serverTerminate, startUpServer, type ServerProcess } from "./server.js";
+import { defaultProcessName, serverTerminate, startUpServer } from "./server.js";
 import { resetServicesDatabase } from "./services.js";
 import { SocketStream } from "./socket-stream.js";
 
-const servers: ServerProcess[] = [];
-const clients: LineClient[] = [];
+const { start: talkServer, client } = testServers({ function: makeStreamAndTalk });
 after(() => {
-  for (const s of servers) serverTerminate(s);
-  for (const c of clients) c.destroy();
   for (const p of listAllProcesses()) if (p.name.startsWith("talk ")) processKill(p);
 });
-
-async function talkServer(options: Parameters<typeof startUpServer>[0] = {}): Promise<ServerProcess> {
-  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, ...options });
-  servers.push(server);
-  return server;
-}
-
-async function client(port: number): Promise<LineClient> {
-  const c = await LineClient.connect(port);
-  clients.push(c);
-  return c;
-}
 
 test("the server process carries the bound port and address, on loopback by default", async () => {
   const server = await talkServer();
@@ -124,8 +109,7 @@ test("killing the server frees the port at once; its connection processes live o
   assert.equal(await c.line(), "You sent: 'before'");
   processKill(server);
   assert.equal(server.state, "killed");
-  const again = await startUpServer({ function: makeStreamAndTalk, service: port });
-  servers.push(again);
+  const again = await talkServer({ service: port });
   assert.equal(again.port, port);
   c.send("after\n");
   assert.equal(await c.line(), "You sent: 'after'", "the old connection still talks");
@@ -139,8 +123,7 @@ test("function is called one connection at a time: a slow first call delays the 
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   let calls = 0;
-  const server = await startUpServer({
-    service: 0,
+  const server = await talkServer({
     function: async (handle: net.Socket) => {
       const n = ++calls;
       events.push(`start ${n}`);
@@ -149,7 +132,6 @@ test("function is called one connection at a time: a slow first call delays the 
       makeStreamAndTalk(handle);
     },
   });
-  servers.push(server);
   const first = await client(server.port);
   const second = await client(server.port);
   second.send("early bird\n"); // sent while the server is still busy with the first
@@ -167,8 +149,7 @@ test("an error thrown by function is reported and the server keeps serving", asy
   const { reports, restore } = captureReports();
   try {
     let calls = 0;
-    const server = await startUpServer({
-      service: 0,
+    const server = await talkServer({
       processName: "flaky",
       function: (handle: net.Socket) => {
         calls++;
@@ -178,8 +159,7 @@ test("an error thrown by function is reported and the server keeps serving", asy
         return undefined;
       },
     });
-    servers.push(server);
-    await client(server.port);
+      await client(server.port);
     await client(server.port);
     const good = await client(server.port);
     good.send("still here\n");
@@ -193,8 +173,7 @@ test("an error thrown by function is reported and the server keeps serving", asy
 });
 
 test("createStream hands function a ready SocketStream", async () => {
-  const server = await startUpServer({
-    service: 0,
+  const server = await talkServer({
     createStream: true,
     function: (stream: SocketStream) => {
       processRunFunction("greeter", {}, async (s: SocketStream) => {
@@ -203,7 +182,6 @@ test("createStream hands function a ready SocketStream", async () => {
       }, stream);
     },
   });
-  servers.push(server);
   const c = await client(server.port);
   c.send("world\n");
   assert.equal(await c.line(), "hello world");

@@ -537,6 +537,16 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#forgetText();
   }
 
+  /** Forgets everything buffered. */
+  #dropInput(): void {
+    this.#chunks = NO_CHUNKS;
+    this.#forgetText();
+    this.#avail = 0;
+    this.#head = 0;
+    this.#scanIdx = 0;
+    this.#scanOff = 0;
+  }
+
   #consumed(count: number): void {
     this.#avail -= count;
     this.#scanIdx = 0;
@@ -552,12 +562,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** Fails the input side for good; writing still works so the caller can say why. */
   #failInput(error: Error): Error {
     this.#inputError = error;
-    this.#chunks = NO_CHUNKS;
-    this.#forgetText();
-    this.#avail = 0;
-    this.#head = 0;
-    this.#scanIdx = 0;
-    this.#scanOff = 0;
+    this.#dropInput();
     this.#paused = true;
     this.#socket.pause();
     return error;
@@ -643,12 +648,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
         return;
       }
     }
-    this.#chunks = NO_CHUNKS;
-    this.#forgetText();
-    this.#avail = 0;
-    this.#head = 0;
-    this.#scanIdx = 0;
-    this.#scanOff = 0;
+    this.#dropInput();
   }
 
   // ---------------------------------------------------------------- writing
@@ -807,12 +807,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
         socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
       }
     }
-    this.#chunks = NO_CHUNKS;
-    this.#forgetText();
-    this.#avail = 0;
-    this.#head = 0;
-    this.#scanIdx = 0;
-    this.#scanOff = 0;
+    this.#dropInput();
     clearTimeout(this.#readTimer);
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }

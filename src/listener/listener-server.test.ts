@@ -1,29 +1,12 @@
 import assert from "node:assert/strict";
 import net from "node:net";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
+import { startUpServer, type ServerProcess } from "../comm/server.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
-import { eventually, LineClient, sleep } from "../../test/support.js";
+import { eventually, sleep, testServers } from "../../test/support.js";
 
-const servers: ServerProcess[] = [];
-const clients: LineClient[] = [];
-after(() => {
-  for (const s of servers) serverTerminate(s);
-  for (const c of clients) c.destroy();
-});
-
-async function listenerServer(options: Parameters<typeof startUpServer>[0] = {}): Promise<ServerProcess> {
-  const server = await startUpServer({ service: 0, ...options });
-  servers.push(server);
-  return server;
-}
-
-async function client(port: number): Promise<LineClient> {
-  const c = await LineClient.connect(port);
-  clients.push(c);
-  return c;
-}
+const { start: listenerServer, client } = testServers();
 
 /** Sends a name line and `input` at once, closes the sending side, and returns all the listener said. */
 async function transcript(port: number, input: string, name = '"test listener"'): Promise<string> {
