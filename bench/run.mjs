@@ -696,6 +696,16 @@ function workersNote(ws, cores) {
     `what spreading itself costs, and the primary's share what cluster's round robin costs it (per connection, not per line).`;
 }
 
+/** For each mode, raw's highest server CPU per operation over its lowest, across its windows. */
+function cpuSpread(results, modes) {
+  const out = [];
+  for (const mode of modes) {
+    const cpu = goodRuns(results.raw?.[mode] ?? { runs: [] }).map((r) => r.server_cpu_us_per_op).filter((x) => x > 0);
+    if (cpu.length > 1) out.push([mode, Math.max(...cpu) / Math.min(...cpu)]);
+  }
+  return out;
+}
+
 /** The runs a figure is the median of: the uncontended ones when there are any. */
 function goodRuns(entry) {
   const ok = entry.runs.filter((r) => r.ok);
@@ -891,9 +901,13 @@ async function main() {
     ...servers.flatMap((s) => loadModes.filter((m) => goodRuns(results[s][m]).some((r) => r.contended)).map((m) => `${s} ${m}`)),
     ...(workers ? workers.counts.filter((c) => workers.figures[c].contended).map((c) => `workers ${c}`) : []),
   ];
+  // Contention from outside this machine (a shared host) is invisible in /proc, but shows as
+  // the same server costing more CPU per operation in one window than in another.
+  const spread = cpuSpread(results, loadModes.filter((m) => m !== "idle"));
   const noise = `waited ${(quietWaitedMs / 1000).toFixed(1)} s for other processes to quieten down; ` +
     `${redone} run(s) done again because other processes used more than ${CONTENDED} cores meanwhile` +
-    (stillContended.length ? `; figures marked * still come from contended runs: ${stillContended.join(", ")}` : "");
+    (stillContended.length ? `; figures marked * still come from contended runs: ${stillContended.join(", ")}` : "") +
+    (spread.length ? `; raw's server CPU per operation, slowest window ÷ fastest: ${spread.map(([m, x]) => `${m} ${x.toFixed(2)}×`).join(", ")} (a ratio to raw is no surer than that)` : "");
   console.log(noise);
 
   // ---- files
