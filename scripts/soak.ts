@@ -27,6 +27,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { Rng } from "../test/rng.js";
+import { Waker } from "../test/waker.js";
 
 // ------------------------------------------------------------------ messages between the two processes
 
@@ -302,7 +303,7 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
   const isBroken = (): boolean => state.broken;
   const isClosed = (): boolean => state.closed;
   let expectError = false;
-  let wake: (() => void) | undefined;
+  const waker = new Waker();
 
   const check = (line: string): void => {
     const expected = outstanding[head];
@@ -332,7 +333,7 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     for (let nl; !isBroken() && (nl = text2.indexOf("\n", from)) !== -1; from = nl + 1) check(text2.slice(from, nl));
     text2 = text2.slice(from);
     pendingText = text2;
-    wake?.();
+    waker.wake();
   });
   socket.on("error", (error: NodeJS.ErrnoException) => {
     if (expectError) return;
@@ -342,7 +343,7 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
   });
   socket.on("close", () => {
     state.closed = true;
-    wake?.();
+    waker.wake();
   });
 
   /** Waits until every line is answered or the connection closed; false after `timeout` ms. */
@@ -351,14 +352,7 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     while (head < outstanding.length && !isClosed() && !isBroken()) {
       const left = until - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await waker.sleep(left);
     }
     return true;
   };
@@ -422,14 +416,7 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     socket.end();
     const until = Date.now() + 30_000;
     while (!isClosed() && Date.now() < until) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await waker.sleep(100);
     }
     if (!isClosed()) {
       violation("stalled", `${id}: the server did not close within 30 s of our end of file`);

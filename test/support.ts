@@ -9,6 +9,7 @@ import {
   type StartUpStreamServerOptions,
 } from "../src/comm/server.js";
 import { setErrorReporter } from "../src/report.js";
+import { Waker } from "./waker.js";
 
 /** A raw TCP client for tests: collects what the server sends, line by line. */
 export class LineClient {
@@ -17,7 +18,7 @@ export class LineClient {
   #received = "";
   #lines: string[] = [];
   #ended = false;
-  #wake: (() => void) | undefined;
+  readonly #waker = new Waker();
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -30,11 +31,11 @@ export class LineClient {
         this.#lines.push(this.#buffer.slice(0, nl));
         this.#buffer = this.#buffer.slice(nl + 1);
       }
-      this.#wake?.();
+      this.#waker.wake();
     });
     const end = (): void => {
       this.#ended = true;
-      this.#wake?.();
+      this.#waker.wake();
     };
     socket.on("end", end);
     socket.on("close", end);
@@ -78,14 +79,7 @@ export class LineClient {
       if (this.#ended) return null;
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no line within ${timeout} ms (partial: ${JSON.stringify(this.#buffer.slice(0, 200))})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
+      await this.#waker.sleep(left);
     }
     return this.#lines.shift() as string;
   }
@@ -98,14 +92,7 @@ export class LineClient {
       if (all.includes(needle)) return all;
       if (this.#ended) throw new Error(`connection ended before ${JSON.stringify(needle)}; got ${JSON.stringify(all.slice(-300))}`);
       if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(needle)} within ${timeout} ms; got ${JSON.stringify(all.slice(-300))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
+      await this.#waker.sleep(deadline - Date.now());
     }
   }
 

@@ -8,6 +8,7 @@ import type { Readable, Writable } from "node:stream";
 import { startTalkServer } from "../examples/talk.js";
 import { findProcessFromName, serverTerminate, startUpServer, type ServerProcess } from "../src/index.js";
 import { eventually } from "./support.js";
+import { Waker } from "./waker.js";
 
 // netcat-openbsd says so in its usage text; -N (shut down the socket after EOF on stdin) is its option.
 const ncUsage = spawnSync("nc", ["-h"], { encoding: "utf8" });
@@ -44,11 +45,11 @@ function client(command: string, args: string[]): Client {
   children.push(child);
   let out = "";
   let err = "";
-  let wake: (() => void) | undefined;
+  const waker = new Waker();
   child.stdout.setEncoding("utf8");
   child.stdout.on("data", (text: string) => {
     out += text;
-    wake?.();
+    waker.wake();
   });
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
@@ -61,14 +62,7 @@ function client(command: string, args: string[]): Client {
       while (!out.includes(needle)) {
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`no ${JSON.stringify(needle)} within ${timeout} ms; ${describe()}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        await waker.sleep(left);
       }
       return out;
     },

@@ -109,36 +109,34 @@ function parseV2(data: Buffer): ProxyParse {
   switch (family) {
     case 0x11: // TCP over IPv4
     case 0x12: // UDP over IPv4
-      if (body.length < 12) return { kind: "invalid", reason: "PROXY v2 IPv4 addresses are truncated" };
-      return {
-        kind: "header",
-        header: {
-          version: 2,
-          sourceAddress: [...body.subarray(0, 4)].join("."),
-          destinationAddress: [...body.subarray(4, 8)].join("."),
-          sourcePort: body.readUInt16BE(8),
-          destinationPort: body.readUInt16BE(10),
-        },
-        length,
-      };
+      return v2Addresses(body, length, "IPv4", 4, ipv4);
     case 0x21: // TCP over IPv6
     case 0x22: // UDP over IPv6
-      if (body.length < 36) return { kind: "invalid", reason: "PROXY v2 IPv6 addresses are truncated" };
-      return {
-        kind: "header",
-        header: {
-          version: 2,
-          sourceAddress: ipv6(body.subarray(0, 16)),
-          destinationAddress: ipv6(body.subarray(16, 32)),
-          sourcePort: body.readUInt16BE(32),
-          destinationPort: body.readUInt16BE(34),
-        },
-        length,
-      };
+      return v2Addresses(body, length, "IPv6", 16, ipv6);
     default:
       // UNSPEC or Unix addresses: nothing to say about an IP peer.
       return { kind: "header", header: { version: 2 }, length };
   }
+}
+
+// A v2 address block: source and destination addresses of `size` bytes each, then the two ports.
+function v2Addresses(body: Buffer, length: number, family: string, size: number, format: (bytes: Buffer) => string): ProxyParse {
+  if (body.length < 2 * size + 4) return { kind: "invalid", reason: `PROXY v2 ${family} addresses are truncated` };
+  return {
+    kind: "header",
+    header: {
+      version: 2,
+      sourceAddress: format(body.subarray(0, size)),
+      destinationAddress: format(body.subarray(size, 2 * size)),
+      sourcePort: body.readUInt16BE(2 * size),
+      destinationPort: body.readUInt16BE(2 * size + 2),
+    },
+    length,
+  };
+}
+
+function ipv4(bytes: Buffer): string {
+  return [...bytes].join(".");
 }
 
 function ipv6(bytes: Buffer): string {

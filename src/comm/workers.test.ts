@@ -11,6 +11,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { childEnv, root, runConfab, startConfab } from "../../test/cli.js";
 import { LineClient, portOpen } from "../../test/support.js";
+import { Waker } from "../../test/waker.js";
 import { ClusterServerProcess } from "./workers.js";
 import { ServerProcess, startUpServer } from "./server.js";
 import { processKill } from "../mp/process.js";
@@ -74,21 +75,21 @@ function startFixture(env: Record<string, string> = {}): Fixture {
   const lines: string[] = [];
   let partial = "";
   let errors = "";
-  let wake: (() => void) | undefined;
+  const waker = new Waker();
   let taken = 0;
   child.stdout.setEncoding("utf8").on("data", (text: string) => {
     partial += text;
     const parts = partial.split("\n");
     partial = parts.pop() ?? "";
     lines.push(...parts);
-    wake?.();
+    waker.wake();
   });
   child.stderr.setEncoding("utf8").on("data", (text: string) => {
     errors = (errors + text).slice(-4000);
   });
   const exited = new Promise<number | null>((resolve) => {
     child.once("exit", (code) => {
-      wake?.();
+      waker.wake();
       resolve(code);
     });
   });
@@ -109,14 +110,7 @@ function startFixture(env: Record<string, string> = {}): Fixture {
         if (dead || Date.now() > deadline) {
           throw new Error(`no line matching ${String(pattern)} ${dead ? "before the fixture exited" : `within ${String(timeout)} ms`}; stdout: ${lines.join(" / ")}; stderr: ${errors}`);
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(1, Math.min(100, deadline - Date.now())));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        await waker.sleep(Math.min(100, deadline - Date.now()));
       }
     },
     send(command) {

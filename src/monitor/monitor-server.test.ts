@@ -4,6 +4,7 @@ import net from "node:net";
 import { after, test } from "node:test";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { eventually, LineClient, portOpen } from "../../test/support.js";
+import { Waker } from "../../test/waker.js";
 import { ConfabError } from "../errors.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
 import { processKill } from "../mp/process.js";
@@ -54,7 +55,7 @@ class EventReader {
   readonly status: number;
   #ended = false;
   readonly #req: http.ClientRequest;
-  #wake: (() => void) | undefined;
+  readonly #waker = new Waker();
 
   private constructor(req: http.ClientRequest, res: http.IncomingMessage) {
     this.#req = req;
@@ -70,11 +71,11 @@ class EventReader {
         const data = event.split("\n").find((l) => l.startsWith("data: "));
         if (data !== undefined) this.snapshots.push(JSON.parse(data.slice(6)) as MonitorSnapshot);
       }
-      this.#wake?.();
+      this.#waker.wake();
     });
     const ended = (): void => {
       this.#ended = true;
-      this.#wake?.();
+      this.#waker.wake();
     };
     res.on("end", ended);
     res.on("close", ended);
@@ -103,14 +104,7 @@ class EventReader {
       if (this.#ended) throw new Error("the event stream ended");
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no matching snapshot within ${timeout} ms (${this.snapshots.length} received)`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
+      await this.#waker.sleep(left);
     }
   }
 
