@@ -70,6 +70,12 @@ test("malformed or missing headers are invalid, with a reason", () => {
   assert.equal(parseProxyHeader(wrongVersion).kind, "invalid");
 });
 
+test("a v2 header too short for its family's addresses is invalid, naming the family", () => {
+  assert.deepEqual(parseProxyHeader(v2(1, 0x11, Buffer.alloc(11))), { kind: "invalid", reason: "PROXY v2 IPv4 addresses are truncated" });
+  assert.deepEqual(parseProxyHeader(v2(1, 0x21, Buffer.alloc(35))), { kind: "invalid", reason: "PROXY v2 IPv6 addresses are truncated" });
+  assert.equal(parseProxyHeader(v2(1, 0x21, Buffer.alloc(36))).kind, "header");
+});
+
 test("property: any prefix of a valid header asks for more, the whole parses back", () => {
   const octet = fc.integer({ min: 0, max: 255 });
   const portArb = fc.integer({ min: 0, max: 65535 });
