@@ -29,7 +29,15 @@ export type Analysis =
 export interface CompiledInput {
   prologue: string;
   body: string;
+  /**
+   * The input runs code its compiled time checks cannot see (`eval`, `Function`, a regular
+   * expression): only `vm`'s watchdog thread can stop it (see `time-limit.ts`).
+   */
+  needsWatchdog: boolean;
 }
+
+/** The call compiled into every loop and function body of user code (see `time-limit.ts`). */
+const CHECK = `${HELPER}.check();`;
 
 const ACORN_SCRIPT: acorn.Options = {
   ecmaVersion: "latest",
@@ -175,7 +183,26 @@ function stripTypes(source: string): string {
   }).code;
 }
 
+/**
+ * Whether JavaScript text could read differently as TypeScript: only where a `<` is followed,
+ * somewhere later, by a `>` (`f<T>(x)` is a generic call there and two comparisons here). Two
+ * linear scans; `=>`, `<=`, `<<` and their kin do not count.
+ */
+function mayHaveTypeArguments(source: string): boolean {
+  const open = /<(?![<=])/g;
+  if (!open.test(source)) return false;
+  const close = /(?<![=>])>(?![>=])/g;
+  close.lastIndex = open.lastIndex;
+  return close.test(source);
+}
+
 function analyseExactly(source: string): Analysis {
+  // Plain JavaScript skips the type stripper, which costs more than the parse: TypeScript
+  // syntax makes the JavaScript parse fail, and then the text goes the TypeScript way.
+  if (!mayHaveTypeArguments(source)) {
+    const js = parseJs(source);
+    if ("program" in js) return { kind: "complete", code: source, program: js.program };
+  }
   const nsAt = findValueNamespace(source);
   if (nsAt !== undefined) {
     return {
@@ -307,6 +334,8 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
   const h = HELPER;
 
   const render = (start: number, end: number, self?: Edit): string => {
+    // Sorted by start, the wider first; the sort is stable, so of two edits of one range the
+    // one pushed first (a time check wrapping a statement) renders the other inside it.
     const inner = edits
       .filter((e) => e !== self && e.start >= start && e.end <= end)
       .sort((a, b) => a.start - b.start || b.end - a.end);
@@ -322,14 +351,61 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
   const nodeText = (node: acorn.Node, self?: Edit): string => render(node.start, node.end, self);
   const names = (list: string[]): string => JSON.stringify(list);
 
-  // import(...) anywhere, including inside functions.
-  forEachNode(program, (node) => {
-    if (node.type === "MetaProperty" && (node as acorn.MetaProperty).meta.name === "import") {
-      throw syntaxError("`import.meta` has no meaning in the listener: its input is not a module");
+  // A time check at the top of every loop body and function body (a block's `{` becomes
+  // `{check();`, any other body is wrapped), and import(...) anywhere, including inside functions.
+  let needsWatchdog = false;
+  const checkBody = (body: acorn.Node): void => {
+    if (body.type === "BlockStatement") {
+      edits.push({ start: body.start, end: body.start + 1, text: () => `{${CHECK}` });
+    } else {
+      const edit: Edit = { start: body.start, end: body.end, text: () => `{${CHECK}${nodeText(body, edit)}}` };
+      edits.push(edit);
     }
-    if (node.type !== "ImportExpression") return;
-    const expr = node as acorn.ImportExpression;
-    edits.push({ start: expr.start, end: expr.source.start, text: () => `${h}.import(` });
+  };
+  forEachNode(program, (node) => {
+    switch (node.type) {
+      case "MetaProperty":
+        if ((node as acorn.MetaProperty).meta.name === "import") {
+          throw syntaxError("`import.meta` has no meaning in the listener: its input is not a module");
+        }
+        return;
+      case "ImportExpression": {
+        const expr = node as acorn.ImportExpression;
+        edits.push({ start: expr.start, end: expr.source.start, text: () => `${h}.import(` });
+        return;
+      }
+      case "ForStatement":
+      case "ForInStatement":
+      case "ForOfStatement":
+      case "WhileStatement":
+      case "DoWhileStatement":
+        checkBody((node as acorn.ForStatement).body);
+        return;
+      case "FunctionDeclaration":
+      case "FunctionExpression":
+        checkBody((node as acorn.FunctionExpression).body);
+        return;
+      case "ArrowFunctionExpression": {
+        const body = (node as acorn.ArrowFunctionExpression).body;
+        if (body.type === "BlockStatement") {
+          checkBody(body);
+        } else {
+          const edit: Edit = { start: body.start, end: body.end, text: () => `(${h}.check(), ${nodeText(body, edit)})` };
+          edits.push(edit);
+        }
+        return;
+      }
+      case "Literal":
+        if ("regex" in node && node.regex !== undefined) needsWatchdog = true;
+        return;
+      case "Identifier": {
+        const name = (node as acorn.Identifier).name;
+        if (name === "eval" || name === "Function" || name === "RegExp") needsWatchdog = true;
+        return;
+      }
+      default:
+        return;
+    }
   });
 
   /** `a = 1, {b} = o` for a var/let/const declaration, or "" when nothing is assigned. */
@@ -519,5 +595,5 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
     (declared.size > 0 ? `${h}.declare(${names([...declared])});` : "") +
     published.map((name) => `${h}.define(${JSON.stringify(name)}, ${name});`).join("") +
     (flags.returnInPrologue ? ";return [(" : "");
-  return { prologue, body: bodyText };
+  return { prologue, body: bodyText, needsWatchdog };
 }

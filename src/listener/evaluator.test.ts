@@ -339,6 +339,37 @@ void describe("Evaluator: errors", () => {
     assert.match(ev.format({ ok: false, error: err }), /^ConfabError: evaluation timed out after 100 ms.*ERR_EVAL_TIMEOUT/s);
   });
 
+  void test("the time limit stops user code that catches the timeout, recurses, or was defined by an earlier input", async () => {
+    const ev = new Evaluator({ timeout: 50 });
+    const timedOut = async (source: string): Promise<void> => {
+      const err = await failure(ev, source);
+      assert.ok(err instanceof ConfabError && err.code === ErrorCodes.EVAL_TIMEOUT, `${source}: ${String(err)}`);
+    };
+    await timedOut("for (;;) { try { for (;;) {} } catch {} }");
+    await timedOut("for (;;) { try { while (true) ; } finally { continue } }");
+    await value(ev, "function spin(): number { let n = 0; while (true) n++; }");
+    await timedOut("spin()");
+    await value(ev, "const fib = (n: number): number => n < 2 ? n : fib(n - 1) + fib(n - 2)");
+    await timedOut("fib(60)");
+    await timedOut("[1, 2, 3].map(() => { do {} while (true) })");
+    // Code the compiled checks cannot see is stopped by vm's watchdog.
+    await timedOut("eval('while (true) {}')");
+    await timedOut("/(a+)+$/.test('a'.repeat(40) + 'b')");
+    assert.equal(await value(ev, "fib(10)"), 55);
+  });
+
+  void test("printing a value and completing a name run user code under the time limit", async () => {
+    const ev = new Evaluator({ timeout: 50 });
+    const looping = await value(ev, "({ [Symbol.for('nodejs.util.inspect.custom')]() { while (true) {} } })");
+    assert.equal(ev.format({ ok: true, value: looping }), "<unprintable: printing the value timed out after 50 ms (the listener's timeout option)>");
+    const err = await failure(ev, "throw Object.defineProperty(new Error('e'), 'stack', { get() { for (;;) {} } })");
+    assert.match(ev.format({ ok: false, error: err }), /^<unprintable: printing the value timed out/);
+    await value(ev, "const trap = { get deep() { while (true) {} } }");
+    assert.deepEqual(ev.complete("trap.deep.x"), { completions: [], prefix: "x" });
+    assert.ok(ev.complete("trap.d").completions.includes("deep"));
+    assert.equal(await value(ev, "1 + 1"), 2);
+  });
+
   void test("a timeout of 0 or Infinity disables the limit, and a bad one is refused", async () => {
     const loop = "const until = Date.now() + 30; while (Date.now() < until) {} 'finished'";
     assert.equal(await value(new Evaluator({ timeout: 0 }), loop), "finished");

@@ -19,6 +19,7 @@ import util from "node:util";
 import vm from "node:vm";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { HELPER, analyse, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
+import { timeCheck, timeoutError, withinTimeLimit } from "./time-limit.js";
 
 /** How an {@link Evaluator} is set up; every field is optional. */
 export interface EvaluatorOptions {
@@ -30,10 +31,13 @@ export interface EvaluatorOptions {
    */
   context?: Record<string, unknown>;
   /**
-   * Time limit in ms for the synchronous part of one evaluation (default 5000; 0 or Infinity disables it).
-   * It is `vm`'s `timeout`, which can only interrupt code running synchronously inside the `vm` call: the part
-   * of an input before its first `await`. Code that runs after an `await` (or in a callback) cannot be
-   * interrupted, so `await null; while (true) {}` hangs the program, as any busy loop in it would.
+   * Time limit in ms for the code typed at the listener while the listener runs it (default 5000; 0 or
+   * Infinity disables it): the synchronous part of an input (before its first `await`), the printing of its
+   * value (custom inspectors, getters) and Tab completion (getters). It is enforced by checks compiled into
+   * every loop and function of that code (see `time-limit.ts`), and by `vm`'s watchdog for inputs that use
+   * `eval`, `Function` or regular expressions. The program's own functions are not interrupted, and code
+   * that runs after an `await` (or in a callback) is not limited, so `await null; while (true) {}` hangs the
+   * program, as any busy loop in it would.
    */
   timeout?: number;
   /**
@@ -60,6 +64,7 @@ type Launcher = (factory: (helpers: Helpers) => () => Promise<unknown>) => Promi
 /** The functions generated code calls through the {@link HELPER} parameter. */
 interface Helpers {
   scope: Record<string, unknown>;
+  check(): void;
   declare(names: string[]): void;
   define(name: string, value: unknown): void;
   seal(names: string[]): void;
@@ -71,6 +76,7 @@ interface Helpers {
 interface CompiledScript {
   key: string;
   script: vm.Script;
+  needsWatchdog: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -218,9 +224,22 @@ export class Evaluator {
       },
     });
     defineVariable(scope, "console", new Console({ stdout: sink, stderr: sink, inspectOptions: this.#inspectOptions }));
+    // Node 20 and 22 lose the async context of a queueMicrotask callback that throws, so the
+    // listener could not tell its error from the program's: thrown there, it is rejected here.
+    defineVariable(scope, "queueMicrotask", (callback: () => void) => {
+      if (typeof callback !== "function") return queueMicrotask(callback);
+      queueMicrotask(() => {
+        try {
+          callback();
+        } catch (error) {
+          void Promise.reject(error);
+        }
+      });
+    });
 
     this.#helpers = {
       scope,
+      check: timeCheck,
       declare: (names) => {
         for (const name of names) {
           const descriptor = Object.getOwnPropertyDescriptor(scope, name);
@@ -330,7 +349,7 @@ export class Evaluator {
   #compile(source: string): ({ ok: true } & CompiledScript) | { ok: false; error: unknown } {
     let generated: CompiledInput;
     if (source.trim() === "") {
-      generated = { prologue: "", body: "" };
+      generated = { prologue: "", body: "", needsWatchdog: false };
     } else {
       const analysis = this.#analyse(source);
       this.#analysed = undefined; // rewriting may change the syntax tree
@@ -350,7 +369,8 @@ export class Evaluator {
       `this[${JSON.stringify(key)}](function (${HELPER}) { return async function () { with (${HELPER}.scope) {${generated.prologue}` +
       `\n${generated.body}\n} }; })`;
     try {
-      return { ok: true, key, script: new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 }) };
+      const script = new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 });
+      return { ok: true, key, script, needsWatchdog: generated.needsWatchdog };
     } catch (error) {
       return { ok: false, error };
     }
@@ -363,7 +383,7 @@ export class Evaluator {
    * stays behind on `globalThis`.
    */
   #launch(compiled: CompiledScript): Promise<unknown> {
-    const { key, script } = compiled;
+    const { key, script, needsWatchdog } = compiled;
     const launcher: Launcher = (factory) => factory(this.#helpers).call(globalThis);
     const global = globalThis as Record<string, unknown>;
     Object.defineProperty(globalThis, key, {
@@ -374,8 +394,11 @@ export class Evaluator {
         return launcher;
       },
     });
+    const timeout = this.#timeout;
     try {
-      return script.runInThisContext(this.#timeout === undefined ? {} : { timeout: this.#timeout }) as Promise<unknown>;
+      return withinTimeLimit(timeout, "evaluation", () =>
+        script.runInThisContext(needsWatchdog && timeout !== undefined ? { timeout } : {}) as Promise<unknown>,
+      );
     } finally {
       Reflect.deleteProperty(global, key);
     }
@@ -383,11 +406,7 @@ export class Evaluator {
 
   #translateLaunchError(err: unknown): unknown {
     if (typeof err === "object" && err !== null && (err as { code?: unknown }).code === "ERR_SCRIPT_EXECUTION_TIMEOUT") {
-      return new ConfabError(
-        ErrorCodes.EVAL_TIMEOUT,
-        `evaluation timed out after ${String(this.#timeout)} ms (the listener's timeout option)`,
-        { cause: err },
-      );
+      return timeoutError("evaluation", this.#timeout ?? 0, err);
     }
     return err;
   }
@@ -434,6 +453,15 @@ export class Evaluator {
   }
 
   #resolveChain(parts: string[]): { found: boolean; value?: unknown } {
+    try {
+      // Reading the chain runs getters, which may be user code: limited as evaluation is.
+      return withinTimeLimit(this.#timeout, "completion", () => this.#readChain(parts));
+    } catch {
+      return { found: false };
+    }
+  }
+
+  #readChain(parts: string[]): { found: boolean; value?: unknown } {
     const [first, ...rest] = parts;
     if (first === undefined) return { found: false };
     let value: unknown;
@@ -461,22 +489,27 @@ export class Evaluator {
    */
   format(outcome: EvalOutcome): string {
     try {
-      if (outcome.ok) return util.inspect(outcome.value, this.#inspectOptions);
-      const error = outcome.error;
-      if (util.types.isNativeError(error) || error instanceof Error) {
-        const e = error;
-        const stack = typeof e.stack === "string" && e.stack !== "" ? cleanStack(e.stack) : "";
-        const head = stack !== "" ? stack : `${e.name}: ${e.message}`;
-        const extras: Record<string, unknown> = {};
-        for (const key of Object.keys(e)) {
-          if (key !== "stack" && key !== "message" && key !== "name") extras[key] = (e as unknown as Record<string, unknown>)[key];
-        }
-        return Object.keys(extras).length > 0 ? `${head} ${util.inspect(extras, this.#inspectOptions)}` : head;
-      }
-      return `Uncaught ${util.inspect(error, this.#inspectOptions)}`;
+      // Printing runs user code (custom inspectors, getters on errors): it is limited as evaluation is.
+      return withinTimeLimit(this.#timeout, "printing the value", () => this.#format(outcome));
     } catch (err) {
       return `<unprintable: ${err instanceof Error ? err.message : "?"}>`;
     }
+  }
+
+  #format(outcome: EvalOutcome): string {
+    if (outcome.ok) return util.inspect(outcome.value, this.#inspectOptions);
+    const error = outcome.error;
+    if (util.types.isNativeError(error) || error instanceof Error) {
+      const e = error;
+      const stack = typeof e.stack === "string" && e.stack !== "" ? cleanStack(e.stack) : "";
+      const head = stack !== "" ? stack : `${e.name}: ${e.message}`;
+      const extras: Record<string, unknown> = {};
+      for (const key of Object.keys(e)) {
+        if (key !== "stack" && key !== "message" && key !== "name") extras[key] = (e as unknown as Record<string, unknown>)[key];
+      }
+      return Object.keys(extras).length > 0 ? `${head} ${util.inspect(extras, this.#inspectOptions)}` : head;
+    }
+    return `Uncaught ${util.inspect(error, this.#inspectOptions)}`;
   }
 }
 
