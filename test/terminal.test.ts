@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { promisify } from "node:util";
 import { findProcessFromName, processKill, serverTerminate, startUpServer, type ServerProcess } from "../src/index.js";
 import { childEnv, confabCommand, root } from "./cli.js";
-import { sleep } from "./support.js";
+import { eventually, sleep } from "./support.js";
 
 const run = promisify(execFile);
 const hasTmux = spawnSync("tmux", ["-V"], { stdio: "ignore" }).status === 0;
@@ -209,12 +209,30 @@ test("Ctrl-C cancels a half-typed line or an unfinished input, and the next inpu
   await pane.close();
 });
 
-test("Ctrl-D ends the client, even while an input is still being evaluated", { skip }, async () => {
+test("Ctrl-D ends the client and its session at once, even while an input is still being evaluated", { skip }, async () => {
+  const pane = await Pane.start(["--name", "terminal leaver"]);
+  await pane.until(line("CL-USER 1 >"));
+  await pane.keys("await new Promise(() => {})", "Enter");
+  await eventually(() => findProcessFromName("terminal leaver") !== undefined);
+  await pane.keys("C-d");
+  assert.equal(await pane.exited(), 0);
+  await eventually(() => findProcessFromName("terminal leaver") === undefined, 5000, "the session's process ends");
+  await tmux("kill-session", "-t", pane.target);
+});
+
+test("Ctrl-C while an input awaits abandons it: the prompt comes back, declarations intact", { skip }, async () => {
   const pane = await Pane.start();
   await pane.until(line("CL-USER 1 >"));
-  await pane.keys("await new Promise((r) => setTimeout(() => r('late value'), 300))", "Enter", "C-d");
+  await pane.keys("const kept = 6", "Enter");
+  await pane.until(line("CL-USER 2 >"));
+  await pane.keys("await new Promise(() => {})", "Enter");
+  await pane.keys("C-c");
+  await pane.until(line("CL-USER 3 >"));
+  assert.match(await pane.screen(), /Interrupted: input 2 abandoned/);
+  await pane.keys("kept * 7", "Enter");
+  await pane.until(line("42"));
+  await pane.keys("C-d");
   assert.equal(await pane.exited(), 0);
-  assert.match(await pane.screen(), line("'late value'"), "the value of the last input is still shown");
   await tmux("kill-session", "-t", pane.target);
 });
 

@@ -113,9 +113,20 @@ test("socat: TypeScript over several lines, awaits, console output and exposed o
     "'after the await'",
     "",
   ].join("\n");
-  const { code, output } = await transcript(...socat(listener.port), input);
-  assert.equal(output, "CL-USER 1 > undefined\nCL-USER 2 > counting\n7\nCL-USER 3 > 'after the await'\nCL-USER 4 > ");
+  // The input stays open until the last answer: end of file ends a session, even one whose input awaits.
+  const c = client(...socat(listener.port));
+  c.child.stdin.write(input);
+  await c.until("CL-USER 4 > ");
+  c.child.stdin.end();
+  assert.equal(await c.exited(), 0);
+  assert.equal(c.output(), "CL-USER 1 > undefined\nCL-USER 2 > counting\n7\nCL-USER 3 > 'after the await'\nCL-USER 4 > ");
+});
+
+test("socat: end of input ends the session at once, even while an input awaits", { skip: skipSocat }, async () => {
+  const { code, output } = await transcript(...socat(listener.port), '"socat leaver"\nawait new Promise(() => {})\n');
+  assert.equal(output, "CL-USER 1 > ");
   assert.equal(code, 0);
+  await eventually(() => findProcessFromName("socat leaver") === undefined);
 });
 
 test("netcat holds a live session: each line is answered while its input stays open", { skip: skipNc }, async () => {

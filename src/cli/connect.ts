@@ -11,9 +11,14 @@ import { formatHostPort } from "../comm/socket-stream.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
 import { unixSocketPath } from "../comm/endpoint.js";
 import { tokenLine } from "../listener/auth.js";
+import { INTERRUPT_LINE } from "../listener/session-input.js";
 import { readPem, readToken } from "./credentials.js";
 
 const HISTORY_SIZE = 1000;
+/** Most a server may send before its listener greeting: past it, it is not a listener (or a hostile one). */
+const MAX_GREETING = 64 * 1024;
+/** Most program output held while waiting for the end of its line: past it, it is shown as it is. */
+const MAX_PENDING_OUTPUT = 1024 * 1024;
 
 /** The history file: `$CONFAB_HISTORY`, or `~/.confab_history`. */
 function historyFile(): string {
@@ -111,7 +116,9 @@ function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined):
 /**
  * Splits what the listener sends into program output and frames. Text before the listener's
  * hello frame is the plain-mode greeting and is dropped, unless the connection ends without
- * a hello: then it is the server's refusal, and is shown.
+ * a hello: then it is the server's refusal, and is shown. What is held is bounded: a greeting
+ * past {@link MAX_GREETING} is refused ({@link push} returns `false`), and output without a
+ * newline past {@link MAX_PENDING_OUTPUT} is shown as it is.
  */
 class ListenerReader {
   #pending = "";
@@ -124,11 +131,12 @@ class ListenerReader {
     this.#onFrame = onFrame;
   }
 
-  push(text: string): void {
+  /** Takes what arrived; `false` when the server has sent too much without greeting. */
+  push(text: string): boolean {
     this.#pending += text;
     if (!this.#framed) {
       const hello = this.#pending.indexOf(`${FRAME_MARK}hello `);
-      if (hello === -1) return;
+      if (hello === -1) return this.#pending.length <= MAX_GREETING;
       this.#framed = true;
       this.#pending = this.#pending.slice(hello);
     }
@@ -140,6 +148,12 @@ class ListenerReader {
       if (frame !== undefined) this.#onFrame(frame);
       else this.#onOutput(`${line}\n`);
     }
+    if (this.#pending.length > MAX_PENDING_OUTPUT) {
+      // Output is shown as it is; a "frame" that long is none, and is dropped.
+      if (!this.#pending.startsWith(FRAME_MARK)) this.#onOutput(this.#pending);
+      this.#pending = "";
+    }
+    return true;
   }
 
   /** At end of connection: what is left (the refusal, if the listener never said hello). */
@@ -150,20 +164,50 @@ class ListenerReader {
   }
 }
 
+/** What the user is told when a server says too much before greeting. */
+function refuseGreeting(socket: net.Socket): void {
+  process.stderr.write(`confab: the server sent over ${MAX_GREETING} bytes without a listener's greeting; is it a confab listener?\n`);
+  socket.destroy();
+}
+
+/**
+ * From a pipe: sends the input's lines and prints what comes back. The connection is ended only
+ * once every line has been answered (each line the listener reads gets a prompt or a "more"
+ * frame), since a listener ends a session, dropping what is still running, at end of file.
+ */
 function pipeSession(socket: net.Socket): Promise<number> {
   return new Promise((resolve) => {
+    // The hello line sent on connecting is answered by the first prompt frame.
+    let sent = 1;
+    let answered = 0;
+    let inputEnded = false;
+    let refused = false;
+    const endWhenAnswered = (): void => {
+      if (inputEnded && answered >= sent) socket.end();
+    };
     const reader = new ListenerReader(
       (text) => process.stdout.write(text),
-      () => undefined,
+      (frame) => {
+        if (frame.kind !== "prompt" && frame.kind !== "more") return;
+        answered++;
+        endWhenAnswered();
+      },
     );
     socket.setEncoding("utf8");
-    socket.on("data", (text: string) => reader.push(text));
+    socket.on("data", (text: string) => {
+      if (reader.push(text)) return;
+      refused = true;
+      refuseGreeting(socket);
+    });
     socket.on("error", () => undefined);
     socket.on("close", () => {
       // The session is over: stop reading input that can no longer be sent, so the process can exit.
-      process.stdin.unpipe(socket);
       process.stdin.destroy();
       const { framed, rest } = reader.end();
+      if (refused) {
+        resolve(2);
+        return;
+      }
       if (!framed) {
         process.stderr.write(rest.endsWith("\n") || rest === "" ? rest || "confab: the server closed the connection\n" : `${rest}\n`);
         resolve(1);
@@ -172,7 +216,27 @@ function pipeSession(socket: net.Socket): Promise<number> {
       if (rest !== "") process.stdout.write(rest);
       resolve(0);
     });
-    process.stdin.pipe(socket);
+    let partial = "";
+    const send = (lines: string): void => {
+      for (let at = lines.indexOf("\n"); at !== -1; at = lines.indexOf("\n", at + 1)) sent++;
+      if (!socket.write(lines)) {
+        process.stdin.pause();
+        socket.once("drain", () => process.stdin.resume());
+      }
+    };
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", (chunk: string) => {
+      const text = partial + chunk;
+      const last = text.lastIndexOf("\n");
+      partial = text.slice(last + 1);
+      if (last !== -1) send(text.slice(0, last + 1));
+    });
+    process.stdin.on("end", () => {
+      if (partial !== "") send(`${partial}\n`);
+      partial = "";
+      inputEnded = true;
+      endWhenAnswered();
+    });
   });
 }
 
@@ -249,23 +313,34 @@ function terminalSession(socket: net.Socket): Promise<number> {
       socket.write(`${line}\n`);
     });
     rl.on("SIGINT", () => {
-      // Ctrl-C drops the line being typed and any unfinished multi-line input; it never exits.
+      // Ctrl-C never exits. While an input runs, it abandons it (the listener answers with a
+      // prompt); else it drops the line being typed and any unfinished multi-line input.
       // Ctrl-E first: Ctrl-U deletes only what is left of the cursor.
       rl.write(null, { ctrl: true, name: "e" });
       rl.write(null, { ctrl: true, name: "u" });
       process.stdout.write("^C\n");
-      socket.write(encodeClientFrame({ kind: "cancel" }));
+      socket.write(idle ? encodeClientFrame({ kind: "cancel" }) : `${INTERRUPT_LINE}\n`);
     });
     rl.on("close", () => {
       closed = true;
       socket.end();
     });
 
+    let refused = false;
     socket.setEncoding("utf8");
-    socket.on("data", (text: string) => reader.push(text));
+    socket.on("data", (text: string) => {
+      if (reader.push(text)) return;
+      refused = true;
+      refuseGreeting(socket);
+    });
     socket.on("error", () => undefined);
     socket.on("close", () => {
       const { framed, rest } = reader.end();
+      if (refused) {
+        rl.close();
+        resolve(2);
+        return;
+      }
       if (!framed) process.stderr.write(rest === "" ? "confab: the server closed the connection\n" : rest.endsWith("\n") ? rest : `${rest}\n`);
       else if (rest !== "") process.stdout.write(rest);
       process.stdout.write("\n");

@@ -176,6 +176,7 @@ export class Evaluator {
   // The listener asks status() and then evaluates the same text: one parse serves both.
   #analysed: { readonly source: string; readonly analysis: Analysis } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #generation = 0;
 
   /**
    * Makes a fresh scope holding `console` (bound to `writeOutput`) over the context's names. Throws a
@@ -227,11 +228,15 @@ export class Evaluator {
     // Node 20 and 22 lose the async context of a queueMicrotask callback that throws, so the
     // listener could not tell its error from the program's: thrown there, it is rejected here.
     defineVariable(scope, "queueMicrotask", (callback: () => void) => {
-      if (typeof callback !== "function") return queueMicrotask(callback);
+      if (typeof callback !== "function") {
+        queueMicrotask(callback); // Node's own error for a bad argument
+        return;
+      }
       queueMicrotask(() => {
         try {
           callback();
         } catch (error) {
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrown as it was thrown
           void Promise.reject(error);
         }
       });
@@ -315,7 +320,19 @@ export class Evaluator {
     return outcome;
   }
 
+  /**
+   * Stops waiting for the input being evaluated, as Ctrl-C does in Node's REPL: the next
+   * `evaluate` starts at once, and whatever the abandoned input later settles to is dropped (it
+   * does not become `_`). A synchronous input cannot be abandoned (nothing else runs meanwhile):
+   * the time limit stops it.
+   */
+  abandon(): void {
+    this.#generation++;
+    this.#queue = Promise.resolve();
+  }
+
   async #run(source: string): Promise<EvalOutcome> {
+    const generation = this.#generation;
     try {
       if (typeof source !== "string") {
         return { ok: false, error: new TypeError(`evaluate() expects a string, not ${typeof source}`) };
@@ -339,7 +356,7 @@ export class Evaluator {
         // unhandled one.
         void Promise.prototype.then.call(value, undefined, () => undefined);
       }
-      defineVariable(this.#scope, "_", value);
+      if (generation === this.#generation) defineVariable(this.#scope, "_", value);
       return { ok: true, value };
     } catch (error) {
       return { ok: false, error };

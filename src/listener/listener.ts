@@ -5,6 +5,9 @@ import { ConfabError } from "../errors.js";
 import { Evaluator } from "./evaluator.js";
 import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
+import { InputScanner } from "./input-scanner.js";
+import { INTERRUPT_LINE, SessionInput } from "./session-input.js";
+import { catchStrayErrors } from "./stray-errors.js";
 
 /** How a listener evaluates; see `startUpServer`'s listener options. */
 export interface ListenerOptions {
@@ -17,18 +20,21 @@ export interface ListenerOptions {
 }
 
 const DEFAULT_EVAL_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_INPUT = 1024 * 1024;
 
 /** The next input line; a line past the stream's limit ends the session with a message, not a failure. */
-async function readInput(stream: SocketStream, write: (text: string) => void): Promise<string | null> {
+async function readInput(input: SessionInput, write: (text: string) => void): Promise<string | null> {
   try {
-    return await stream.readLine();
+    return await input.next();
   } catch (error) {
-    if (!(error instanceof ConfabError)) throw error;
+    if (!(error instanceof ConfabError)) return null;
     write(`Error: ${error.message}\n`);
     return null;
   }
 }
-const DEFAULT_MAX_INPUT = 1024 * 1024;
+
+/** How an evaluation ended when it did not settle: interrupted by the client, or its connection ended. */
+type Abandoned = "interrupted" | "ended";
 
 /**
  * Runs a listener on `stream` until end of file, as a Lisp listener on its terminal: shows a
@@ -36,6 +42,12 @@ const DEFAULT_MAX_INPUT = 1024 * 1024;
  * evaluates it in the running program, prints the value or the error, and goes on. Inputs
  * are evaluated strictly in the order they arrive. Run it in its own process (the listener
  * server does) so `ps()` shows it and `kill()` ends it.
+ *
+ * The session ends as soon as its connection does, even while an input is still running: what
+ * that input settles to later is dropped. An interrupt line ({@link INTERRUPT_LINE}) abandons
+ * the running input and brings the prompt back. Errors that the session's code leaves behind
+ * (a rejected promise nobody handles, a timer that throws) are shown in the session as
+ * `Uncaught ...` and do not take the program down (see `stray-errors.ts`).
  */
 export async function runListener(stream: SocketStream, options: ListenerOptions = {}): Promise<void> {
   let framed = false;
@@ -58,16 +70,49 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   });
   const maxInput = options.maxInputLength ?? DEFAULT_MAX_INPUT;
 
+  const session = mp.getCurrentProcess();
+  if (session !== undefined) {
+    catchStrayErrors(session, (error) => {
+      if (stream.closed) return false;
+      const shown = evaluator.format({ ok: false, error });
+      write(`${shown.startsWith("Uncaught ") ? shown : `Uncaught ${shown}`}\n`);
+      return true;
+    });
+  }
+
+  // Set while an input is evaluated: settles the wait for it early.
+  let abandon: ((why: Abandoned) => void) | undefined;
+  const input = new SessionInput(stream, maxInput, {
+    interrupt: () => {
+      if (abandon === undefined) return false;
+      abandon("interrupted");
+      return true;
+    },
+    ended: () => {
+      abandon?.("ended");
+    },
+  });
+
   let count = 1;
   const prompt = (): void => {
     const text = `CL-USER ${count} > `;
     write(framed ? encodeListenerFrame({ kind: "prompt", prompt: text }) : text);
   };
 
+  const scanner = new InputScanner();
+  let text = "";
+  // While lines are pasted faster than they are read, an input the parser found incomplete is
+  // parsed again only once it has doubled: a paste costs time linear in its size.
+  let incompleteAt = 0;
+  const discard = (): void => {
+    text = "";
+    incompleteAt = 0;
+    scanner.reset();
+  };
+
   try {
     prompt();
-    let input = "";
-    for (let line; (line = await readInput(stream, write)) !== null; ) {
+    for (let line; (line = await readInput(input, write)) !== null; ) {
       const frame = parseClientFrame(line);
       if (frame !== undefined) {
         if (frame.kind === "hello") {
@@ -79,34 +124,66 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
           const { completions, prefix } = evaluator.complete(frame.line);
           write(encodeListenerFrame({ kind: "completions", completions, prefix }));
         } else {
-          input = "";
+          discard();
           prompt();
         }
         continue;
       }
-      input = input === "" ? line : `${input}\n${line}`;
-      if (input.trim() === "") {
-        input = "";
+      if (line === INTERRUPT_LINE) {
+        // Nothing is running: an interrupt drops what has been typed so far.
+        discard();
         prompt();
         continue;
       }
-      if (input.length > maxInput) {
+      text = text === "" ? line : `${text}\n${line}`;
+      if (text.trim() === "") {
+        discard();
+        prompt();
+        continue;
+      }
+      if (text.length > maxInput) {
         write(`Error: input longer than ${maxInput} characters; discarded\n`);
-        input = "";
+        discard();
         prompt();
         continue;
       }
-      if (evaluator.status(input) === "incomplete") {
+      scanner.push(line);
+      const pasting = input.more;
+      // The exact parse costs time in the whole input's size: while a paste is still coming in,
+      // it is skipped where the scanner knows the input cannot be whole yet.
+      const parse = !pasting || (scanner.mayBeComplete && text.length >= 2 * incompleteAt);
+      if (!parse || evaluator.status(text) === "incomplete") {
+        if (parse && pasting) incompleteAt = text.length;
         if (framed) write(encodeListenerFrame({ kind: "more" }));
         continue;
       }
-      const outcome = await evaluator.evaluate(input);
-      input = "";
-      write(`${evaluator.format(outcome)}\n`);
+      const source = text;
+      discard();
+      const stopped = new Promise<Abandoned>((resolve) => {
+        abandon = resolve;
+      });
+      if (input.takeInterrupt()) abandon?.("interrupted");
+      else if (input.ended) {
+        // The connection ended with this input in it: it is answered if it settles at once.
+        const stop = abandon;
+        setImmediate(() => {
+          stop?.("ended");
+        });
+      }
+      const outcome = await Promise.race([evaluator.evaluate(source), stopped]);
+      abandon = undefined;
+      if (outcome === "ended") break;
+      if (outcome === "interrupted") {
+        evaluator.abandon();
+        write(`Interrupted: input ${count} abandoned (what it settles to will be dropped)\n`);
+      } else {
+        write(`${evaluator.format(outcome)}\n`);
+      }
       count++;
       prompt();
     }
   } finally {
+    evaluator.abandon();
     stream.close();
   }
 }

@@ -1,0 +1,151 @@
+/**
+ * What a listener session reads from its client. The session's stream is read on while an input is
+ * being evaluated, so that an interrupt, or the end of the connection, is heard at once rather than
+ * after an input that may never settle. Lines that arrive meanwhile wait here, up to a bound; past
+ * it the stream is no longer read, and the socket's own flow control holds the client back.
+ * @module
+ */
+import type { SocketStream } from "../comm/socket-stream.js";
+
+/**
+ * The interrupt, on the wire: a line holding just ETX (U+0003, what Ctrl-C types), as
+ * `printf '\003\n'` sends. While an input is evaluated it abandons that input; otherwise it drops
+ * a multi-line input in progress.
+ */
+export const INTERRUPT_LINE = "\u0003";
+
+/** What the session is told as it happens, whatever it is waiting for. */
+export interface SessionInputEvents {
+  /** An interrupt line arrived; return `true` if it was taken (an input was running): lines waiting behind it are dropped. */
+  interrupt(): boolean;
+  /** The connection's input ended (end of file, reset, the stream closed), on a later turn of the event loop. */
+  ended(): void;
+}
+
+/** The session's line reader: see the module's comment. */
+export class SessionInput {
+  readonly #stream: SocketStream;
+  readonly #maxQueued: number;
+  readonly #events: SessionInputEvents;
+  #queue: string[] = [];
+  #head = 0;
+  #queuedChars = 0;
+  #waiter: ((line: string | null | PromiseLike<string | null>) => void) | undefined;
+  #reading = false;
+  #done = false;
+  #endedTold = false;
+  #failure: Error | undefined;
+
+  /** Starts reading `stream` at once; at most about `maxQueued` characters wait unread. */
+  constructor(stream: SocketStream, maxQueued: number, events: SessionInputEvents) {
+    this.#stream = stream;
+    this.#maxQueued = maxQueued;
+    this.#events = events;
+    void this.#pump();
+  }
+
+  /** `true` once {@link SessionInputEvents.ended} has been told. */
+  get ended(): boolean {
+    return this.#endedTold;
+  }
+
+  /** `true` when another line is already here or on its way in (more input is buffered): a paste, not a person typing. */
+  get more(): boolean {
+    return this.#head < this.#queue.length || this.#stream.listen();
+  }
+
+  /**
+   * Takes an interrupt that arrived before the session was ready to be told of it (it came just
+   * behind the input now starting): `true` if one was waiting, and then the lines queued with it
+   * are dropped too.
+   */
+  takeInterrupt(): boolean {
+    if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
+    this.#clear();
+    return true;
+  }
+
+  #clear(): void {
+    this.#queue = [];
+    this.#head = 0;
+    this.#queuedChars = 0;
+    if (!this.#reading && !this.#done) void this.#pump();
+  }
+
+  /** The next line; `null` once the input has ended. Rejects with the stream's error (a line too long, say) once, then `null`. */
+  next(): Promise<string | null> {
+    if (this.#head < this.#queue.length) {
+      const line = this.#queue[this.#head] as string;
+      this.#head++;
+      this.#queuedChars -= line.length;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      }
+      if (!this.#reading && !this.#done) void this.#pump();
+      return Promise.resolve(line);
+    }
+    if (this.#done) {
+      const failure = this.#failure;
+      this.#failure = undefined;
+      return failure === undefined ? Promise.resolve(null) : Promise.reject(failure);
+    }
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    this.#reading = true;
+    try {
+      while (!this.#done && this.#queuedChars < this.#maxQueued) {
+        let line: string | null;
+        try {
+          line = await this.#stream.readLine();
+        } catch (error) {
+          this.#failure = error instanceof Error ? error : new Error(String(error));
+          line = null;
+        }
+        if (line === null) {
+          this.#end();
+          return;
+        }
+        if (line === INTERRUPT_LINE && this.#waiter === undefined && this.#events.interrupt()) {
+          this.#queue = [];
+          this.#head = 0;
+          this.#queuedChars = 0;
+          continue;
+        }
+        const waiter = this.#waiter;
+        if (waiter !== undefined) {
+          this.#waiter = undefined;
+          waiter(line);
+        } else {
+          this.#queue.push(line);
+          this.#queuedChars += line.length;
+        }
+      }
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  #end(): void {
+    this.#done = true;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (waiter !== undefined) {
+      // Whoever waits takes the failure as the rejection of its read.
+      const failure = this.#failure;
+      this.#failure = undefined;
+      if (failure === undefined) waiter(null);
+      else waiter(Promise.reject(failure));
+    }
+    // A later turn: an input that settles without waiting for anything (a synchronous one, sent
+    // together with the end of file) still gets its answer out first, as in Node's REPL.
+    setImmediate(() => {
+      this.#endedTold = true;
+      this.#events.ended();
+    });
+  }
+}
