@@ -219,3 +219,33 @@ test("the client ends when its listener is killed, even while its input is still
   assert.equal(session.stdout(), "'alive'\n");
   session.child.stdin.destroy();
 });
+
+test("a server that floods the client before any greeting is refused once it passes 64 KiB", async () => {
+  let sent = 0;
+  const s = net.createServer((socket) => {
+    socket.on("error", () => undefined);
+    socket.resume();
+    const chunk = "x".repeat(16 * 1024); // never a newline, never a greeting
+    const pour = (): void => {
+      while (!socket.destroyed && sent < 256 * 1024 * 1024 && socket.write(chunk)) sent += chunk.length;
+      if (!socket.destroyed && sent < 256 * 1024 * 1024) socket.once("drain", pour);
+    };
+    pour();
+  });
+  plainServers.push(s);
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const session = spawnConnect([String((s.address() as net.AddressInfo).port)]);
+  assert.equal(await session.exited(), 2);
+  assert.match(session.stderr(), /sent over 65536 bytes without a listener's greeting/);
+  assert.ok(sent < 256 * 1024 * 1024, "the client hung up long before the flood was over");
+  session.child.stdin.destroy();
+});
+
+test("a piped session is ended only once every input has been answered", async () => {
+  const { code, stdout } = await runConfab(
+    ["connect", String(server.port), "--name", "patient pipe"],
+    "await new Promise((r) => setTimeout(() => r('after a while'), 300))\n",
+  );
+  assert.equal(stdout, "'after a while'\n");
+  assert.equal(code, 0);
+});

@@ -47,6 +47,23 @@
  * | listener | `DLE completions {json}`       | `{ completions, prefix }`                 |
  *
  * Everything else the listener sends is program output, to be shown as is.
+ *
+ * ## Interrupt
+ *
+ * In either mode, a line holding only the ETX control character (U+0003, what Ctrl-C types;
+ * `printf '\003\n'`) is an interrupt. While an input is being evaluated it abandons that
+ * input: the listener prints `Interrupted: input N abandoned ...` and a new prompt, drops the
+ * lines that arrived behind it, and keeps the session's declarations; what the input settles to
+ * later is dropped. With nothing running it drops an unfinished multi-line input, as
+ * `DLE cancel` does. A synchronous input cannot be interrupted (nothing else runs meanwhile):
+ * the evaluation time limit stops it.
+ *
+ * ## End of the connection
+ *
+ * End of file (or a reset) ends the session at once, even while an input is being evaluated:
+ * an input that awaits anything is abandoned. A client that pipes inputs should therefore end
+ * its side only after the last answer (its prompt, or in framed mode one `prompt` or `more`
+ * frame per line sent), as `confab connect` does.
  * @module
  */
 
