@@ -69,6 +69,7 @@ export async function serve(argv: string[]): Promise<never> {
       announce: { type: "boolean", default: false },
       "eval-timeout": { type: "string" },
       "max-connections": { type: "string" },
+      "max-startups": { type: "string" },
       "idle-timeout": { type: "string" },
       "proxy-protocol": { type: "boolean", default: false },
       log: { type: "string", default: "text" },
@@ -100,6 +101,7 @@ export async function serve(argv: string[]): Promise<never> {
   const fn = values.function === undefined ? undefined : await loadFunction(values.function);
   const evalTimeout = numberOption(values["eval-timeout"], "--eval-timeout");
   const maxConnections = numberOption(values["max-connections"], "--max-connections");
+  const maxStartups = numberOption(values["max-startups"], "--max-startups");
   const idleTimeout = numberOption(values["idle-timeout"], "--idle-timeout");
   const drainTimeout = numberOption(values["drain-timeout"], "--drain-timeout") ?? DRAIN_MS;
   const workers = numberOption(values.workers, "--workers");
@@ -125,6 +127,7 @@ export async function serve(argv: string[]): Promise<never> {
     ...(values.host === undefined ? {} : { address: values.host }),
     ...(evalTimeout === undefined ? {} : { evalTimeout }),
     ...(maxConnections === undefined ? {} : { maxConnections }),
+    ...(maxStartups === undefined ? {} : { maxStartups }),
     ...(idleTimeout === undefined ? {} : { idleTimeout }),
     ...(values["proxy-protocol"] ? { proxyProtocol: true } : {}),
     // The command logs server events (connections, refusals with their reason, how processes

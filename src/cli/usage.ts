@@ -3,7 +3,8 @@ export const usage = `confab: TCP servers and a live TypeScript REPL inside a ru
 
 Usage:
   confab serve [--service S] [--host ADDR] [--function MODULE#EXPORT] [--announce]
-               [--max-connections N] [--idle-timeout MS] [--eval-timeout MS] [--drain-timeout MS]
+               [--max-connections N] [--max-startups N] [--idle-timeout MS] [--eval-timeout MS]
+               [--drain-timeout MS]
                [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
                [--monitor [ADDR:]PORT] [--proxy-protocol] [--log text|json|none]
       Start a server: the built-in listener server by default, or one that calls
@@ -14,6 +15,9 @@ Usage:
       every connection and reports the client it names as the peer.
       Started by systemd socket activation (LISTEN_FDS/LISTEN_PID), it serves the
       inherited socket (fd 3) instead of binding --service.
+      A listener server takes --max-connections sessions (default 100) and, besides,
+      --max-startups connections not yet sessions (default 32; when one more comes,
+      the oldest still waiting for its token or name line is dropped).
       Server events (connections, refusals and their reasons, how processes
       ended) are logged on standard output: --log text (default), json or none.
       On SIGINT or SIGTERM: stops accepting at once, lets running processes finish

@@ -8,7 +8,8 @@ import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { openTcpStream } from "../comm/client.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
-import { LineClient, sleep } from "../../test/support.js";
+import { eventually, LineClient, sleep } from "../../test/support.js";
+import { listenerServer } from "./listener-server.js";
 import {
   DEFAULT_REFUSAL_DELAY_MS,
   parseTokenLine,
@@ -17,6 +18,7 @@ import {
   TokenAuthenticator,
   tokenLine,
   validateToken,
+  type TokenThrottleOptions,
 } from "./auth.js";
 
 const TOKEN = "0123456789abcdef-test-token";
@@ -93,17 +95,80 @@ test("each further failure of a peer doubles its delay, up to the cap; other pee
   assert.ok(other.ms < 190, `a different peer starts at the first delay, not the fifth (${other.ms} ms)`);
 });
 
-test("parallel guesses from a failing peer are answered one after another, not all at once", async () => {
+test("parallel guesses from a failing peer are answered one after another, and the right token does not wait behind them", async () => {
   const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 50, maxRefusalDelay: 10_000 });
   await auth.verify("192.0.2.4", "first-wrong-guess-xx");
   const started = performance.now();
-  const answers = await Promise.all([1, 2, 3].map((i) => auth.verify("192.0.2.4", `parallel-wrong-guess-${i}`)));
+  const settled: number[] = [];
+  const guesses = [1, 2, 3].map((i) =>
+    auth.verify("192.0.2.4", `parallel-wrong-guess-${i}`).then((ok) => {
+      settled.push(i);
+      return ok;
+    }),
+  );
+  assert.equal(auth.pendingOf("192.0.2.4"), 3);
+  // The right token gets in at once, while all three wrong ones still wait for their answers.
+  assert.equal(await auth.verify("192.0.2.4", TOKEN), true);
+  assert.deepEqual(settled, [], "no wrong guess was answered before the right token got in");
+  assert.deepEqual(await Promise.all(guesses), [false, false, false]);
   const ms = performance.now() - started;
-  assert.deepEqual(answers, [false, false, false]);
+  assert.deepEqual(settled, [1, 2, 3], "answered in turn");
   // Serialised: 100 + 200 + 400 ms. All at once would take about 400.
   assert.ok(ms >= 650, `three parallel guesses took ${ms} ms`);
-  // The right token still gets in, after the queue.
-  assert.equal(await auth.verify("192.0.2.4", TOKEN), true);
+  assert.equal(auth.pendingOf("192.0.2.4"), 0);
+});
+
+test("a peer's failures waiting for their answers are bounded: past maxPendingPerPeer, attempts are refused at once without being judged", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 100, maxRefusalDelay: 100, maxPendingPerPeer: 3 });
+  const early: boolean[] = [];
+  const guesses = Array.from({ length: 10 }, (_, i) =>
+    auth.verify("192.0.2.6", `bounded-wrong-guess-${i}`).then((ok) => {
+      early.push(ok);
+      return ok;
+    }),
+  );
+  // The seven past the bound are answered first (at once), while the three with places wait.
+  await eventually(() => early.length >= 7, 2000, "the attempts past the bound are refused");
+  assert.equal(auth.pendingOf("192.0.2.6"), 3);
+  assert.equal(auth.pending, 3);
+  assert.equal(auth.turnedAway, 7);
+  assert.equal(auth.failuresOf("192.0.2.6"), 3, "an attempt turned away was never judged, so it is no failure");
+  // While every place is taken, even the right token is turned away (at once, never kept
+  // waiting): unjudged, it cannot be told from a guess.
+  const whileFull = await timed(auth.verify("192.0.2.6", TOKEN));
+  assert.equal(whileFull.value, false);
+  assert.ok(whileFull.ms < 50, `turned away after ${whileFull.ms} ms`);
+  // Another address is not affected.
+  assert.equal(await auth.verify("192.0.2.7", TOKEN), true);
+  assert.deepEqual(await Promise.all(guesses), Array<boolean>(10).fill(false));
+  // Once the answers are due, the places are free again and the right token gets in at once.
+  assert.equal(auth.pendingOf("192.0.2.6"), 0);
+  assert.equal(auth.pending, 0);
+  assert.equal(await auth.verify("192.0.2.6", TOKEN), true);
+});
+
+test("a client that gives up frees no place: its peer's place stays taken until the answer was due", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 300, maxRefusalDelay: 300, maxPendingPerPeer: 2 });
+  const controllers = [new AbortController(), new AbortController()];
+  const answers = controllers.map((c, i) => timed(auth.verify("192.0.2.8", `given-up-guess-${i}`, c.signal)));
+  for (const c of controllers) c.abort();
+  for (const answer of await Promise.all(answers)) {
+    assert.equal(answer.value, false);
+    assert.ok(answer.ms < 200, `an abandoned wait ends at once (${answer.ms} ms)`);
+  }
+  assert.equal(auth.pending, 0, "nothing is kept for a client that has gone");
+  assert.equal(auth.pendingOf("192.0.2.8"), 2, "but the places stay taken");
+  assert.equal(await auth.verify("192.0.2.8", "one-more-guess-xxxxx"), false);
+  assert.equal(auth.turnedAway, 1, "closing connections does not buy a guesser more guesses");
+});
+
+test("answers waiting at once are bounded for all peers together (maxPending)", async () => {
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 100, maxRefusalDelay: 100, maxPendingPerPeer: 2, maxPending: 4 });
+  const guesses = [1, 2, 3].flatMap((peer) => [1, 2].map((i) => auth.verify(`198.51.100.${peer}`, `overall-wrong-guess-${i}`)));
+  assert.equal(auth.pending, 4);
+  assert.equal(auth.turnedAway, 2, "the newest two were refused at once");
+  assert.deepEqual(await Promise.all(guesses), Array<boolean>(6).fill(false));
+  assert.equal(auth.pending, 0);
 });
 
 test("the table of failing peers is bounded: the oldest are forgotten first", async () => {
@@ -228,6 +293,75 @@ test("token is for the listener server: with a function it is refused, and a wea
     assert.ok(!error.message.includes("password"));
     return true;
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Failures queued for one address do not keep the right token out
+
+/** A listener server with a token and a quick throttle, and its authenticator to look at. */
+async function throttledServer(throttle: TokenThrottleOptions): Promise<{ port: number; auth: TokenAuthenticator }> {
+  let auth: TokenAuthenticator | undefined;
+  const throttled = await startUpServer({
+    service: 0,
+    function: listenerServer({ token: TOKEN, nameTimeout: 20_000 }, { throttle, onAuthenticator: (a) => (auth = a) }),
+  });
+  servers.push(throttled);
+  assert.ok(auth !== undefined);
+  return { port: throttled.port, auth };
+}
+
+test("the right token gets its prompt at once while 20 wrong ones from the same address still wait for their answers", async () => {
+  const { port, auth } = await throttledServer({ refusalDelay: 100, maxRefusalDelay: 200 });
+  const wrong: LineClient[] = [];
+  for (let i = 0; i < 20; i++) {
+    const c = await LineClient.connect(port);
+    clients.push(c);
+    c.send(`token wrong-guess-number-${i}\n"guesser ${i}"\n`);
+    wrong.push(c);
+  }
+  // All twenty judged and waiting: answered one after another, the last some 4 s from now.
+  await eventually(() => auth.pendingOf("127.0.0.1") === 20, 5000, "the twenty wrong tokens are judged");
+  const right = await LineClient.connect(port);
+  clients.push(right);
+  right.send(`token ${TOKEN}\n"the right one"\n`);
+  await right.until("CL-USER 1 > ", 2000);
+  const answered = wrong.filter((c) => c.received !== "").length;
+  assert.ok(answered <= 5, `the right token got in while ${20 - answered} of 20 refusals were outstanding`);
+  right.send("6 * 7\n");
+  assert.match(await right.until("CL-USER 2 > "), /42/);
+  right.end();
+  // The wrong ones still get the one refusal, each in its turn.
+  for (const c of wrong) {
+    await c.closed(10_000);
+    assert.equal(c.received, `${REFUSAL_LINE}\n`);
+  }
+  assert.equal(auth.pending, 0);
+});
+
+test("a peer's refusals waiting for their turn are bounded: past maxPendingPerPeer, connections are refused at once", async () => {
+  const { port, auth } = await throttledServer({ refusalDelay: 800, maxRefusalDelay: 800, maxPendingPerPeer: 4 });
+  const guessers: LineClient[] = [];
+  for (let i = 0; i < 12; i++) {
+    const c = await LineClient.connect(port);
+    clients.push(c);
+    c.send(`token wrong-guess-number-${i}\n`);
+    guessers.push(c);
+  }
+  await eventually(() => guessers.filter((c) => c.ended).length >= 8, 5000, "the eight past the bound are refused");
+  // Refused at once, before the first delayed answer was due.
+  assert.equal(auth.pendingOf("127.0.0.1"), 4);
+  assert.equal(auth.turnedAway, 8);
+  assert.equal(guessers.filter((c) => !c.ended).length, 4, "four wait for their turn");
+  for (const c of guessers) {
+    await c.closed(5000);
+    assert.equal(c.received, `${REFUSAL_LINE}\n`, "the same refusal, at once or in turn");
+  }
+  // The places are free once the answers were due: the right token gets in.
+  const ok = await LineClient.connect(port);
+  clients.push(ok);
+  ok.send(`token ${TOKEN}\n"after the bound"\n'in'\n`);
+  await ok.until("CL-USER 1 > 'in'");
+  ok.end();
 });
 
 // ---------------------------------------------------------------------------------------------

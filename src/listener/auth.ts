@@ -8,12 +8,29 @@
  *
  * - the secret is compared in constant time (`timingSafeEqual` over SHA-256 digests, which
  *   have the same length whatever was sent), and it never appears in a message or a report;
+ * - the right token is let in at once, however many failures of the same address (every local
+ *   user, everyone behind one NAT) are waiting for their answers;
  * - a wrong or missing token is answered, after a delay, by {@link REFUSAL_LINE}, the same
  *   line whatever was wrong;
- * - a peer that keeps failing waits longer each time (the delay doubles, up to a cap), and
- *   its further attempts are taken one at a time, so opening many connections at once does
- *   not multiply its guesses. Peers are remembered by address (IPv6 by /64 prefix, since
- *   one host owns a whole prefix) in a table of bounded size: the oldest entry makes room.
+ * - guessing is slow however many connections a guesser opens. A peer's failures are answered
+ *   one after another, each after its own delay (which doubles with each failure, up to a
+ *   cap), and each holds one of the peer's few places ({@link TokenThrottleOptions.maxPendingPerPeer})
+ *   until its answer is due, whether or not its client is still there. While all its places
+ *   are taken, a peer's further attempts are turned away at once with the same refusal,
+ *   without their token being looked at. So a peer gets at most `maxPendingPerPeer` tokens
+ *   judged at once, then one more each time its oldest answer falls due: one per delay, as
+ *   if its attempts were taken one at a time, and memory stays bounded.
+ *
+ * Peers are remembered by address (IPv6 by /64 prefix, since one host owns a whole prefix)
+ * in a table of bounded size: the oldest entry makes room.
+ *
+ * Why judging a token on arrival, and answering a wrong one only later, gives a guesser
+ * nothing: a right token is let in at once, so an attempt not let in at once is known to be
+ * wrong whenever its answer comes. What bounds guessing is how many tokens are judged per
+ * unit of time, and that the places bound. The price: while an address keeps all its places
+ * taken (it takes many concurrent wrong attempts, `maxPendingPerPeer` within one delay), the
+ * right token from that address is turned away too, at once (never kept waiting): it cannot
+ * be told from a guess without being judged.
  *
  * @module
  */
@@ -46,6 +63,15 @@ export const DEFAULT_MAX_PEERS = 4096;
 
 /** Default ms after its last failure that a peer is forgotten. */
 export const DEFAULT_FORGET_AFTER_MS = 15 * 60_000;
+
+/**
+ * Default number of a peer's failures waiting for their answers at once: more than a few
+ * misconfigured clients on one address, far fewer than a guesser would like.
+ */
+export const DEFAULT_MAX_PENDING_PER_PEER = 32;
+
+/** Default number of answers to wrong tokens waiting at once, all peers together. */
+export const DEFAULT_MAX_PENDING = 1024;
 
 /**
  * Checks that `token` can be used: visible ASCII (no spaces: it must survive being typed and
@@ -106,13 +132,28 @@ export interface TokenThrottleOptions {
   readonly maxPeers?: number;
   /** Ms after its last failure that a peer starts afresh (default 15 minutes). */
   readonly forgetAfter?: number;
+  /**
+   * Most failures of one peer waiting for their answers (default 32). Each holds its place
+   * until its answer is due, even when its client has gone, so closing connections buys a
+   * guesser nothing. While all are taken, the peer's further attempts are refused at once
+   * without being judged (a right token too: it cannot be told from a guess unjudged). This
+   * bounds a peer's guesses: this many at once, then one per delay.
+   */
+  readonly maxPendingPerPeer?: number;
+  /**
+   * Most answers to wrong tokens waiting at once, all peers together (default 1024): a bound
+   * on the memory they hold. An answer whose caller gave up (its `signal` aborted) no longer
+   * counts here, though its place in its peer's turns stays taken. Past it, attempts are
+   * refused at once without being judged.
+   */
+  readonly maxPending?: number;
 }
 
 interface PeerRecord {
   failures: number;
   lastFailure: number;
-  /** Settles when this peer's latest attempt has been answered. */
-  tail: Promise<unknown>;
+  /** When each of the peer's failures still to be answered is due, earliest first (its places). */
+  readonly due: number[];
 }
 
 /**
@@ -125,7 +166,11 @@ export class TokenAuthenticator {
   readonly #maxDelay: number;
   readonly #maxPeers: number;
   readonly #forgetAfter: number;
+  readonly #maxPendingPerPeer: number;
+  readonly #maxPending: number;
   readonly #peers = new Map<string, PeerRecord>();
+  #pending = 0;
+  #turnedAway = 0;
 
   constructor(token: string, options: TokenThrottleOptions = {}) {
     this.#digest = digest(validateToken(token));
@@ -133,6 +178,8 @@ export class TokenAuthenticator {
     this.#maxDelay = options.maxRefusalDelay ?? DEFAULT_MAX_REFUSAL_DELAY_MS;
     this.#maxPeers = Math.max(1, options.maxPeers ?? DEFAULT_MAX_PEERS);
     this.#forgetAfter = options.forgetAfter ?? DEFAULT_FORGET_AFTER_MS;
+    this.#maxPendingPerPeer = Math.max(1, options.maxPendingPerPeer ?? DEFAULT_MAX_PENDING_PER_PEER);
+    this.#maxPending = Math.max(1, options.maxPending ?? DEFAULT_MAX_PENDING);
   }
 
   /** Peers remembered now (for tests and monitoring: it never exceeds `maxPeers`). */
@@ -140,63 +187,117 @@ export class TokenAuthenticator {
     return this.#peers.size;
   }
 
+  /** Answers to wrong tokens waiting now, all peers together (never more than `maxPending`). */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Attempts refused at once, unjudged, because their peer's places (or `maxPending`) were all taken. */
+  get turnedAway(): number {
+    return this.#turnedAway;
+  }
+
   /** Failures remembered for the peer at `address` (0 once it is forgotten). */
   failuresOf(address: string | undefined): number {
-    return this.#fresh(peerKey(address))?.failures ?? 0;
+    return this.#fresh(peerKey(address), Date.now())?.failures ?? 0;
+  }
+
+  /** Places taken by failures of the peer at `address` whose answers are not yet due (never more than `maxPendingPerPeer`). */
+  pendingOf(address: string | undefined): number {
+    return this.#fresh(peerKey(address), Date.now())?.due.length ?? 0;
   }
 
   /**
-   * Resolves `true` if `presented` is the token, `false` (only after the refusal delay) if it
-   * is not or is `undefined` (no token line). A peer with recent failures waits for its
-   * previous attempt to be answered before this one is looked at. Never rejects.
+   * Resolves `true` at once if `presented` is the token. Resolves `false` if it is not, or is
+   * `undefined` (no token line): once the peer's earlier failures have been answered and this
+   * one's own delay has passed; or at once, without looking at the token, while the peer's
+   * places (or `maxPending`) are all taken. When `signal` aborts (the caller's client has
+   * gone), a wait for a refusal ends with `false` at once, and the peer's place stays taken
+   * until the answer was due. Never rejects.
    */
-  verify(address: string | undefined, presented: string | undefined): Promise<boolean> {
+  verify(address: string | undefined, presented: string | undefined, signal?: AbortSignal): Promise<boolean> {
+    const now = Date.now();
     const key = peerKey(address);
-    const record = this.#fresh(key);
-    if (record === undefined) return this.#judge(key, presented);
-    const turn = record.tail.then(() => this.#judge(key, presented));
-    record.tail = turn;
-    return turn;
-  }
-
-  #judge(key: string, presented: string | undefined): Promise<boolean> {
+    const record = this.#fresh(key, now);
+    // The bounds come before the comparison: an attempt turned away is not judged, so it
+    // tells its sender nothing, and a guesser's judged tokens stay within its places.
+    if ((record !== undefined && record.due.length >= this.#maxPendingPerPeer) || this.#pending >= this.#maxPending) {
+      this.#turnedAway++;
+      return Promise.resolve(false);
+    }
     if (presented !== undefined && timingSafeEqual(digest(presented), this.#digest)) return Promise.resolve(true);
-    const { record, created } = this.#recordFailure(key);
-    const delay = Math.min(this.#delay * 2 ** Math.min(record.failures - 1, 30), this.#maxDelay);
-    const refused = new Promise<boolean>((resolve) => setTimeout(resolve, delay, false));
-    // A first failure opens the peer's queue: attempts arriving during its delay wait for it.
-    if (created) record.tail = refused;
-    return refused;
+    const failed = this.#recordFailure(key, record, now);
+    // This failure's turn starts when the peer's previous one is answered: answers come one
+    // after another, each after its own (doubling) delay.
+    const delay = Math.min(this.#delay * 2 ** Math.min(failed.failures - 1, 30), this.#maxDelay);
+    const due = Math.max(now, failed.due.at(-1) ?? now) + delay;
+    failed.due.push(due);
+    if (signal?.aborted === true) return Promise.resolve(false);
+    this.#pending++;
+    return new Promise<boolean>((resolve) => {
+      const answer = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", answer);
+        this.#pending--;
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        // Due now, whatever the wall clock says: the place is free for the peer's next attempt.
+        releaseDue(failed, due);
+        answer();
+      }, due - now);
+      signal?.addEventListener("abort", answer, { once: true });
+    });
   }
 
-  #fresh(key: string): PeerRecord | undefined {
+  /** The peer's record, with the places of answers already due given back; `undefined` once it is forgotten. */
+  #fresh(key: string, now: number): PeerRecord | undefined {
     const record = this.#peers.get(key);
-    if (record !== undefined && Date.now() - record.lastFailure > this.#forgetAfter) {
+    if (record === undefined) return undefined;
+    releaseDue(record, now);
+    if (record.due.length === 0 && now - record.lastFailure > this.#forgetAfter) {
       this.#peers.delete(key);
       return undefined;
     }
     return record;
   }
 
-  #recordFailure(key: string): { record: PeerRecord; created: boolean } {
-    const now = Date.now();
-    let record = this.#peers.get(key);
-    const created = record === undefined;
+  #recordFailure(key: string, record: PeerRecord | undefined, now: number): PeerRecord {
     if (record === undefined) {
-      record = { failures: 0, lastFailure: now, tail: Promise.resolve() };
-      while (this.#peers.size >= this.#maxPeers) {
-        const oldest = this.#peers.keys().next();
-        if (oldest.done === true) break;
-        this.#peers.delete(oldest.value);
-      }
+      record = { failures: 0, lastFailure: now, due: [] };
+      while (this.#peers.size >= this.#maxPeers) this.#forgetOne(now);
     } else {
       this.#peers.delete(key); // re-inserted below: the map's order is least recently failed first
     }
     record.failures++;
     record.lastFailure = now;
     this.#peers.set(key, record);
-    return { record, created };
+    return record;
   }
+
+  /**
+   * Makes room in the table: the least recently failed peer with no answer pending (such a
+   * peer recently failed, so it is near the end), or else the least recently failed of all.
+   */
+  #forgetOne(now: number): void {
+    let oldest: string | undefined;
+    for (const [key, record] of this.#peers) {
+      oldest ??= key;
+      releaseDue(record, now);
+      if (record.due.length === 0) {
+        this.#peers.delete(key);
+        return;
+      }
+    }
+    if (oldest !== undefined) this.#peers.delete(oldest);
+  }
+}
+
+/** Gives back the places of a peer's answers that are due by `now`. */
+function releaseDue(record: PeerRecord, now: number): void {
+  let done = 0;
+  while (done < record.due.length && (record.due[done] as number) <= now) done++;
+  if (done > 0) record.due.splice(0, done);
 }
 
 function digest(text: string): Buffer {

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { startUpServer, type ServerProcess } from "../comm/server.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
-import { eventually, sleep, testServers } from "../../test/support.js";
+import { eventually, sleep, testServers, type LineClient } from "../../test/support.js";
 
 const { start: listenerServer, client } = testServers();
 
@@ -88,7 +88,12 @@ test("many inputs piped at once are evaluated in order, even when some await", a
   for (let i = 0; i < 30; i++) {
     lines.push(i % 3 === 0 ? `await new Promise((r) => setTimeout(() => r(${i}), ${30 - i}))` : `${i}`);
   }
-  const text = await transcript(server.port, lines.join("\n") + "\n");
+  // All sent at once; the connection stays open until the last answer (end of file would end
+  // the session, dropping an input that still awaits).
+  const c = await client(server.port);
+  c.send(`"piped"\n${lines.join("\n")}\n`);
+  const text = await c.until("CL-USER 31 > ");
+  c.end();
   assert.deepEqual(results(text), Array.from({ length: 30 }, (_, i) => String(i)));
 });
 
@@ -186,6 +191,57 @@ test("a silent client does not hold up the next, and is dropped after the name t
   assert.ok(Date.now() - started < 300, "served while the silent client still holds its connection");
   await silent.closed(3000);
   assert.match(silent.received, /no name line within 300 ms/);
+});
+
+test("connections not yet sessions are limited by maxStartups, the oldest dropped, and never take the places of sessions (maxConnections)", async () => {
+  const limited = await listenerServer({ maxStartups: 4, maxConnections: 3, nameTimeout: 20_000 });
+  // Nine that never send a name line, connected one after another: the server takes them in
+  // that order, so the first five are the oldest when the sixth to ninth arrive.
+  const silent = [];
+  for (let i = 0; i < 9; i++) silent.push(await client(limited.port));
+  const dropped = /^Error: connection dropped: more than 4 connections are waiting to start a session \(maxStartups 4\); try again later\n$/;
+  for (const c of silent.slice(0, 5)) {
+    await c.closed();
+    assert.match(c.received, dropped);
+  }
+  const session = async (name: string): Promise<LineClient> => {
+    const c = await client(limited.port);
+    c.send(`"${name}"\n`);
+    await c.until("CL-USER 1 > ", 2000);
+    return c;
+  };
+  // A real client gets its prompt at once; to make room, the oldest silent one was dropped.
+  const first = await session("past the silent ones");
+  await silent[5]?.closed();
+  assert.match(silent[5]?.received ?? "", dropped);
+  assert.ok(silent.slice(6).every((c) => !c.ended), "the three newest silent ones still wait");
+  // Sessions up to maxConnections work, the silent ones notwithstanding.
+  const second = await session("second");
+  const third = await session("third");
+  second.send("1 + 1\n");
+  assert.match(await second.until("CL-USER 2 > "), /2/);
+  assert.ok(silent.slice(6).every((c) => !c.ended), "sessions started while room was left for start-ups dropped no one");
+  // One session more than maxConnections is refused at once, and drops no waiting start-up.
+  const extra = await client(limited.port);
+  await extra.closed();
+  assert.equal(extra.received, "Error: too many connections (maxConnections 3); try again later\n");
+  assert.ok(silent.slice(6).every((c) => !c.ended));
+  assert.equal(limited.counters.refused, 7, "six dropped start-ups and one refused session, counted");
+  // When a session ends, its place is free again.
+  third.end();
+  await third.closed();
+  // Its place is freed once its process has ended, which may be a moment after the close.
+  let again: LineClient | undefined;
+  for (let i = 0; i < 20 && again === undefined; i++) {
+    const c = await client(limited.port);
+    c.send('"in its place"\n');
+    await eventually(() => c.received.includes("CL-USER 1 > ") || c.ended, 2000, "a prompt or a refusal");
+    if (c.ended) assert.equal(c.received, "Error: too many connections (maxConnections 3); try again later\n");
+    else again = c;
+  }
+  assert.ok(again !== undefined);
+  await again.until("CL-USER 1 > ");
+  for (const c of [first, second, again]) c.end();
 });
 
 test("killing a listener's process closes its connection", async () => {

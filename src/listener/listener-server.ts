@@ -1,15 +1,24 @@
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import type { StartUpServerOptions } from "../comm/server.js";
+import { ServerProcess, type StartUpServerOptions } from "../comm/server.js";
 import { SocketStream } from "../comm/socket-stream.js";
-import { processRunFunction } from "../mp/process.js";
+import { serverOf } from "../comm/socket-listeners.js";
+import { processRunFunction, type Process } from "../mp/process.js";
 import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions } from "./listener.js";
-import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator } from "./auth.js";
+import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
 import { requiresClientCertificates, unixSocketPath } from "../comm/endpoint.js";
 
 /** Default ms a client has to send its name line. */
 export const DEFAULT_NAME_TIMEOUT_MS = 10_000;
+/** Default `maxConnections` of the listener server: most sessions at once (REPL sessions are few). */
+export const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
+/**
+ * Default `maxStartups`: most connections at once that are not yet sessions (not yet
+ * authenticated, or no name line yet). A real client sends its lines at once, so a start-up
+ * lasts a round trip; this many leaves room for bursts while bounding what silent clients hold.
+ */
+export const DEFAULT_MAX_STARTUPS = 32;
 // The name line is short: a client gets a small buffer until it has named its listener.
 const NAME_LINE_LIMIT = 4096;
 
@@ -46,45 +55,141 @@ export function assertListenerExposure(options: StartUpServerOptions, address: s
  * nothing a stray HTTP request carries is ever evaluated. With a `token`, the client must
  * first send `token SECRET` (see `auth.ts`); until it has, nothing it sends is evaluated or
  * echoed.
+ *
+ * The limits on connections live here, not in comm: `maxConnections` limits sessions (a
+ * connection is one once it has authenticated and named its listener, until its process
+ * ends), and `maxStartups` the connections that are not yet sessions, which never take a
+ * session's place. `startUpServer` gives comm no limit of its own for a listener server, so
+ * that a connection still starting does not count against `maxConnections` there.
  * @internal
  */
-export function listenerServer(options: StartUpServerOptions): (handle: Socket) => void {
+export function listenerServer(options: StartUpServerOptions, internals: ListenerServerInternals = {}): (handle: Socket) => void {
   assertListenerExposure(options, options.address ?? "127.0.0.1");
-  const auth = options.token === undefined ? undefined : new TokenAuthenticator(options.token);
+  const maxSessions = options.maxConnections ?? DEFAULT_LISTENER_MAX_CONNECTIONS;
+  const maxStartups = options.maxStartups ?? DEFAULT_MAX_STARTUPS;
+  if (!Number.isInteger(maxStartups) || maxStartups < 1) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `maxStartups must be a whole number of connections, at least 1, got ${String(maxStartups)}`);
+  }
+  const auth = options.token === undefined ? undefined : new TokenAuthenticator(options.token, internals.throttle);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
   const listenerOptions: ListenerOptions = {
     ...(options.context === undefined ? {} : { context: options.context }),
     ...(options.evalTimeout === undefined ? {} : { evalTimeout: options.evalTimeout }),
   };
   const streamOptions = options.streamOptions ?? {};
+  // Oldest first (a Set keeps insertion order): the one to drop when too many wait.
+  const startups = new Set<Startup>();
+  let sessions = 0;
+  const tooMany = `Error: too many connections (maxConnections ${maxSessions}); try again later`;
+  const gate: Gate = {
+    auth,
+    nameTimeout,
+    options: listenerOptions,
+    roomForSession: (startup) => {
+      if (sessions < maxSessions) return true;
+      startup.refuse(tooMany, `maxConnections ${maxSessions}`);
+      return false;
+    },
+    sessionStarted: (process) => {
+      sessions++;
+      void process.whenEnded().then(() => {
+        sessions--;
+      });
+    },
+  };
+  internals.onAuthenticator?.(auth);
   return (handle) => {
     const stream = new SocketStream({ ...streamOptions, socket: handle });
-    void greet(stream, nameTimeout, listenerOptions, auth);
+    const startup = new Startup(stream, handle);
+    // Full of sessions: say so at once rather than after the name line.
+    if (!gate.roomForSession(startup)) return;
+    startups.add(startup);
+    if (startups.size > maxStartups) {
+      const oldest = startups.values().next().value as Startup;
+      startups.delete(oldest);
+      oldest.refuse(
+        `Error: connection dropped: more than ${maxStartups} connections are waiting to start a session (maxStartups ${maxStartups}); try again later`,
+        `maxStartups ${maxStartups}`,
+      );
+    }
+    void greet(startup, gate).finally(() => startups.delete(startup));
   };
 }
 
-async function greet(stream: SocketStream, nameTimeout: number, options: ListenerOptions, auth: TokenAuthenticator | undefined): Promise<void> {
+/** @internal What tests may set on a listener server beyond its options. */
+export interface ListenerServerInternals {
+  /** How the token authenticator slows refusals. */
+  readonly throttle?: TokenThrottleOptions;
+  /** Called with the server's token authenticator (or `undefined` without a token), to look at it. */
+  readonly onAuthenticator?: (auth: TokenAuthenticator | undefined) => void;
+}
+
+/** What every connection of one listener server shares. */
+interface Gate {
+  readonly auth: TokenAuthenticator | undefined;
+  readonly nameTimeout: number;
+  readonly options: ListenerOptions;
+  /** `true` if a session may start now; otherwise refuses `startup` and returns `false`. */
+  readonly roomForSession: (startup: Startup) => boolean;
+  readonly sessionStarted: (process: Process) => void;
+}
+
+/** A connection that is not yet a session. */
+class Startup {
+  readonly stream: SocketStream;
+  readonly #handle: Socket;
+  readonly #ended = new AbortController();
+
+  constructor(stream: SocketStream, handle: Socket) {
+    this.stream = stream;
+    this.#handle = handle;
+  }
+
+  /** Aborts once the connection is closed: a wait on its behalf can stop. */
+  get signal(): AbortSignal {
+    return this.#ended.signal;
+  }
+
+  /** Closes the connection after one line. */
+  close(line?: string): void {
+    if (!this.stream.closed) {
+      if (line !== undefined) this.stream.writeLine(line);
+      this.stream.close();
+    }
+    this.#ended.abort();
+  }
+
+  /** Closes the connection after one line, counted and logged by its server as refused for `reason`. */
+  refuse(line: string, reason: string): void {
+    if (this.stream.closed) return;
+    const server = serverOf(this.#handle);
+    if (server instanceof ServerProcess) server.countRefused(this.#handle, reason);
+    this.close(line);
+  }
+}
+
+async function greet(startup: Startup, gate: Gate): Promise<void> {
+  const { stream } = startup;
+  const { auth, nameTimeout } = gate;
   let authenticated = auth === undefined;
   const timer = setTimeout(() => {
     // Before authentication, a timeout is one more reason for the one generic refusal.
-    stream.writeLine(authenticated ? `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first` : REFUSAL_LINE);
-    stream.close();
+    startup.close(authenticated ? `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first` : REFUSAL_LINE);
   }, nameTimeout);
   let name: string;
   try {
     let line = await readFirstLine(stream, auth !== undefined);
     if (line === null) {
-      stream.close();
+      startup.close();
       return;
     }
     // A token line is never echoed, evaluated or kept; without a token configured it is ignored.
     const presented = parseTokenLine(line);
     if (auth !== undefined) {
-      const ok = await auth.verify(stream.remoteAddress, presented);
+      const ok = await auth.verify(stream.remoteAddress, presented, startup.signal);
       if (stream.closed) return;
       if (!ok) {
-        stream.writeLine(REFUSAL_LINE);
-        stream.close();
+        startup.close(REFUSAL_LINE);
         return;
       }
       authenticated = true;
@@ -92,23 +197,21 @@ async function greet(stream: SocketStream, nameTimeout: number, options: Listene
     if (presented !== undefined) {
       line = await readNameLine(stream);
       if (line === null) {
-        stream.close();
+        startup.close();
         return;
       }
     }
     name = readListenerName(line);
   } catch (error) {
-    if (!stream.closed) {
-      stream.writeLine(`Error: ${error instanceof Error ? error.message : String(error)}`);
-      stream.close();
-    }
+    startup.close(`Error: ${error instanceof Error ? error.message : String(error)}`);
     return;
   } finally {
     clearTimeout(timer);
   }
-  // Closed meanwhile (the name timer fired, or the peer went away mid-line): no listener.
-  if (stream.closed) return;
-  processRunFunction(name, { properties: { kind: "listener" } }, runListener, stream, options);
+  // Closed meanwhile (the name timer fired, the connection was dropped for a newer one, or the
+  // peer went away mid-line): no listener.
+  if (stream.closed || !gate.roomForSession(startup)) return;
+  gate.sessionStarted(processRunFunction(name, { properties: { kind: "listener" } }, runListener, stream, gate.options));
 }
 
 /** The first line; with a token, an overlong one is no token (the empty line), not an error that could say more. */
