@@ -99,6 +99,9 @@ export function listenerServer(options: StartUpServerOptions, internals: Listene
   };
   internals.onAuthenticator?.(auth);
   return (handle) => {
+    // A REPL is a conversation of small writes: each answer goes out at once, never held back
+    // by Nagle's algorithm waiting for the client's acknowledgement of the last one.
+    handle.setNoDelay(true);
     const stream = new SocketStream({ ...streamOptions, socket: handle });
     const startup = new Startup(stream, handle);
     // Full of sessions: say so at once rather than after the name line.
