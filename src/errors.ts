@@ -59,6 +59,8 @@ export const ErrorCodes = {
   WORKER_EXITED: "ERR_WORKER_EXITED",
   /** A Unix socket service's path exists and is not a socket, so it is not replaced. */
   NOT_A_SOCKET: "ERR_NOT_A_SOCKET",
+  /** `kill(name)` in a listener: more than one live process has that name (names need not be unique); kill by id. */
+  AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
   /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
 } as const;

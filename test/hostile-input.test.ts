@@ -1022,3 +1022,39 @@ void test(
     }
   },
 );
+
+void test(
+  "listener server: 100 silent connections do not lock sessions out: the oldest past maxStartups are dropped, and a real client gets its prompt at once",
+  async () => {
+    // The defaults: maxConnections 100 sessions, maxStartups 32. Before maxStartups, the silent
+    // connections took all 100 places and every real client was told "too many connections"
+    // until the name timeout dropped them, which they could renew for ever.
+    const server = await startUpServer({ service: 0, nameTimeout: 20_000 });
+    const silent: RawClient[] = [];
+    try {
+      for (let i = 0; i < 100; i++) silent.push(await RawClient.connect(server.port));
+      const dropped = /^Error: connection dropped: more than 32 connections are waiting to start a session \(maxStartups 32\); try again later\n$/;
+      // The oldest 68 made room for the newer ones, each with the one error line.
+      for (const c of silent.slice(0, 68)) {
+        await c.waitEnd(5000);
+        assert.match(c.received.toString("utf8"), dropped);
+      }
+      const real = await lineClient(server.port);
+      real.send('"a real user"\n');
+      await real.until("CL-USER 1 > ", 2000);
+      real.send("'in'\n");
+      assert.match(await real.until("CL-USER 2 > "), /'in'/);
+      // Its own start-up made room by dropping the oldest silent one still waiting.
+      await silent[68]?.waitEnd(5000);
+      assert.match(silent[68]?.received.toString("utf8") ?? "", dropped);
+      assert.ok(silent.slice(69).every((c) => c.received.length === 0 && !c.socket.readableEnded), "the 31 newest silent ones still wait");
+      assert.equal(server.counters.refused, 69);
+      real.end();
+      await real.closed();
+    } finally {
+      for (const c of silent) c.destroy();
+      serverTerminate(server);
+    }
+    assertNothingEscaped();
+  },
+);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import type net from "node:net";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { listAllProcesses } from "../mp/registry.js";
@@ -60,6 +61,34 @@ test("a connection idle for idleTimeout is closed and counted; a busy one is not
   }
   await idle.closed(2000);
   assert.equal(busy.ended, false);
+  assert.equal(server.counters.timedOut, 1);
+});
+
+test("a connection closed by idleTimeout is told why in one line first, after what it was sent; a busy one is told nothing", async () => {
+  const server = await talkServer({ idleTimeout: 150 });
+  const idle = await client(server.port);
+  const busy = await client(server.port);
+  idle.send("hi\n");
+  assert.equal(await idle.line(), "You sent: 'hi'");
+  for (let i = 0; i < 6; i++) {
+    busy.send(`tick ${i}\n`);
+    assert.equal(await busy.line(), `You sent: 'tick ${i}'`);
+    await sleep(50);
+  }
+  await idle.closed(2000);
+  assert.equal(idle.received, "You sent: 'hi'\nError: connection idle for 150 ms (the server's idleTimeout); closing\n");
+  assert.equal(busy.received, Array.from({ length: 6 }, (_, i) => `You sent: 'tick ${i}'\n`).join(""), "no reason line on a connection that is not cut off");
+  await eventually(() => !listAllProcesses().some((p) => p.name === `talk ${String(idle.socket.localPort)}`), 2000, "the idle connection's process ended");
+});
+
+test("a server whose function keeps the raw socket tells an idle connection why too, and the socket closes", async () => {
+  const handles: net.Socket[] = [];
+  const server = await talkServer({ idleTimeout: 100, function: (handle: net.Socket) => void handles.push(handle) });
+  const idle = await client(server.port);
+  await idle.closed(2000);
+  assert.equal(idle.received, "Error: connection idle for 100 ms (the server's idleTimeout); closing\n");
+  idle.end();
+  await eventually(() => handles[0]?.destroyed === true && server.counters.active === 0, 2000, "the server's socket closed");
   assert.equal(server.counters.timedOut, 1);
 });
 

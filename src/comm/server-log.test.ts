@@ -7,7 +7,7 @@ import { processKill, processRunFunction } from "../mp/process.js";
 import { captureReports, eventually, LineClient } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
-import type { ServerEvent } from "./server-log.js";
+import { jsonLogger, textLogger, type ServerEvent } from "./server-log.js";
 import { SocketStream } from "./socket-stream.js";
 
 const servers: ServerProcess[] = [];
@@ -143,4 +143,47 @@ test("a process started inside another has it as parent", async () => {
   await eventually(() => child !== undefined);
   assert.equal(child?.parent, outer);
   assert.equal(outer.parent, undefined);
+});
+
+/** A writable that keeps what is written, synchronously. */
+function sink(): { out: NodeJS.WritableStream; text: () => string } {
+  let text = "";
+  const out = { write: (chunk: string) => ((text += chunk), true) } as unknown as NodeJS.WritableStream;
+  return { out, text: () => text };
+}
+
+test("the text logger shows names, peers and messages with controls, bidi and zero-width characters escaped, one event per line", () => {
+  const { out, text } = sink();
+  const log = textLogger(out);
+  log({ event: "process-ended", server: "srv\u001b[2J", process: 'evil\tname\u202e" finished\nforged', id: 7, state: "killed" });
+  log({ event: "refused", server: "srv", peer: "1.2.3.4:5\u200b", reason: "bad\r\nheader\u0085" });
+  log({ event: "error", server: "srv", message: "C:\\path\u2066x\u2069" });
+  const lines = text().split("\n");
+  assert.equal(lines.length, 4, "three lines and the newline after the last");
+  assert.match(lines[0] ?? "", / srv\\u001b\[2J: process 7 "evil\\tname\\u202e\\" finished\\nforged" killed$/);
+  assert.match(lines[1] ?? "", / srv: refused 1\.2\.3\.4:5\\u200b: bad\\r\\nheader\\u0085$/);
+  assert.match(lines[2] ?? "", / srv: error: C:\\\\path\\u2066x\\u2069$/);
+  assert.doesNotMatch(text(), /[\t\r\u001b\u0085\u200b\u202e\u2066\u2069]/u, "no raw control, bidi or zero-width character");
+});
+
+test("the JSON logger writes bidi and zero-width characters and C1 controls as \\u escapes, and the values parse back unchanged", () => {
+  const { out, text } = sink();
+  const name = "evil\tname\u202e\u200b\u0085\u2028\u{e0041}";
+  jsonLogger(out)({ event: "process-ended", server: "srv", process: name, id: 7, state: "finished" });
+  assert.doesNotMatch(text(), /[\t\u0085\u200b\u202e\u2028]|\u{e0041}/u);
+  assert.match(text(), /"process":"evil\\tname\\u202e\\u200b\\u0085\\u2028\\udb40\\udc41"/);
+  assert.equal((JSON.parse(text()) as { process: string }).process, name);
+});
+
+test("what a client sends that reaches a text log line (a malformed PROXY header, with a C1 control in it) is shown escaped", async () => {
+  const { out, text } = sink();
+  const server = await startUpServer({ service: 0, processName: "proxied", logger: textLogger(out), proxyProtocol: true, function: makeStreamAndTalk });
+  servers.push(server);
+  const c = await client(server.port);
+  // U+009B is CSI, a one-character escape sequence introducer: raw, `cat` on the log would clear the screen.
+  c.socket.write(Buffer.from("PROXY TCP4 \x9b2J\r\n", "latin1"));
+  await c.closed();
+  await eventually(() => text().includes("refused"), 3000, "the refusal is logged");
+  assert.match(text(), /proxied: refused 127\.0\.0\.1:\d+: malformed PROXY v1 line: "PROXY TCP4 \\u009b2J"\n$/);
+  assert.doesNotMatch(text(), /\u009b/u);
 });

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { printable, printableJson, quoted } from "./printable.js";
 
 /** One thing that happened to a server, with the server's process name. */
 export type ServerEvent =
@@ -85,34 +86,45 @@ export type Logger = (event: ServerEvent) => void;
  */
 export type LoggerOption = Logger | "text" | "json" | false;
 
+// Every text in an event may come from outside (a session's name, a PROXY header's address, an
+// error's message): the text logger shows it escaped (see printable.ts), on one line.
 function describe(e: ServerEvent): string {
   switch (e.event) {
     case "started":
-      return `listening on ${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}`;
+      return `listening on ${printable(e.address.includes(":") ? `[${e.address}]` : e.address)}:${e.port}`;
     case "stopped":
       return `stopped after ${e.accepted} connections (${e.refused} refused)`;
     case "accepted":
-      return `accepted ${e.peer}`;
+      return `accepted ${printable(e.peer)}`;
     case "refused":
-      return `refused ${e.peer}: ${e.reason}`;
+      return `refused ${printable(e.peer)}: ${printable(e.reason)}`;
     case "process-ended":
-      return `process ${e.id} "${e.process}" ${e.state}${e.reason === undefined ? "" : `: ${e.reason}`}`;
+      return `process ${e.id} ${quoted(e.process)} ${e.state}${e.reason === undefined ? "" : `: ${printable(e.reason)}`}`;
     case "error":
-      return `error: ${e.message}`;
+      return `error: ${printable(e.message)}`;
   }
 }
 
-/** Human-readable lines: `2026-11-29T10:00:00.000Z 10243 server: accepted 127.0.0.1:51234`. */
+/**
+ * Human-readable lines: `2026-11-29T10:00:00.000Z 10243 server: accepted 127.0.0.1:51234`.
+ * Names, addresses and messages are shown with control, bidi and zero-width characters
+ * escaped (`process 7 "evil\tname\u202e" killed`), so one event is one line and a hostile
+ * name cannot hide or reorder what is logged.
+ */
 export function textLogger(out: NodeJS.WritableStream): Logger {
   return (e) => {
-    out.write(`${new Date().toISOString()} ${e.server}: ${describe(e)}\n`);
+    out.write(`${new Date().toISOString()} ${printable(e.server)}: ${describe(e)}\n`);
   };
 }
 
-/** One JSON object per line, with a `time` field first. */
+/**
+ * One JSON object per line, with a `time` field first. The values are the real ones; the
+ * characters JSON would leave raw and a terminal would act on (C1 controls, bidi and zero-width
+ * characters, U+2028/U+2029) are written as `\uXXXX` escapes, which parse back to them.
+ */
 export function jsonLogger(out: NodeJS.WritableStream): Logger {
   return (e) => {
-    out.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+    out.write(`${printableJson({ time: new Date().toISOString(), ...e })}\n`);
   };
 }
 

@@ -3,7 +3,7 @@ import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type Pr
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
-import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { endConnection, formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 import { serverOf, watchAccepted, type LocalEnd } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
@@ -59,6 +59,14 @@ export interface StartUpServerOptions extends ConnectionLimits, ServerLogging {
   /** Listener server only: ms a client has to send its name line before it is dropped (default 10000). */
   readonly nameTimeout?: number;
   /**
+   * Listener server only: most connections at once that are not yet sessions, because they
+   * have not authenticated or not sent a valid name line yet (default 32; in the spirit of
+   * OpenSSH's MaxStartups). They never take the places of sessions: when one more arrives,
+   * the oldest still waiting is told `Error: connection dropped: ... (maxStartups N) ...` in
+   * one line and closed, and the server counts and logs it as refused.
+   */
+  readonly maxStartups?: number;
+  /**
    * Processes to spread the service over (default 1: this process alone). With more, the
    * program's entry script runs again in each of that many `node:cluster` workers, where this
    * same call just listens on the shared port; here it resolves once all listen, and killing
@@ -89,9 +97,11 @@ export interface StartUpServerOptions extends ConnectionLimits, ServerLogging {
 /** Limits on a server's connections. */
 export interface ConnectionLimits {
   /**
-   * Most connections open at once (default: no limit for a server with a `function`, 100 for
-   * the listener server). A connection past the limit is accepted, told
-   * `Error: too many connections ...` in one line, and closed; the counters count it as refused.
+   * Most connections open at once (default: no limit). A connection past the limit is
+   * accepted, told `Error: too many connections ...` in one line, and closed; the counters
+   * count it as refused. For the listener server it is the most sessions at once (default
+   * 100): a connection counts once it has authenticated and named its listener, and those
+   * not yet there are limited by `maxStartups` instead.
    */
   readonly maxConnections?: number;
   /**
@@ -102,7 +112,12 @@ export interface ConnectionLimits {
    * closed and logged as refused. Off by default: then a header is just data.
    */
   readonly proxyProtocol?: boolean;
-  /** Milliseconds a connection may go without traffic before it is closed (default: no limit). */
+  /**
+   * Milliseconds a connection may go without traffic before it is closed (default: no limit).
+   * The peer is first sent the line
+   * `Error: connection idle for N ms (the server's idleTimeout); closing`, after any output
+   * still queued for it; the connection's stream then reads end of file.
+   */
   readonly idleTimeout?: number;
 }
 
@@ -142,7 +157,10 @@ export interface ServerCounters {
   readonly active: number;
   /** Connections accepted and waiting for `function` to be free. */
   readonly waiting: number;
-  /** Connections refused because `maxConnections` were open. */
+  /**
+   * Connections refused: past `maxConnections`, with a bad PROXY header, or turned away by a
+   * limit of the server's `function` (the listener server's sessions and start-ups).
+   */
   readonly refused: number;
   /** Connections closed by `idleTimeout`. */
   readonly timedOut: number;
@@ -153,9 +171,6 @@ export interface ServerCounters {
   /** Times `function` threw or rejected, and accept errors. */
   readonly errors: number;
 }
-
-/** Default `maxConnections` of the listener server: REPL sessions are few. */
-const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
@@ -173,7 +188,10 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly address: string;
   /** `IPv4`, `IPv6`, or `unix` for a Unix domain socket. */
   readonly family: string;
-  /** Most connections open at once; more are refused with a one-line message. */
+  /**
+   * Most connections open at once; more are refused with a one-line message. `Infinity` for
+   * the listener server, which applies its `maxConnections` to sessions itself.
+   */
   readonly maxConnections: number;
 
   readonly #server: net.Server;
@@ -241,8 +259,7 @@ export class ServerProcess extends Process implements ProcessResource {
     if (this.#active.size >= this.maxConnections) {
       // Without a listener, a reset while we say why would crash the host.
       socket.on("error", ignoreError);
-      this.#refused++;
-      this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: `maxConnections ${this.maxConnections}` });
+      this.countRefused(socket, `maxConnections ${this.maxConnections}`);
       socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () => socket.destroy());
       return;
     }
@@ -281,6 +298,15 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#serve(socket);
   }
 
+  /**
+   * @internal Counts `socket` as refused and logs why: for a `function` with limits of its
+   * own, which closes the connection itself.
+   */
+  countRefused(socket: net.Socket, reason: string): void {
+    this.#refused++;
+    this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason });
+  }
+
   /** @internal Every connection's local end (the listening address), unless that is a wildcard. */
   get localEnd(): LocalEnd | undefined {
     return this.#localEnd;
@@ -295,8 +321,16 @@ export class ServerProcess extends Process implements ProcessResource {
 
   static #onSocketIdle(this: net.Socket): void {
     const server = serverOf(this);
-    if (server instanceof ServerProcess) server.#timedOut++;
-    this.destroy();
+    if (!(server instanceof ServerProcess)) {
+      this.destroy();
+      return;
+    }
+    server.#timedOut++;
+    // The peer is told why in one line, after what is queued for it; its stream's reads see
+    // end of file. No second idle period: the socket is dropped if the peer has not closed
+    // within a few seconds.
+    this.setTimeout(0);
+    endConnection(this, `connection idle for ${server.#idleTimeout} ms (the server's idleTimeout); closing`);
   }
 
   readonly #onError = (error: NodeJS.ErrnoException): void => {
@@ -505,7 +539,10 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   }
 
   const limits: ConnectionLimits = {
-    maxConnections: options.maxConnections ?? (options.function === undefined ? DEFAULT_LISTENER_MAX_CONNECTIONS : Infinity),
+    // The listener server counts its sessions against maxConnections itself, and its
+    // connections not yet sessions against maxStartups: here it has no limit, so that a
+    // connection still starting never takes a session's place.
+    ...(options.function === undefined || options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };

@@ -62,6 +62,11 @@ export function watchForReader(socket: Socket, reader: SocketReader): void {
   (socket as WatchedSocket)[kReader] = reader;
 }
 
+/** @internal The stream reading `socket`, if any. */
+export function readerOf(socket: Socket): SocketReader | undefined {
+  return (socket as WatchedSocket)[kReader];
+}
+
 /** @internal The server that accepted `socket`, if any. */
 export function serverOf(socket: Socket): SocketServer | undefined {
   return (socket as WatchedSocket)[kServer];

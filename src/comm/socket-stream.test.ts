@@ -431,3 +431,59 @@ test("a stream made outside any process belongs to the first process that reads 
   processKill(p);
   assert.equal(stream.closed, true);
 });
+
+/** Everything `socket` sends until it ends, as text. */
+function readToEnd(socket: net.Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (text += chunk));
+    socket.once("end", () => {
+      resolve(text);
+    });
+    socket.once("error", reject);
+  });
+}
+
+test("close with a reason sends the buffered output, then one line Error: <reason> with its controls escaped, then end of file", async () => {
+  const { client, server } = await socketPair();
+  const received = readToEnd(client);
+  const stream = new SocketStream({ socket: server });
+  stream.writeString("buffered, not forced\n");
+  stream.close({ reason: "session killed (process 7 \"evil\tname\u202e\nCL-USER 1 > \" was killed)" });
+  assert.equal(await received, 'buffered, not forced\nError: session killed (process 7 "evil\\tname\\u202e\\nCL-USER 1 > " was killed)\n');
+});
+
+test("over maxOutputBuffer, a client that does not read gets, once it reads again, what was queued and then one line saying why", async () => {
+  const { client, server } = await socketPair();
+  client.pause();
+  const limit = 64 * 1024;
+  const stream = new SocketStream({ socket: server, maxOutputBuffer: limit });
+  const line = "x".repeat(16 * 1024 - 1);
+  let failure: unknown;
+  let written = 0;
+  const writer = processRunFunction("writer to a client that does not read", {}, async () => {
+    const pending = stream.readLine().then(() => undefined, (error: unknown) => error); // a pending read fails too
+    try {
+      // Far past what the kernel buffers on loopback: the rest waits in the stream's socket.
+      for (let i = 0; i < 10_000; i++) {
+        stream.writeLine(line);
+        stream.forceOutput();
+        written++;
+        await new Promise(setImmediate);
+      }
+    } catch (error) {
+      failure = error;
+    }
+    assert.equal(((await pending) as { code?: unknown } | undefined)?.code, ErrorCodes.OUTPUT_BUFFER_FULL);
+  });
+  assert.equal(await processJoin(writer, { timeout: 10_000 }), true, "the writer stopped");
+  assert.equal(writer.state, "finished", String(writer.error));
+  assert.equal((failure as { code?: unknown } | undefined)?.code, ErrorCodes.OUTPUT_BUFFER_FULL);
+  const received = readToEnd(client);
+  client.resume();
+  const lines = (await received).split("\n");
+  assert.equal(lines.pop(), "", "the last line ends with a newline, then end of file");
+  assert.equal(lines.pop(), `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`);
+  assert.ok(lines.length > 0 && lines.length <= written && lines.every((l) => l === line), "before it, whole lines of what was queued");
+});

@@ -3,7 +3,8 @@ import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
-import { knownLocalEnd, kReader, watchForReader, type LocalEnd } from "./socket-listeners.js";
+import { printable } from "./printable.js";
+import { knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -28,7 +29,13 @@ export interface SocketStreamOptions {
   readonly writeTimeout?: number;
   /** Longest line `readLine` accepts, in bytes, terminator excluded (default 1 MiB). A longer line fails the stream's input with `ERR_LINE_TOO_LONG`. */
   readonly maxLineLength?: number;
-  /** Output the peer has not taken yet, in bytes, past which the stream fails with `ERR_OUTPUT_BUFFER_FULL` (default 16 MiB). */
+  /**
+   * Output the peer has not taken yet, in bytes, past which the stream fails with
+   * `ERR_OUTPUT_BUFFER_FULL` (default 16 MiB): the peer is then sent the line
+   * `Error: output buffer over N bytes (maxOutputBuffer; the client is not reading); closing`
+   * after what is already queued for it, and the connection is ended, then dropped if the peer
+   * has not closed within 5 s.
+   */
   readonly maxOutputBuffer?: number;
 }
 
@@ -45,6 +52,10 @@ const READ_HIGH_WATER = 64 * 1024;
 const WRITE_HIGH_WATER = 64 * 1024;
 // How long a closed stream waits for the peer's end of file before it drops the socket.
 const CLOSE_LINGER_MS = 5000;
+// How long a connection ended with a reason line (over maxOutputBuffer, idle) may take to
+// hand the peer what is queued and see its end of file, however slowly it reads: then it is
+// dropped, and the memory its queued output holds is freed.
+const ENDING_DEADLINE_MS = CLOSE_LINGER_MS;
 // Most input decoded at once for readLine (see #textOfHead).
 const TEXT_WINDOW = 1024;
 
@@ -96,6 +107,15 @@ function flushTick(stream: SocketStream): void {
 
 function readTimedOut(stream: SocketStream): void {
   stream.readTimerFired();
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
+/** The one line a connection ended by confab gets: `Error: ` and the reason, escaped so it stays one line. */
+function reasonLine(reason: string): string {
+  return `Error: ${printable(reason)}\n`;
 }
 
 /**
@@ -170,6 +190,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #flushQueued = false;
   #closed = false;
   #outputError: Error | undefined;
+  // Set once the connection was ended with a reason line: drops the socket if the peer lingers.
+  #endingTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SocketStreamOptions) {
     const socket = options.socket;
@@ -238,6 +260,15 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   // ---------------------------------------------------------------- reading
+
+  /**
+   * `true` when input has arrived that no read has taken yet, so a read would not wait for
+   * the peer, as Common Lisp's `listen`. A REPL uses it to tell a paste (more lines already
+   * here) from a person typing. `false` at end of file and once the stream is closed.
+   */
+  listen(): boolean {
+    return this.#avail > 0 && !this.#closed;
+  }
 
   /**
    * The next line, without its LF or CRLF; `null` at end of file. A last line without a
@@ -599,6 +630,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   /** @internal The connection is gone: what is buffered can still be read, then end of file. */
   socketClosed(): void {
+    clearTimeout(this.#endingTimer);
     this.#eof = true;
     this.#waitingDrain = false;
     this.#serve();
@@ -606,7 +638,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #data(chunk: Buffer): void {
-    if (this.#closed || this.#inputError !== undefined) return; // draining towards the peer's FIN
+    if (this.#closed || this.#inputError !== undefined || this.#endingTimer !== undefined) return; // draining towards the peer's FIN
     if (this.#chunks.length === 0) this.#chunks = [chunk];
     else this.#chunks.push(chunk);
     this.#avail += chunk.length;
@@ -759,8 +791,42 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       );
       if (this.#pending !== Read.None) this.#settle(undefined, this.#outputError);
       this.#inputError ??= this.#outputError;
-      socket.destroy();
+      // The peer is not reading, so the reason can only go after what it has not taken yet:
+      // it reads the line if it ever catches up within the deadline, which also bounds how
+      // long the queued output holds memory. Nothing more is queued (#flush discards).
+      this.#endWith(`output buffer over ${this.#config.maxOutput} bytes (maxOutputBuffer; the client is not reading); closing`);
     }
+  }
+
+  /**
+   * @internal The server ends the connection (its `idleTimeout`): what is buffered is sent,
+   * then the line `Error: <reason>`, then end of file; reads see what had come in whole, then
+   * end of file, as if the peer had closed; later output is discarded, as on a connection the
+   * peer dropped. The socket is dropped if the peer has not closed within 5 s.
+   */
+  endConnection(reason: string): void {
+    if (this.#socket.destroyed) return;
+    this.#flush();
+    this.#endWith(reason);
+    this.#eof = true;
+    this.#serve();
+  }
+
+  /** Queues the reason line after everything the socket holds, ends our side, and gives the peer a deadline. */
+  #endWith(reason: string): void {
+    const socket = this.#socket;
+    if (socket.destroyed || this.#endingTimer !== undefined) return;
+    if (socket.writableEnded) {
+      socket.destroy(); // closed by its owner already, and still not closed by the peer
+      return;
+    }
+    this.#discardOutput();
+    socket.end(reasonLine(reason), this.#config.encoding);
+    // Read on (discarding) so the peer's end of file is seen and the socket closes at once.
+    this.#paused = false;
+    socket.resume();
+    this.#endingTimer = setTimeout(destroySocket, ENDING_DEADLINE_MS, socket);
+    this.#endingTimer.unref();
   }
 
   /** The buffered text, as one string, and no more buffered text. */
@@ -784,8 +850,14 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
    * Closes the stream: buffered output is sent, then the connection is shut down (the peer
    * reads end of file). With `abort: true` the connection is dropped at once and buffered
    * output is discarded. A pending read settles with `null`. Closing twice does nothing.
+   *
+   * With `reason`, the peer is told why in one last line after the buffered output,
+   * `Error: <reason>` (its control, bidi and zero-width characters escaped, so it stays one
+   * line), as confab's servers tell a connection they end: a listener session whose process
+   * was killed gets `Error: session killed (process 7 "x" was killed)`. Not sent with
+   * `abort`, on an input-only stream, or once the output has failed.
    */
-  close(options?: { abort?: boolean }): void {
+  close(options?: { abort?: boolean; reason?: string }): void {
     if (this.#closed) return;
     this.#closed = true;
     this[kOwner]?.disown(this);
@@ -795,6 +867,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       this.#discardOutput();
       socket.destroy();
     } else if (!socket.destroyed) {
+      const reason = options?.reason;
+      if (reason !== undefined && this.#config.direction !== "input" && this.#outputError === undefined) {
+        const line = reasonLine(reason);
+        if (this.#out.length === 0) this.#out = [line];
+        else this.#out.push(line);
+        this.#outChars += line.length;
+      }
       this.#flush();
       socket.end();
       if (!this.#eof) {
@@ -820,6 +899,31 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #peer(): string {
     return this.remotePort === undefined ? "the peer" : `${formatHost(this.remoteAddress ?? "?")}:${this.remotePort}`;
   }
+}
+
+/**
+ * @internal Ends a server's connection with the line `Error: <reason>`: through its stream when
+ * it has one (see {@link SocketStream.endConnection}), else on the socket itself, which is
+ * then dropped if the peer has not closed within 5 s.
+ */
+export function endConnection(socket: Socket, reason: string): void {
+  const reader = readerOf(socket);
+  if (reader instanceof SocketStream) {
+    reader.endConnection(reason);
+    return;
+  }
+  if (socket.destroyed) return;
+  if (socket.writableEnded) {
+    socket.destroy();
+    return;
+  }
+  socket.end(reasonLine(reason));
+  socket.resume(); // so the peer's end of file is seen, and the socket closes
+  const timer = setTimeout(destroySocket, ENDING_DEADLINE_MS, socket);
+  timer.unref();
+  socket.once("close", () => {
+    clearTimeout(timer);
+  });
 }
 
 /** `host:port`, with IPv6 addresses in brackets. */

@@ -180,12 +180,11 @@ test("the table of failing peers is bounded: the oldest are forgotten first", as
 });
 
 test("a peer's failures are forgotten after forgetAfter", async () => {
-  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 1, forgetAfter: 30 });
+  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 1, forgetAfter: 1000 });
   await auth.verify("192.0.2.5", "wrong-wrong-wrong-wrong");
   await auth.verify("192.0.2.5", "wrong-wrong-wrong-wrong");
   assert.equal(auth.failuresOf("192.0.2.5"), 2);
-  await sleep(60);
-  assert.equal(auth.failuresOf("192.0.2.5"), 0);
+  await eventually(() => auth.failuresOf("192.0.2.5") === 0, 5000, "the peer is forgotten");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +310,7 @@ async function throttledServer(throttle: TokenThrottleOptions): Promise<{ port: 
 }
 
 test("the right token gets its prompt at once while 20 wrong ones from the same address still wait for their answers", async () => {
-  const { port, auth } = await throttledServer({ refusalDelay: 100, maxRefusalDelay: 200 });
+  const { port, auth } = await throttledServer({ refusalDelay: 400, maxRefusalDelay: 400 });
   const wrong: LineClient[] = [];
   for (let i = 0; i < 20; i++) {
     const c = await LineClient.connect(port);
@@ -320,13 +319,15 @@ test("the right token gets its prompt at once while 20 wrong ones from the same 
     wrong.push(c);
   }
   // All twenty judged and waiting: answered one after another, the last some 4 s from now.
-  await eventually(() => auth.pendingOf("127.0.0.1") === 20, 5000, "the twenty wrong tokens are judged");
+  const answeredSoFar = (): number => wrong.filter((c) => c.received !== "").length;
+  await eventually(() => auth.pendingOf("127.0.0.1") + answeredSoFar() === 20, 5000, "the twenty wrong tokens are judged");
+  const answeredBefore = answeredSoFar();
   const right = await LineClient.connect(port);
   clients.push(right);
   right.send(`token ${TOKEN}\n"the right one"\n`);
   await right.until("CL-USER 1 > ", 2000);
-  const answered = wrong.filter((c) => c.received !== "").length;
-  assert.ok(answered <= 5, `the right token got in while ${20 - answered} of 20 refusals were outstanding`);
+  const answered = answeredSoFar();
+  assert.ok(answered - answeredBefore <= 3 && answered <= 15, `the right token got in while ${20 - answered} of 20 refusals were outstanding`);
   right.send("6 * 7\n");
   assert.match(await right.until("CL-USER 2 > "), /42/);
   right.end();

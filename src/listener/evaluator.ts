@@ -74,9 +74,9 @@ interface Helpers {
 
 /** A compiled input and the name of the one-shot global through which it finds its launcher. */
 interface CompiledScript {
-  key: string;
+  /** The one-shot global through which a script run under vm's watchdog finds its launcher. */
+  key: string | undefined;
   script: vm.Script;
-  needsWatchdog: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -381,13 +381,15 @@ export class Evaluator {
     // Line 0 holds the wrapper and the prologue; the input starts on line 1, so with lineOffset -1 stack
     // frames point at the line the user typed. The wrapper calls the launcher *before* the user code, so the
     // frames of the machinery are all on line 0 and easy to leave out of printed stacks.
-    const key = `__confab_launch_${randomUUID().replaceAll("-", "")}`;
-    const wrapper =
-      `this[${JSON.stringify(key)}](function (${HELPER}) { return async function () { with (${HELPER}.scope) {${generated.prologue}` +
-      `\n${generated.body}\n} }; })`;
+    const factory = `(function (${HELPER}) { return async function () { with (${HELPER}.scope) {${generated.prologue}`;
+    const rest = `\n${generated.body}\n} }; })`;
+    // Under vm's watchdog the user code must run inside the vm call: the script calls its
+    // launcher itself. Otherwise the script's value is the factory, called by #launch.
+    const key = generated.needsWatchdog ? `__confab_launch_${randomUUID().replaceAll("-", "")}` : undefined;
+    const wrapper = key === undefined ? `${factory}${rest}` : `this[${JSON.stringify(key)}]${factory}${rest}`;
     try {
       const script = new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 });
-      return { ok: true, key, script, needsWatchdog: generated.needsWatchdog };
+      return { ok: true, key, script };
     } catch (error) {
       return { ok: false, error };
     }
@@ -395,26 +397,30 @@ export class Evaluator {
 
   /**
    * Runs a compiled input's synchronous part under the time limit and returns the promise of its completion.
-   * The script finds the launcher through a one-shot global getter with a random name, removed on first read,
-   * before any user code runs: the script has no other way to reach this evaluator's scope, and nothing
-   * stays behind on `globalThis`.
+   * Under vm's watchdog, the script finds the launcher through a one-shot global getter with a random name,
+   * removed on first read, before any user code runs: the script has no other way to reach this evaluator's
+   * scope, and nothing stays behind on `globalThis`.
    */
   #launch(compiled: CompiledScript): Promise<unknown> {
-    const { key, script, needsWatchdog } = compiled;
-    const launcher: Launcher = (factory) => factory(this.#helpers).call(globalThis);
+    const { key, script } = compiled;
+    const timeout = this.#timeout;
+    const launch: Launcher = (factory) => factory(this.#helpers).call(globalThis);
+    if (key === undefined) {
+      const factory = script.runInThisContext() as Parameters<Launcher>[0];
+      return withinTimeLimit(timeout, "evaluation", () => launch(factory));
+    }
     const global = globalThis as Record<string, unknown>;
     Object.defineProperty(globalThis, key, {
       configurable: true,
       enumerable: false,
       get: () => {
         Reflect.deleteProperty(global, key);
-        return launcher;
+        return launch;
       },
     });
-    const timeout = this.#timeout;
     try {
       return withinTimeLimit(timeout, "evaluation", () =>
-        script.runInThisContext(needsWatchdog && timeout !== undefined ? { timeout } : {}) as Promise<unknown>,
+        script.runInThisContext(timeout === undefined ? {} : { timeout }) as Promise<unknown>,
       );
     } finally {
       Reflect.deleteProperty(global, key);

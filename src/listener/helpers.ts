@@ -1,8 +1,10 @@
 import { inspect } from "node:util";
 import { ServerProcess } from "../comm/server.js";
+import { printable, quoted } from "../comm/printable.js";
 import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, type Process } from "../mp/process.js";
-import { findProcessFromName, getCurrentProcess, liveProcesses, listAllProcesses } from "../mp/registry.js";
+import { getCurrentProcess, liveProcesses, listAllProcesses } from "../mp/registry.js";
 
 /** One row of {@link ps}. */
 export interface ProcessRow {
@@ -17,7 +19,12 @@ export interface ProcessRow {
   readonly bytesOut?: number;
 }
 
-/** Rows that print as a table in a listener and still work as an array in code. */
+/**
+ * Rows that print as a table in a listener and still work as an array in code. The rows hold
+ * the real names; the table shows names and peers with control, bidi and zero-width characters
+ * escaped (`evil\tname\u202e`, see `comm/printable.ts`), so a hostile name cannot hide a row,
+ * forge one or reorder the columns.
+ */
 export class ProcessTable extends Array<ProcessRow> {
   /** Arrays made by `map`/`filter` on a table are plain arrays. */
   static override get [Symbol.species](): ArrayConstructor {
@@ -29,10 +36,10 @@ export class ProcessTable extends Array<ProcessRow> {
     const header = ["ID", "NAME", "STATE", "AGE", "PEER", "IN", "OUT"];
     const rows = this.map((r) => [
       `${r.id === me?.id ? "*" : " "}${r.id}`,
-      r.name,
+      printable(r.name),
       r.state,
       formatAge(r.age),
-      r.peer ?? "",
+      r.peer === undefined ? "" : printable(r.peer),
       r.bytesIn === undefined ? "" : formatBytes(r.bytesIn),
       r.bytesOut === undefined ? "" : formatBytes(r.bytesOut),
     ]);
@@ -80,9 +87,31 @@ function rowOf(p: Process): ProcessRow {
   };
 }
 
-/** Kills a live process given by id, name, or the process itself; `true` if one was killed. */
+/**
+ * Kills a live process given by id, by name, or the process itself; `true` if one was killed,
+ * `false` if none is live by that id or name (or the process had already ended).
+ *
+ * Names need not be unique, as in LispWorks (`mp:process-run-function` takes any name, and a
+ * session may name itself after another process, even the server). So a name that more than one
+ * live process bears kills none of them: it throws a `ConfabError` with code
+ * `ERR_AMBIGUOUS_NAME` whose message lists their ids, e.g.
+ * `2 live processes are named "10243 server" (ids 1, 7): kill one by id`. Kill by id then.
+ */
 export function kill(which: number | string | Process): boolean {
-  const target = typeof which === "number" ? liveProcesses.get(which) : typeof which === "string" ? findProcessFromName(which) : which;
+  if (typeof which === "number") {
+    const target = liveProcesses.get(which);
+    return target === undefined ? false : processKill(target);
+  }
+  if (typeof which !== "string") return processKill(which);
+  const named: Process[] = [];
+  for (const p of liveProcesses.values()) if (p.name === which) named.push(p);
+  if (named.length > 1) {
+    throw new ConfabError(
+      ErrorCodes.AMBIGUOUS_NAME,
+      `${named.length} live processes are named ${quoted(which)} (ids ${named.map((p) => p.id).join(", ")}): kill one by id`,
+    );
+  }
+  const target = named[0];
   return target === undefined ? false : processKill(target);
 }
 
@@ -101,8 +130,11 @@ class Printed {
 }
 
 const helpText = `confab listener: TypeScript and JavaScript evaluated inside the running program.
-  ps()              table of live processes (id, name, state, age, peer, bytes in/out)
-  kill(idOrName)    kill a process (closes what it owns: its connection, its server socket)
+  ps()              table of live processes (id, name, state, age, peer, bytes in/out);
+                    invisible characters in names are shown escaped (\\t, \\u202e)
+  kill(idOrName)    kill a process (closes what it owns: its connection, its server socket);
+                    names need not be unique: a name several live processes share kills
+                    none and throws ERR_AMBIGUOUS_NAME with their ids, so kill by id
   mp, comm          confab's process and network namespaces (mp.listAllProcesses(), comm.startUpServer(...))
   _                 the last value
   help()            this text

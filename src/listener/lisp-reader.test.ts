@@ -124,7 +124,7 @@ void test("error messages quote what the client sent on one short line", () => {
   const hostile = `|${"\n".repeat(5)}${"x".repeat(10_000)}| more`;
   assert.throws(
     () => readListenerName(hostile),
-    badNameLine(/^expected a string naming the listener, such as "my listener", but got the symbol \|\\u000a.{0,80}\.\.\.\| followed/),
+    badNameLine(/^expected a string naming the listener, such as "my listener", but got the symbol \|\\n.{0,80}\.\.\.\| followed/),
   );
 });
 

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { printable, quoted } from "../comm/printable.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 
 /**
@@ -354,7 +355,7 @@ const SHOWN_LENGTH = 40;
 function describeForm(form: LispForm): string {
   switch (form.kind) {
     case "string":
-      return `the string "${printable(form.value.replace(/["\\]/g, "\\$&"))}"`;
+      return `the string ${quoted(shortened(form.value))}`;
     case "symbol":
       return `the symbol ${printSymbol(form.name)}`;
     case "number":
@@ -367,15 +368,15 @@ function describeForm(form: LispForm): string {
 // A name printed bare must read back as the same symbol; otherwise it is shown in |...|, as Lisp prints it.
 function printSymbol(name: string): string {
   const bare = /^(?!#)[A-Z0-9!$%&*+\-./:<=>?@^_~[\]{}#]+$/.test(name) && !/^\.+$/.test(name) && parseNumber(name) === undefined;
-  return bare ? printable(name) : `|${printable(name.replace(/[|\\]/g, "\\$&"))}|`;
+  // printable escapes `\` as `\\`, as Lisp does between bars; `|` is escaped here.
+  return bare ? printable(shortened(name)) : `|${printable(shortened(name)).replace(/\|/g, "\\|")}|`;
 }
 
-/** Truncates and escapes control and line-separator characters so that a message stays on one short line. */
-function printable(s: string): string {
+/** At most SHOWN_LENGTH characters of `s`, `...` marking a cut, so that a message stays short (see printable for one line). */
+function shortened(s: string): string {
   // Slicing first keeps this cheap for a huge token; 2 code units per code point is the worst case.
   const head = s.slice(0, SHOWN_LENGTH * 2 + 2);
   const chars = Array.from(head);
   const truncated = chars.length > SHOWN_LENGTH || head.length < s.length;
-  const shown = truncated ? `${chars.slice(0, SHOWN_LENGTH).join("")}...` : chars.join("");
-  return shown.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return truncated ? `${chars.slice(0, SHOWN_LENGTH).join("")}...` : head;
 }

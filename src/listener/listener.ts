@@ -1,7 +1,7 @@
 import * as comm from "../comm/index.js";
 import type { SocketStream } from "../comm/socket-stream.js";
 import * as mp from "../mp/index.js";
-import { ConfabError } from "../errors.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
 import { Evaluator } from "./evaluator.js";
 import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
@@ -53,7 +53,13 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   let framed = false;
   const write = (text: string): void => {
     if (stream.closed) return;
-    stream.writeString(text);
+    try {
+      stream.writeString(text);
+    } catch (error) {
+      // Past its output limit the stream ends the connection, saying why: what follows is dropped.
+      if (error instanceof ConfabError && error.code === ErrorCodes.OUTPUT_BUFFER_FULL) return;
+      throw error;
+    }
     stream.forceOutput();
   };
   const context: Record<string, unknown> = { ...options.context };
@@ -72,6 +78,17 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
 
   const session = mp.getCurrentProcess();
   if (session !== undefined) {
+    // Killed (from another session, or the monitor): the client is told so before the end.
+    // The abort comes before the process closes what it owns, so the stream is still open.
+    const signal = session.signal;
+    signal.addEventListener(
+      "abort",
+      () => {
+        const why: unknown = signal.reason;
+        stream.close({ reason: `session killed (${why instanceof Error ? why.message : `process ${session.id} was killed`})` });
+      },
+      { once: true },
+    );
     catchStrayErrors(session, (error) => {
       if (stream.closed) return false;
       const shown = evaluator.format({ ok: false, error });

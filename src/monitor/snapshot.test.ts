@@ -129,3 +129,23 @@ test("history samples open connections and throughput, never negative, and keeps
     serverTerminate(server);
   }
 });
+
+test("names a client chose, with a tab, a bidi override and a zero-width space, are shown escaped in a snapshot, and the row's parent too", async () => {
+  let child: Process | undefined;
+  const parent = processRunFunction("parent\u202e", {}, () => {
+    child = processRunFunction("evil\tname\u200b", {}, (s: AbortSignal) => never(s), new AbortController().signal);
+    return never(new AbortController().signal);
+  });
+  try {
+    await eventually(() => child !== undefined);
+    const snap = takeSnapshot({});
+    const row = snap.processes.find((p) => p.id === child?.id);
+    assert.equal(row?.name, "evil\\tname\\u200b");
+    assert.equal(row.parentName, "parent\\u202e");
+    assert.equal(snap.processes.find((p) => p.id === parent.id)?.name, "parent\\u202e");
+    assert.doesNotMatch(JSON.stringify(snap), /[\u202e\u200b]/u);
+  } finally {
+    processKill(parent);
+    if (child !== undefined) processKill(child);
+  }
+});

@@ -3,9 +3,15 @@
  * plain JSON-ready data. The page, the JSON endpoint and the event stream all send this one
  * shape, so a script can read `/api/snapshot` and see exactly what a person sees.
  *
+ * Names, addresses and peers are shown text: their control, bidi and zero-width characters (a
+ * listener's name comes from its client) are escaped as `ps()` and the text log escape them
+ * (`evil\tname\u202e`, see `comm/printable.ts`), so a hostile name can neither hide a row nor
+ * reorder what the page shows. To act on a process, use its `id`.
+ *
  * @module
  */
 import { ServerProcess, type ServerCounters } from "../comm/server.js";
+import { printable } from "../comm/printable.js";
 import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
 import type { Process, ProcessState } from "../mp/process.js";
 import { listAllProcesses } from "../mp/registry.js";
@@ -17,7 +23,7 @@ export type MonitorProcessKind = "server" | "monitor" | "connection" | "process"
 export interface MonitorServerRow {
   /** The server's process id (the same id as its row in `processes`). */
   readonly id: number;
-  /** The server's process name. */
+  /** The server's process name, shown escaped. */
   readonly name: string;
   /** Where it listens, `host:port` (IPv6 in brackets), or the socket path. */
   readonly listening: string;
@@ -29,7 +35,7 @@ export interface MonitorServerRow {
 export interface MonitorProcessRow {
   /** The process's id. */
   readonly id: number;
-  /** The process's name. */
+  /** The process's name, shown escaped (see the module's note). */
   readonly name: string;
   /** The process's state. */
   readonly state: ProcessState;
@@ -53,7 +59,7 @@ export interface MonitorProcessRow {
 export interface MonitorConnectionRow {
   /** The id of the process that owns the stream. */
   readonly process: number;
-  /** That process's name. */
+  /** That process's name, shown escaped. */
   readonly processName: string;
   /** The server that accepted it, when its process was started by a server's `function`. */
   readonly server: string | null;
@@ -106,16 +112,16 @@ export function connectionOf(p: Process): SocketStream | undefined {
 }
 
 function streamPeer(stream: SocketStream): string {
-  return stream.remoteAddress === undefined ? "?" : formatHostPort(stream.remoteAddress, stream.remotePort ?? "?");
+  return stream.remoteAddress === undefined ? "?" : printable(formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"));
 }
 
 function streamLocal(stream: SocketStream): string {
-  return stream.localAddress === undefined ? "?" : formatHostPort(stream.localAddress, stream.localPort ?? "?");
+  return stream.localAddress === undefined ? "?" : printable(formatHostPort(stream.localAddress, stream.localPort ?? "?"));
 }
 
-/** Where a server listens, for people. */
+/** Where a server listens, for people (escaped as {@link printable} does). */
 export function listeningOn(server: ServerProcess): string {
-  return server.family === "unix" ? server.address : formatHostPort(server.address, server.port);
+  return printable(server.family === "unix" ? server.address : formatHostPort(server.address, server.port));
 }
 
 /**
@@ -136,17 +142,17 @@ export function takeSnapshot(options: {
   const connections: MonitorConnectionRow[] = [];
   for (const p of live) {
     // Servers are listed whatever the row limit: there are few, and they carry the totals.
-    if (p instanceof ServerProcess) servers.push({ id: p.id, name: p.name, listening: listeningOn(p), counters: p.counters });
+    if (p instanceof ServerProcess) servers.push({ id: p.id, name: printable(p.name), listening: listeningOn(p), counters: p.counters });
   }
   for (const p of live.length > maxRows ? live.slice(0, maxRows) : live) {
     const parent = p.parent;
     const base = {
       id: p.id,
-      name: p.name,
+      name: printable(p.name),
       state: p.state,
       age: p.age,
       parent: parent?.id ?? null,
-      parentName: parent?.name ?? null,
+      parentName: parent === undefined ? null : printable(parent.name),
     };
     if (p instanceof ServerProcess) {
       const c = p.counters;
@@ -168,8 +174,8 @@ export function takeSnapshot(options: {
     processes.push({ ...base, kind: "connection", peer, bytesIn, bytesOut });
     connections.push({
       process: p.id,
-      processName: p.name,
-      server: parent instanceof ServerProcess ? parent.name : null,
+      processName: base.name,
+      server: parent instanceof ServerProcess ? printable(parent.name) : null,
       local: streamLocal(stream),
       peer,
       bytesIn,

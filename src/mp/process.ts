@@ -303,7 +303,7 @@ export class Process {
 }
 
 function killedReason(p: Process): Error {
-  const error = new Error(`process "${p.name}" was killed`);
+  const error = new Error(`process ${p.id} "${p.name}" was killed`);
   error.name = "AbortError";
   return error;
 }
