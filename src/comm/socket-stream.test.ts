@@ -55,6 +55,21 @@ test("readLine returns lines without LF or CRLF, then null at end of file", asyn
   assert.equal(await stream.readLine(), null, "end of file stays end of file");
 });
 
+test("listen() tells whether input is already here, as Lisp's listen: a paste, not a person typing", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  assert.equal(stream.listen(), false);
+  client.write("one\ntwo\n");
+  assert.equal(await stream.readLine(), "one");
+  assert.equal(stream.listen(), true, "the second line came with the first");
+  assert.equal(await stream.readLine(), "two");
+  assert.equal(stream.listen(), false);
+  client.end();
+  assert.equal(await stream.readLine(), null);
+  assert.equal(stream.listen(), false, "end of file is not input");
+  stream.close();
+});
+
 test("readLine returns a last line without newline before null", async () => {
   const { socket, push } = chunkedSocket();
   const stream = new SocketStream({ socket });

@@ -370,6 +370,17 @@ void describe("Evaluator: errors", () => {
     assert.equal(await value(ev, "1 + 1"), 2);
   });
 
+  void test("abandon() lets the next input run at once; what the abandoned one settles to is dropped", async () => {
+    const ev = new Evaluator();
+    await value(ev, "let release: (v: number) => void");
+    const abandoned = ev.evaluate("await new Promise<number>((r) => { release = r })");
+    ev.abandon();
+    assert.equal(await value(ev, "1 + 1"), 2, "not queued behind the abandoned input");
+    await value(ev, "release(99)");
+    assert.deepEqual(await abandoned, { ok: true, value: 99 });
+    assert.equal(await value(ev, "_"), undefined, "`_` was not set by the abandoned input (release() returned undefined)");
+  });
+
   void test("a timeout of 0 or Infinity disables the limit, and a bad one is refused", async () => {
     const loop = "const until = Date.now() + 30; while (Date.now() < until) {} 'finished'";
     assert.equal(await value(new Evaluator({ timeout: 0 }), loop), "finished");

@@ -312,7 +312,8 @@ export class Evaluator {
    * itself (shown as `Promise { ... }`), as in Node's REPL.
    */
   evaluate(source: string): Promise<EvalOutcome> {
-    const outcome = this.#queue.then(() => this.#run(source));
+    const generation = this.#generation;
+    const outcome = this.#queue.then(() => this.#run(source, generation));
     this.#queue = outcome.then(
       () => undefined,
       () => undefined,
@@ -331,8 +332,7 @@ export class Evaluator {
     this.#queue = Promise.resolve();
   }
 
-  async #run(source: string): Promise<EvalOutcome> {
-    const generation = this.#generation;
+  async #run(source: string, generation: number): Promise<EvalOutcome> {
     try {
       if (typeof source !== "string") {
         return { ok: false, error: new TypeError(`evaluate() expects a string, not ${typeof source}`) };
