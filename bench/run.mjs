@@ -3,9 +3,9 @@
 //
 // Runs the seed's talk protocol against three servers in the same run (raw node:net,
 // node:readline, confab's talk server), each a child process, driven by bench/loadgen.c
-// (compiled here with cc). Also times a `1 + 1` round trip through confab's listener and
-// confab's cold start, and how the talk server scales with startUpServer's `workers` option
-// (node:cluster). Prints a table of ratios to raw, writes results/latest.json,
+// (compiled here with cc). Also times REPL round trips through confab's listener against
+// Node's own REPL served over a socket, confab's cold start, and how the talk server scales
+// with startUpServer's `workers` option (node:cluster). Prints a table of ratios to raw, writes results/latest.json,
 // results/latest.md and results/ratios.svg. See bench/README.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -40,7 +40,10 @@ const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options
   --help
 
 Environment: BENCH_QUICK=1, BENCH_ONLY, BENCH_SERVERS, BENCH_REPS, BENCH_DURATION,
-BENCH_WARMUP, BENCH_IDLE, BENCH_OUT, BENCH_RETRIES, BENCH_WORKERS do the same.`;
+BENCH_WARMUP, BENCH_IDLE, BENCH_OUT, BENCH_RETRIES, BENCH_WORKERS do the same.
+BENCH_LISTENER_WARMUP=N: listener round trips of each input on the fresh servers before the
+counted ones (default 2000, --quick 1000); BENCH_LISTENER_NODELAY=0: confab's listener socket
+without the TCP_NODELAY the bench gives it (Node's REPL server always has it).`;
 
 // ---------------------------------------------------------------------------------------
 // options
@@ -106,7 +109,8 @@ function parseOptions(argv, env) {
     idle: Math.round(num(o.idle, o.quick ? 2000 : 10000, 10, 100000)),
     retries: Math.round(num(o.retries, 2, 0, 5)),
     coldRuns: o.quick ? 5 : 15,
-    listenerIterations: o.quick ? 500 : 2000,
+    listenerIterations: o.quick ? 500 : 2000, // counted round trips of each input on each server
+    listenerWarmup: Math.round(num(env.BENCH_LISTENER_WARMUP, o.quick ? 1000 : 2000, 100, 100000)), // the same before them, on the fresh servers (reported apart)
     workerCounts: workerCounts(o.workers),
     out: path.resolve(o.out ?? (partial ? path.join(BENCH, "build", "results") : path.join(BENCH, "results"))),
   };
@@ -198,6 +202,7 @@ const SERVER_SCRIPTS = {
   confab: "servers/confab-talk.mjs",
   "confab-listener": "servers/confab-listener.mjs",
   "confab-workers": "servers/confab-talk-workers.mjs",
+  "node-repl": "servers/node-repl.mjs",
 };
 
 /**
@@ -395,101 +400,235 @@ async function runIdle(server) {
 }
 
 // ---------------------------------------------------------------------------------------
-// a small Node client: line round trips at one connection (listener and raw reference)
+// listener: REPL round trips at one connection, confab's listener against Node's own REPL
+//
+// One Node client (below) for every server: it writes one input line, waits until the answer
+// and the next prompt have come back, checks both, and times that. The servers are started
+// once, one connection each, and take turns in windows of LISTENER_WINDOW round trips
+// (listener, Node's REPL, listener, ...; the order flips every round), so that the machine's
+// drift hits both alike. Every input differs from every other one sent on that connection.
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
-const PROMPT = /(?:^|\n)([^\n]*> )$/;
+const LISTENER_WINDOW = 100; // round trips per window
+const LISTENER_NODELAY = process.env.BENCH_LISTENER_NODELAY !== "0";
+
+/**
+ * The inputs. `i` is the same for both servers in a round and never repeats on a connection, so
+ * that no cache of identical source text can favour either side. Node's REPL does not strip
+ * types: it is sent `plain`, the JavaScript a user would type there.
+ */
+const REPL_INPUTS = [
+  { id: "js", label: "JavaScript `1 + i`", typed: (i) => `1 + ${i}`, plain: (i) => `1 + ${i}`, answer: (i) => String(1 + i) },
+  {
+    id: "ts", label: "TypeScript `const xi: number = i; xi * 2`",
+    typed: (i) => `const x${i}: number = ${i}; x${i} * 2`, plain: (i) => `const x${i} = ${i}; x${i} * 2`, answer: (i) => String(2 * i),
+  },
+];
+
+/** Splits what came back into the answer and the prompt after it, or null. */
+function answerAndPrompt(text) {
+  const t = text.replace(ANSI, "");
+  const nl = t.lastIndexOf("\n");
+  return nl < 0 ? null : { answer: t.slice(0, nl).trim(), prompt: t.slice(nl + 1) };
+}
+const endsInPrompt = (b) => b.endsWith("> ") && b.includes("\n");
+
+/** What each server is sent and what must come back. */
+const REPL_SIDES = {
+  // NODELAY=1: TCP_NODELAY on the accepted socket, as Node's REPL server has (see the server);
+  // BENCH_LISTENER_NODELAY=0 measures confab's server as it is, with Nagle on
+  listener: {
+    server: "confab-listener", env: { NODELAY: LISTENER_NODELAY ? "1" : "0" }, name: "confab listener",
+    hello: '"bench"\n', firstPrompt: /^CL-USER 1 > $/, send: (input, i) => input.typed(i), done: endsInPrompt,
+    check(got, input, i) {
+      const r = answerAndPrompt(got);
+      const want = `CL-USER ${this.count + 1} > `;
+      if (!r || r.answer !== input.answer(i) || r.prompt !== want) {
+        throw new Error(`listener: ${JSON.stringify(input.typed(i))} gave ${JSON.stringify(got.slice(-200))}, not ${JSON.stringify(`${input.answer(i)}\n${want}`)}`);
+      }
+      this.count++;
+    },
+  },
+  node: {
+    server: "node-repl", env: {}, name: "Node's REPL",
+    hello: null, firstPrompt: /^> $/, send: (input, i) => input.plain(i), done: endsInPrompt,
+    check(got, input, i) {
+      const r = answerAndPrompt(got);
+      if (!r || r.answer !== input.answer(i) || r.prompt !== "> ") {
+        throw new Error(`Node's REPL: ${JSON.stringify(input.plain(i))} gave ${JSON.stringify(got.slice(-200))}, not ${JSON.stringify(`${input.answer(i)}\n> `)}`);
+      }
+    },
+  },
+  // the floor: the same client against the raw talk server, which echoes the line
+  raw: {
+    server: "raw", env: {}, name: "raw talk server",
+    hello: null, firstPrompt: null, send: (input, i) => input.plain(i), done: (b) => b.endsWith("\n"),
+    check(got, input, i) {
+      if (got !== `You sent: '${input.plain(i)}'\n`) throw new Error(`raw: unexpected ${JSON.stringify(got.slice(-200))}`);
+    },
+  },
+};
 
 async function lineClient(port, connectMs = 5000) {
   const sock = net.connect({ host: "127.0.0.1", port });
   sock.setNoDelay(true);
   sock.setEncoding("utf8");
   let buf = "";
-  let wake = null;
+  let wait = null; // { pred, resolve, reject, deadline }
   let closed = null;
-  sock.on("data", (d) => { buf += d; if (wake) wake(); });
-  sock.on("error", (e) => { closed = e.message; if (wake) wake(); });
-  sock.on("close", () => { closed ??= "connection closed"; if (wake) wake(); });
+  const fail = (why) => {
+    const w = wait;
+    wait = null;
+    w?.reject(new Error(`${why}; got ${JSON.stringify(buf.slice(-200))}`));
+  };
+  sock.on("data", (d) => {
+    buf += d;
+    if (wait !== null && wait.pred(buf)) { const w = wait; wait = null; w.resolve(); }
+  });
+  sock.on("error", (e) => { closed = e.message; fail(closed); });
+  sock.on("close", () => { closed ??= "connection closed"; fail(closed); });
   await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("connect timed out")), connectMs);
     sock.once("connect", () => { clearTimeout(t); resolve(); });
     sock.once("error", (e) => { clearTimeout(t); reject(e); });
   });
+  // one watchdog for every wait, not a timer per round trip (the client's cost is in both sides)
+  const watchdog = setInterval(() => { if (wait !== null && Date.now() > wait.deadline) fail(`no answer within ${wait.ms} ms`); }, 200);
+  watchdog.unref();
   return {
     sock,
     take() { const b = buf; buf = ""; return b; },
-    peek: () => buf,
-    /** waits until pred(buffer) holds */
+    /** resolves once pred(buffer) holds */
     until(pred, ms) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (pred(buf)) { clearTimeout(t); wake = null; resolve(); }
-          else if (closed) { clearTimeout(t); wake = null; reject(new Error(`${closed}; got ${JSON.stringify(buf.slice(-200))}`)); }
-        };
-        const t = setTimeout(() => { wake = null; reject(new Error(`no answer within ${ms} ms; got ${JSON.stringify(buf.slice(-200))}`)); }, ms);
-        wake = check;
-        check();
-      });
+      if (pred(buf)) return Promise.resolve();
+      if (closed) return Promise.reject(new Error(`${closed}; got ${JSON.stringify(buf.slice(-200))}`));
+      return new Promise((resolve, reject) => { wait = { pred, resolve, reject, ms, deadline: Date.now() + ms }; });
     },
+    close() { clearInterval(watchdog); sock.destroy(); },
   };
 }
 
 function pct(sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN; }
 
-async function roundTrips(c, send, isDone, check, iterations, maxMs) {
-  const lat = [];
-  const deadline = Date.now() + maxMs;
-  const warm = Math.min(100, Math.floor(iterations / 10));
-  for (let i = 0; i < iterations + warm && Date.now() < deadline; i++) {
+/** `count` round trips of `input` with i = from, from + 1, ...; pushes each one's µs to `lat`. */
+async function replWindow(c, side, input, from, count, lat) {
+  for (let k = 0; k < count; k++) {
+    const i = from + k;
+    const line = `${side.send(input, i)}\n`;
     const t0 = process.hrtime.bigint();
-    c.sock.write(send);
-    await c.until(isDone, 3000);
+    c.sock.write(line);
+    await c.until(side.done, 3000);
     const us = Number(process.hrtime.bigint() - t0) / 1000;
-    check(c.take());
-    if (i >= warm) lat.push(us);
+    side.check(c.take(), input, i);
+    lat.push(us);
   }
-  lat.sort((a, b) => a - b);
-  return { n: lat.length, p50_us: +pct(lat, 0.5).toFixed(1), p99_us: +pct(lat, 0.99).toFixed(1) };
+}
+
+function latencyFigures(all, windows) {
+  const lat = [...all].sort((a, b) => a - b);
+  return {
+    n: lat.length, p50_us: +pct(lat, 0.5).toFixed(1), p99_us: +pct(lat, 0.99).toFixed(1),
+    windows_p50_us: windows.map((w) => +pct([...w].sort((a, b) => a - b), 0.5).toFixed(1)),
+  };
+}
+
+function compareSides(lat, windows, id) {
+  const l = latencyFigures(lat[`listener.${id}`], windows[`listener.${id}`]);
+  const n = latencyFigures(lat[`node.${id}`], windows[`node.${id}`]);
+  const perRound = l.windows_p50_us.map((x, k) => x / n.windows_p50_us[k]).sort((a, b) => a - b);
+  return {
+    listener: l, node_repl: n, ratio_p50: +(l.p50_us / n.p50_us).toFixed(3),
+    round_ratios: { min: +perRound[0].toFixed(3), median: +median(perRound).toFixed(3), max: +perRound[perRound.length - 1].toFixed(3) },
+  };
 }
 
 async function runListener() {
-  const res = {};
-  // reference: the same client against the raw talk server
-  let raw;
+  // rounds of windows: first on the fresh servers (JIT warm-up, reported apart), then counted
+  const freshRounds = Math.max(1, Math.ceil(opt.listenerWarmup / LISTENER_WINDOW));
+  const rounds = Math.max(2, Math.ceil(opt.listenerIterations / LISTENER_WINDOW));
+  const res = { ok: false, window: LISTENER_WINDOW, fresh_rounds: freshRounds, rounds, listener_nodelay: LISTENER_NODELAY, inputs: {}, raw_talk: null };
+  const servers = {}, clients = {};
+  const exclude = new Set([process.pid]);
+  const sides = ["listener", "node", "raw"];
   try {
-    raw = await startServer("raw");
-    const c = await lineClient(raw.port);
-    res.raw_talk = await roundTrips(c, "1 + 1\n", (b) => b.endsWith("\n"), (b) => {
-      if (b !== "You sent: '1 + 1'\n") throw new Error(`raw: unexpected ${JSON.stringify(b)}`);
-    }, opt.listenerIterations, 5000);
-    c.sock.destroy();
+    for (const s of sides) {
+      const side = REPL_SIDES[s];
+      try {
+        servers[s] = await startServer(side.server, side.env);
+        exclude.add(servers[s].pid);
+        const c = await lineClient(servers[s].port);
+        clients[s] = c;
+        if (side.hello) c.sock.write(side.hello);
+        if (side.firstPrompt) {
+          await c.until((b) => b.endsWith("> "), 5000);
+          const first = c.take().replace(ANSI, "");
+          if (!side.firstPrompt.test(first)) throw new Error(`first prompt ${JSON.stringify(first)}`);
+          if (s === "listener") res.first_prompt = first;
+        }
+      } catch (e) {
+        if (s === "raw") { res.raw_talk = { error: e.message }; continue; }
+        res.error = `${side.name} unavailable: ${e.message}`;
+        return res;
+      }
+    }
+    REPL_SIDES.listener.count = 1;
+    const blank = () => {
+      const o = {};
+      for (const input of REPL_INPUTS) for (const s of sides) o[`${s}.${input.id}`] = [];
+      return o;
+    };
+    const fresh = { lat: blank(), windows: blank(), others: [] }, warm = { lat: blank(), windows: blank(), others: [] };
+    // A counted round during which other processes took more than CONTENDED cores is done again
+    // (at most rounds / 2 times in all), after waiting for them to quieten down, as the loadgen
+    // modes' runs are. Rounds on the fresh servers are not: they are the servers' first inputs.
+    let retries = Math.ceil(rounds / 2), seq = 0, contended = 0;
+    res.redone_rounds = 0;
+    for (let r = 0; r < freshRounds + rounds; r++) {
+      const pair = r % 2 ? ["node", "listener"] : ["listener", "node"];
+      const got = [];
+      const snap0 = othersSnapshot();
+      for (const input of REPL_INPUTS) {
+        const from = seq++ * LISTENER_WINDOW; // i never repeats on a connection, and is the same on both sides
+        const order = input.id === "js" && clients.raw ? ["raw", ...pair] : pair;
+        for (const s of order) {
+          const w = [];
+          await replWindow(clients[s], REPL_SIDES[s], input, from, LISTENER_WINDOW, w);
+          got.push([`${s}.${input.id}`, w]);
+        }
+      }
+      const busy = othersCores(snap0, othersSnapshot(), exclude);
+      const phase = r < freshRounds ? fresh : warm;
+      if (phase === warm && busy > CONTENDED && retries > 0) {
+        retries--;
+        res.redone_rounds++;
+        await waitQuiet();
+        r--;
+        continue;
+      }
+      phase.others.push(busy);
+      if (phase === warm && busy > CONTENDED) contended++;
+      for (const [k, w] of got) { phase.lat[k].push(...w); phase.windows[k].push(w); }
+    }
+    res.others_cores = +median(warm.others).toFixed(3);
+    res.fresh_others_cores = +median(fresh.others).toFixed(3);
+    res.contended_rounds = contended;
+    res.contended = contended > 0;
+    for (const input of REPL_INPUTS) {
+      res.inputs[input.id] = {
+        label: input.label, listener_sends: input.typed(7), node_repl_sends: input.plain(7),
+        ...compareSides(warm.lat, warm.windows, input.id),
+        fresh: compareSides(fresh.lat, fresh.windows, input.id),
+      };
+    }
+    if (clients.raw) res.raw_talk = latencyFigures(warm.lat["raw.js"], warm.windows["raw.js"]);
+    res.ok = true;
+    return res;
   } catch (e) {
-    res.raw_talk = { error: e.message };
+    res.error = e.message;
+    return res;
   } finally {
-    await stopServer(raw);
-  }
-  let srv;
-  try {
-    srv = await startServer("confab-listener");
-  } catch (e) {
-    return { ...res, ok: false, error: `unavailable: ${e.message}` };
-  }
-  try {
-    const c = await lineClient(srv.port);
-    c.sock.write('"bench"\n');
-    await c.until((b) => PROMPT.test(b.replace(ANSI, "")), 5000);
-    res.first_prompt = PROMPT.exec(c.take().replace(ANSI, ""))[1];
-    const lr = await roundTrips(c, "1 + 1\n", (b) => PROMPT.test(b.replace(ANSI, "")), (b) => {
-      const text = b.replace(ANSI, "");
-      const answer = text.slice(0, text.length - PROMPT.exec(text)[0].length).trim();
-      if (answer !== "2") throw new Error(`listener answered ${JSON.stringify(answer)} to 1 + 1`);
-    }, opt.listenerIterations, 8000);
-    c.sock.end();
-    return { ...res, ok: true, ...lr };
-  } catch (e) {
-    return { ...res, ok: false, error: e.message };
-  } finally {
-    await stopServer(srv);
+    for (const c of Object.values(clients)) c.close();
+    for (const s of Object.values(servers)) await stopServer(s);
   }
 }
 
@@ -750,8 +889,15 @@ async function main() {
   if (opt.modes.includes("listener")) {
     await waitQuiet();
     listener = await runListener();
-    console.error(`  listener 1 + 1: ${listener.ok ? `p50 ${listener.p50_us} µs, p99 ${listener.p99_us} µs (n=${listener.n})` : listener.error}` +
-      `; node client ↔ raw talk: ${listener.raw_talk?.p50_us ?? "-"} µs p50`);
+    if (listener.ok) {
+      for (const input of REPL_INPUTS) {
+        const x = listener.inputs[input.id];
+        console.error(`  listener ${input.id}: p50 ${x.listener.p50_us} µs, p99 ${x.listener.p99_us} µs; Node's REPL p50 ${x.node_repl.p50_us} µs, ` +
+          `p99 ${x.node_repl.p99_us} µs; ${x.ratio_p50}× (windows ${x.round_ratios.min}–${x.round_ratios.max}×, n=${x.listener.n} each); ` +
+          `on the fresh servers ${x.fresh.listener.p50_us} vs ${x.fresh.node_repl.p50_us} µs, ${x.fresh.ratio_p50}×`);
+      }
+      console.error(`  node client ↔ raw talk: ${listener.raw_talk?.p50_us ?? listener.raw_talk?.error ?? "-"} µs p50; other processes ${listener.others_cores} cores`);
+    } else console.error(`  listener: ${listener.error}`);
   }
 
   const planned = opt.reps * opt.servers.length * loadModes.filter((m) => m !== "idle").length;
@@ -854,15 +1000,7 @@ async function main() {
     rows.push([sh.label, ...cells, ...(servers.includes("confab") ? [""] : [])]);
   }
   const extra = [];
-  if (listener) {
-    extra.push([
-      "listener: `1 + 1` round trip p50 / p99 µs",
-      listener.ok ? `${listener.p50_us.toFixed(0)} / ${listener.p99_us.toFixed(0)}` : short(listener.error),
-      `< 500 µs p50${listener.ok ? markFor(listener.p50_us < 500) : ""}`,
-    ]);
-    if (listener.raw_talk?.p50_us !== undefined)
-      extra.push(["  (same Node client ↔ raw talk server)", `${listener.raw_talk.p50_us.toFixed(0)} / ${listener.raw_talk.p99_us.toFixed(0)}`, ""]);
-  }
+  const listenerOut = listener ? listenerTable(listener) : null;
   if (cold) {
     extra.push([
       `cold start: confab --help vs node -e 0 (median of ${cold.runs})`,
@@ -878,6 +1016,7 @@ async function main() {
   console.log(`median of ${opt.reps} run(s); ${opt.warmup} s warm-up + ${opt.duration} s window; lines of 32 bytes; ratios are to raw node:net in the same run; ↑ higher is better, ↓ lower`);
   console.log("");
   if (rows.length) console.log(textTable(header, rows));
+  if (listenerOut) { console.log(""); console.log(listenerOut.title); console.log(textTable(listenerOut.header, listenerOut.rows)); console.log(listenerOut.note); }
   if (extra.length) { console.log(""); console.log(textTable(["confab only", "figure", "target"], extra)); }
   const workersOut = workers ? workersTable(workers) : null;
   if (workersOut) {
@@ -919,9 +1058,38 @@ async function main() {
   };
   fs.mkdirSync(opt.out, { recursive: true });
   fs.writeFileSync(path.join(opt.out, "latest.json"), JSON.stringify(doc, null, 2) + "\n");
-  fs.writeFileSync(path.join(opt.out, "latest.md"), markdown(doc, header, rows, extra, machineLine, workersOut));
+  fs.writeFileSync(path.join(opt.out, "latest.md"), markdown(doc, header, rows, extra, machineLine, workersOut, listenerOut));
   fs.writeFileSync(path.join(opt.out, "ratios.svg"), svgChart(doc, machineLine));
   console.log(`\nwrote ${["latest.json", "latest.md", "ratios.svg"].map((f) => path.relative(process.cwd(), path.join(opt.out, f))).join(", ")} in ${doc.elapsed_s} s`);
+}
+
+/** The listener against Node's REPL: one row per input, ratios of the p50s; the raw talk server as the client's floor. */
+function listenerTable(l) {
+  const n = (rounds) => (rounds * l.window).toLocaleString("en-US");
+  const title = `listener: REPL round trips at one connection, the same Node client against confab's listener, Node's REPL ` +
+    `(repl.start on the socket) and, as the client's floor, the raw talk server (echo), interleaved in windows of ${l.window}: ` +
+    `${n(l.rounds)} of each input on each after the first ${n(l.fresh_rounds)} on the fresh servers (shown apart); ` +
+    `the ratio's range is window by window; ↓ lower is better`;
+  const header = ["input", "listener p50 / p99 µs", "Node's REPL p50 / p99 µs", "listener ÷ Node's REPL (p50)", "raw echo p50 / p99 µs", "target"];
+  const star = l.contended ? "*" : "";
+  const pp = (x, st = star) => `${x.p50_us.toFixed(0)} / ${x.p99_us.toFixed(0)}${st}`;
+  const ratio = (x) => `${x.ratio_p50.toFixed(2)}× (${x.round_ratios.min.toFixed(2)}–${x.round_ratios.max.toFixed(2)}×)`;
+  const rows = [];
+  for (const input of REPL_INPUTS) {
+    const x = l.inputs?.[input.id];
+    const label = input.id === "ts" ? `${input.label} ¹` : input.label;
+    if (!l.ok || !x) { rows.push([label, short(l.error ?? "failed", 60), "", "", "", ""]); continue; }
+    const floor = input.id === "js" && l.raw_talk?.p50_us !== undefined ? pp(l.raw_talk) : "";
+    const target = `≤ 1.0× Node's REPL${markFor(x.ratio_p50 <= 1)}` + (input.id === "js" ? `; p50 < 500 µs${markFor(x.listener.p50_us < 500)}` : "");
+    rows.push([label, pp(x.listener), pp(x.node_repl), ratio(x), floor, target]);
+    rows.push([`  its first ${n(l.fresh_rounds)} on fresh servers`, pp(x.fresh.listener, ""), pp(x.fresh.node_repl, ""), ratio(x.fresh), "", ""]);
+  }
+  const note = `¹ Node's REPL does not strip types: it is sent the same text without \`: number\` (\`const xi = i; xi * 2\`). ` +
+    `i differs in every round trip (the same i on both servers in a round). ` +
+    (l.listener_nodelay ? "confab's listener socket has TCP_NODELAY set by the bench, as Node's has. " : "confab's listener socket has Nagle on (BENCH_LISTENER_NODELAY=0); Node's has TCP_NODELAY. ") +
+    `Other processes used ${Number.isFinite(l.others_cores) ? `${l.others_cores} cores` : "-"} (median of the counted rounds); ${l.redone_rounds ?? 0} round(s) done again because they used more than ${CONTENDED}` +
+    `${l.contended ? `; * = ${l.contended_rounds} round(s) still contended` : ""}.`;
+  return { title, header, rows, note };
 }
 
 function short(s, n = 90) { s = String(s); return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
@@ -953,7 +1121,7 @@ function textTable(header, rows) {
   return [line(header), w.map((n) => "─".repeat(n)).join("  "), ...rows.map(line)].join("\n");
 }
 
-function markdown(doc, header, rows, extra, machineLine, workersOut) {
+function markdown(doc, header, rows, extra, machineLine, workersOut, listenerOut) {
   const esc = (s) => String(s ?? "").replace(/\|/g, "\\|");
   const md = [];
   const src = doc.source;
@@ -967,6 +1135,13 @@ function markdown(doc, header, rows, extra, machineLine, workersOut) {
     md.push(`|${header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
     for (const r of rows) md.push(`| ${r.map(esc).join(" | ")} |`);
     md.push("");
+  }
+  if (listenerOut) {
+    md.push(listenerOut.title, "");
+    md.push(`| ${listenerOut.header.map(esc).join(" | ")} |`);
+    md.push(`|${listenerOut.header.map((_, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
+    for (const r of listenerOut.rows) md.push(`| ${r.map(esc).join(" | ")} |`);
+    md.push("", listenerOut.note, "");
   }
   if (extra.length) {
     md.push("| confab only | figure | target |");

@@ -1,4 +1,13 @@
 // confab's built-in listener server (startUpServer with no function).
+//
+// NODELAY=1 sets TCP_NODELAY on every accepted socket, as Node's REPL server beside it in the
+// bench does (servers/node-repl.mjs): confab's server leaves Nagle on. It is set from the
+// `net.server.socket` diagnostics channel, published as each connection is accepted, before
+// the listener has written anything; src/ is not touched.
+import dc from "node:diagnostics_channel";
+
+if (process.env.NODELAY === "1") dc.subscribe("net.server.socket", ({ socket }) => socket.setNoDelay(true));
+
 let confab;
 try {
   // CONFAB_DIST (a path to another build's dist/ directory) is for trying a build made elsewhere
