@@ -196,14 +196,21 @@ function mayHaveTypeArguments(source: string): boolean {
   return close.test(source);
 }
 
+/**
+ * Text with none of TypeScript's usual marks (`:`, `as`, `interface`, ...) is tried as JavaScript
+ * first. It only decides the order: a failed parse costs more than a success (its SyntaxError
+ * is built), so likely TypeScript goes straight to the stripper.
+ */
+const TYPESCRIPT_MARKS =
+  /:|\b(?:as|satisfies|interface|type|enum|declare|namespace|module|abstract|implements|private|public|protected|readonly)\b/;
+
 function analyseExactly(source: string): Analysis {
-  // Plain JavaScript skips the type stripper, which costs more than the parse: TypeScript
-  // syntax makes the JavaScript parse fail, and then the text goes the TypeScript way.
-  if (!mayHaveTypeArguments(source)) {
+  // Plain JavaScript skips the type stripper: the parse of the text as it is is all it needs.
+  if (!TYPESCRIPT_MARKS.test(source) && !mayHaveTypeArguments(source)) {
     const js = parseJs(source);
     if ("program" in js) return { kind: "complete", code: source, program: js.program };
   }
-  const nsAt = findValueNamespace(source);
+  const nsAt = /\b(?:namespace|module)\b/.test(source) ? findValueNamespace(source) : undefined;
   if (nsAt !== undefined) {
     return {
       kind: "error",
