@@ -204,6 +204,19 @@ function mayHaveTypeArguments(source: string): boolean {
 const TYPESCRIPT_MARKS =
   /:|\b(?:as|satisfies|interface|type|enum|declare|namespace|module|abstract|implements|private|public|protected|readonly)\b/;
 
+/** What a plain expression cannot hold: braces, templates, slashes, functions, declarations, `import`, `eval`. */
+const NOT_PLAIN = /[{}`/;#]|=>|\b(?:function|class|import|eval|Function|RegExp|let|const|var)\b/;
+
+/**
+ * Whether `source` is, by its text, a plain JavaScript expression (`1 + 2`, `app.users.length`,
+ * `await db.count()`): nothing in it needs rewriting (no declaration, no `import`), no time check
+ * (no loop or function), and no type stripping, so V8 can compile it as it is. A text that passes
+ * is compiled as one parenthesized expression; if that fails, it goes through {@link analyse}.
+ */
+export function plainExpression(source: string): boolean {
+  return !NOT_PLAIN.test(source) && !TYPESCRIPT_MARKS.test(source) && !mayHaveTypeArguments(source);
+}
+
 function analyseExactly(source: string): Analysis {
   // Plain JavaScript skips the type stripper: the parse of the text as it is is all it needs.
   if (!TYPESCRIPT_MARKS.test(source) && !mayHaveTypeArguments(source)) {

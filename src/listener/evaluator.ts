@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import util from "node:util";
 import vm from "node:vm";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { HELPER, analyse, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
+import { HELPER, analyse, plainExpression, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
 import { timeCheck, timeoutError, withinTimeLimit } from "./time-limit.js";
 
 /** How an {@link Evaluator} is set up; every field is optional. */
@@ -58,8 +58,11 @@ export interface EvaluatorOptions {
  */
 export type EvalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** A function the generated code calls before user code runs, to receive the helpers; see {@link launch}. */
-type Launcher = (factory: (helpers: Helpers) => () => Promise<unknown>) => Promise<unknown>;
+/** The compiled input: an async function of the helpers, called with `this` bound to `globalThis`. */
+type CompiledFunction = (helpers: Helpers) => Promise<unknown>;
+
+/** What a script run under vm's watchdog calls with its function, before user code runs. */
+type Launcher = (input: CompiledFunction) => Promise<unknown>;
 
 /** The functions generated code calls through the {@link HELPER} parameter. */
 interface Helpers {
@@ -175,6 +178,7 @@ export class Evaluator {
   readonly #helpers: Helpers;
   // The listener asks status() and then evaluates the same text: one parse serves both.
   #analysed: { readonly source: string; readonly analysis: Analysis } | undefined;
+  #prepared: { readonly source: string; readonly compiled: CompiledScript | undefined } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #generation = 0;
 
@@ -291,7 +295,27 @@ export class Evaluator {
    */
   status(source: string): "complete" | "incomplete" | "error" {
     if (source.trim() === "") return "complete";
+    if (this.#expression(source) !== undefined) return "complete";
     return this.#analyse(source).kind;
+  }
+
+  /**
+   * A plain expression (see `plainExpression`) compiled as it is, without the parser, which would
+   * cost more than the compilation; `undefined` for anything else. The listener asks status() and
+   * then evaluates the same text: one compilation serves both.
+   */
+  #expression(source: string): CompiledScript | undefined {
+    const cached = this.#prepared;
+    if (cached?.source === source) return cached.compiled;
+    if (!plainExpression(source)) return undefined;
+    let compiled: CompiledScript | undefined;
+    try {
+      compiled = this.#wrap({ prologue: ";return [(", body: `${source}\n)];`, needsWatchdog: false });
+    } catch {
+      compiled = undefined; // not an expression after all: the parser decides
+    }
+    this.#prepared = { source, compiled };
+    return compiled;
   }
 
   #analyse(source: string): Analysis {
@@ -364,6 +388,9 @@ export class Evaluator {
   }
 
   #compile(source: string): ({ ok: true } & CompiledScript) | { ok: false; error: unknown } {
+    const expression = this.#expression(source);
+    this.#prepared = undefined;
+    if (expression !== undefined) return { ok: true, ...expression };
     let generated: CompiledInput;
     if (source.trim() === "") {
       generated = { prologue: "", body: "", needsWatchdog: false };
@@ -377,22 +404,27 @@ export class Evaluator {
         return { ok: false, error };
       }
     }
+    try {
+      return { ok: true, ...this.#wrap(generated) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /** Compiles generated code in its wrapper; throws V8's SyntaxError. */
+  #wrap(generated: CompiledInput): CompiledScript {
     inputCounter += 1;
     // Line 0 holds the wrapper and the prologue; the input starts on line 1, so with lineOffset -1 stack
     // frames point at the line the user typed. The wrapper calls the launcher *before* the user code, so the
     // frames of the machinery are all on line 0 and easy to leave out of printed stacks.
-    const factory = `(function (${HELPER}) { return async function () { with (${HELPER}.scope) {${generated.prologue}`;
-    const rest = `\n${generated.body}\n} }; })`;
+    // One parenthesized function, which V8 compiles at once (a function nested in it would be
+    // parsed twice: skimmed with the script, compiled when first called).
+    const fn = `(async function (${HELPER}) { with (${HELPER}.scope) {${generated.prologue}\n${generated.body}\n} })`;
     // Under vm's watchdog the user code must run inside the vm call: the script calls its
-    // launcher itself. Otherwise the script's value is the factory, called by #launch.
+    // launcher itself. Otherwise the script's value is the function, called by #launch.
     const key = generated.needsWatchdog ? `__confab_launch_${randomUUID().replaceAll("-", "")}` : undefined;
-    const wrapper = key === undefined ? `${factory}${rest}` : `this[${JSON.stringify(key)}]${factory}${rest}`;
-    try {
-      const script = new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 });
-      return { ok: true, key, script };
-    } catch (error) {
-      return { ok: false, error };
-    }
+    const wrapper = key === undefined ? fn : `this[${JSON.stringify(key)}]${fn}`;
+    return { key, script: new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 }) };
   }
 
   /**
@@ -404,10 +436,10 @@ export class Evaluator {
   #launch(compiled: CompiledScript): Promise<unknown> {
     const { key, script } = compiled;
     const timeout = this.#timeout;
-    const launch: Launcher = (factory) => factory(this.#helpers).call(globalThis);
+    const launch: Launcher = (input) => input.call(globalThis, this.#helpers);
     if (key === undefined) {
-      const factory = script.runInThisContext() as Parameters<Launcher>[0];
-      return withinTimeLimit(timeout, "evaluation", () => launch(factory));
+      const input = script.runInThisContext() as CompiledFunction;
+      return withinTimeLimit(timeout, "evaluation", () => launch(input));
     }
     const global = globalThis as Record<string, unknown>;
     Object.defineProperty(globalThis, key, {
