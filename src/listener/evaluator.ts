@@ -180,6 +180,8 @@ export class Evaluator {
   #analysed: { readonly source: string; readonly analysis: Analysis } | undefined;
   #prepared: { readonly source: string; readonly compiled: CompiledScript | undefined } | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  // Evaluations queued or running (of this generation: abandon() starts afresh).
+  #running = 0;
   #generation = 0;
 
   /**
@@ -337,11 +339,11 @@ export class Evaluator {
    */
   evaluate(source: string): Promise<EvalOutcome> {
     const generation = this.#generation;
-    const outcome = this.#queue.then(() => this.#run(source, generation));
-    this.#queue = outcome.then(
-      () => undefined,
-      () => undefined,
-    );
+    // #run never rejects, so its promise is the queue itself. With nothing running, the input
+    // starts at once: each promise hop costs a turn of the async hooks that track processes.
+    const outcome = this.#running === 0 ? this.#run(source, generation) : this.#queue.then(() => this.#run(source, generation));
+    this.#running++;
+    this.#queue = outcome;
     return outcome;
   }
 
@@ -353,6 +355,7 @@ export class Evaluator {
    */
   abandon(): void {
     this.#generation++;
+    this.#running = 0;
     this.#queue = Promise.resolve();
   }
 
@@ -384,6 +387,8 @@ export class Evaluator {
       return { ok: true, value };
     } catch (error) {
       return { ok: false, error };
+    } finally {
+      if (generation === this.#generation) this.#running--;
     }
   }
 
