@@ -2,7 +2,7 @@ import * as comm from "../comm/index.js";
 import type { SocketStream } from "../comm/socket-stream.js";
 import * as mp from "../mp/index.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { Evaluator } from "./evaluator.js";
+import { Evaluator, type EvalOutcome } from "./evaluator.js";
 import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
 import { InputScanner } from "./input-scanner.js";
@@ -21,17 +21,6 @@ export interface ListenerOptions {
 
 const DEFAULT_EVAL_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_INPUT = 1024 * 1024;
-
-/** The next input line; a line past the stream's limit ends the session with a message, not a failure. */
-async function readInput(input: SessionInput, write: (text: string) => void): Promise<string | null> {
-  try {
-    return await input.next();
-  } catch (error) {
-    if (!(error instanceof ConfabError)) return null;
-    write(`Error: ${error.message}\n`);
-    return null;
-  }
-}
 
 /** How an evaluation ended when it did not settle: interrupted by the client, or its connection ended. */
 type Abandoned = "interrupted" | "ended";
@@ -129,7 +118,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
 
   try {
     prompt();
-    for (let line; (line = await readInput(input, write)) !== null; ) {
+    for (let line; (line = await input.next()) !== null; ) {
       const frame = parseClientFrame(line);
       if (frame !== undefined) {
         if (frame.kind === "hello") {
@@ -176,8 +165,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       }
       const source = text;
       discard();
-      const stopped = new Promise<Abandoned>((resolve) => {
+      const settled = new Promise<EvalOutcome | Abandoned>((resolve) => {
         abandon = resolve;
+        void evaluator.evaluate(source).then(resolve);
       });
       if (input.takeInterrupt()) abandon?.("interrupted");
       else if (input.ended) {
@@ -187,7 +177,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
           stop?.("ended");
         });
       }
-      const outcome = await Promise.race([evaluator.evaluate(source), stopped]);
+      const outcome = await settled;
       abandon = undefined;
       if (outcome === "ended") break;
       if (outcome === "interrupted") {
@@ -199,6 +189,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       count++;
       prompt();
     }
+    // A line past the stream's limit ends the session with a message, not a failure.
+    const failure = input.failure;
+    if (failure instanceof ConfabError) write(`Error: ${failure.message}\n`);
   } finally {
     evaluator.abandon();
     stream.close();

@@ -30,7 +30,7 @@ export class SessionInput {
   #queue: string[] = [];
   #head = 0;
   #queuedChars = 0;
-  #waiter: ((line: string | null | PromiseLike<string | null>) => void) | undefined;
+  #waiter: ((line: string | null) => void) | undefined;
   #reading = false;
   #done = false;
   #endedTold = false;
@@ -72,7 +72,12 @@ export class SessionInput {
     if (!this.#reading && !this.#done) void this.#pump();
   }
 
-  /** The next line; `null` once the input has ended. Rejects with the stream's error (a line too long, say) once, then `null`. */
+  /** What ended the input, if it was an error of the stream (a line too long, say) rather than end of file. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /** The next line; `null` once the input has ended (see {@link failure}). */
   next(): Promise<string | null> {
     if (this.#head < this.#queue.length) {
       const line = this.#queue[this.#head] as string;
@@ -85,11 +90,7 @@ export class SessionInput {
       if (!this.#reading && !this.#done) void this.#pump();
       return Promise.resolve(line);
     }
-    if (this.#done) {
-      const failure = this.#failure;
-      this.#failure = undefined;
-      return failure === undefined ? Promise.resolve(null) : Promise.reject(failure);
-    }
+    if (this.#done) return Promise.resolve(null);
     return new Promise((resolve) => {
       this.#waiter = resolve;
     });
@@ -134,13 +135,7 @@ export class SessionInput {
     this.#done = true;
     const waiter = this.#waiter;
     this.#waiter = undefined;
-    if (waiter !== undefined) {
-      // Whoever waits takes the failure as the rejection of its read.
-      const failure = this.#failure;
-      this.#failure = undefined;
-      if (failure === undefined) waiter(null);
-      else waiter(Promise.reject(failure));
-    }
+    waiter?.(null);
     // A later turn: an input that settles without waiting for anything (a synchronous one, sent
     // together with the end of file) still gets its answer out first, as in Node's REPL.
     setImmediate(() => {
