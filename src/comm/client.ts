@@ -1,7 +1,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { tokenLine, validateToken } from "../listener/auth.js";
+import { tokenLine, validateToken } from "./token-line.js";
 import { unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
 import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";

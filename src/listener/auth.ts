@@ -35,16 +35,9 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { ConfabError, ErrorCodes } from "../errors.js";
-
-/** What a token line starts with: `token SECRET`. */
-export const TOKEN_LINE_PREFIX = "token ";
-
-/** The shortest token accepted: a guessable secret would make the listener an open door. */
-export const MIN_TOKEN_LENGTH = 16;
-
-/** The longest token accepted (it travels on one short first line). */
-export const MAX_TOKEN_LENGTH = 1024;
+// The token line is shared with the client (`openTcpStream`'s `token`): it lives in comm.
+import { validateToken } from "../comm/token-line.js";
+export { MAX_TOKEN_LENGTH, MIN_TOKEN_LENGTH, parseTokenLine, TOKEN_LINE_PREFIX, tokenLine, validateToken } from "../comm/token-line.js";
 
 /**
  * The one line a client that did not authenticate gets, whatever went wrong (no token line,
@@ -72,34 +65,6 @@ export const DEFAULT_MAX_PENDING_PER_PEER = 32;
 
 /** Default number of answers to wrong tokens waiting at once, all peers together. */
 export const DEFAULT_MAX_PENDING = 1024;
-
-/**
- * Checks that `token` can be used: visible ASCII (no spaces: it must survive being typed and
- * read back from a file), {@link MIN_TOKEN_LENGTH} to {@link MAX_TOKEN_LENGTH} characters.
- * The message never contains the token.
- */
-export function validateToken(token: unknown, source = "the token"): string {
-  if (typeof token !== "string" || !/^[\x21-\x7e]*$/.test(token)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${source} must be visible ASCII characters without spaces`);
-  }
-  if (token.length < MIN_TOKEN_LENGTH || token.length > MAX_TOKEN_LENGTH) {
-    throw new ConfabError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `${source} must be ${MIN_TOKEN_LENGTH} to ${MAX_TOKEN_LENGTH} characters long, got ${token.length} (make one with: openssl rand -hex 24)`,
-    );
-  }
-  return token;
-}
-
-/** The line a client sends to authenticate, without its newline. */
-export function tokenLine(token: string): string {
-  return `${TOKEN_LINE_PREFIX}${token}`;
-}
-
-/** The secret of a token line (`token SECRET`), or `undefined` if the line is not one. */
-export function parseTokenLine(line: string): string | undefined {
-  return line.startsWith(TOKEN_LINE_PREFIX) ? line.slice(TOKEN_LINE_PREFIX.length) : undefined;
-}
 
 /**
  * The key a peer is remembered by: an IPv4 address as is (also when IPv4-mapped), an IPv6
