@@ -7,10 +7,16 @@
  *
  * @module
  */
-export * as comm from "./comm/index.js";
+import * as comm from "./comm.js";
+import { setSessionComm } from "./start-up-server.js";
+
+// Listener sessions see this `comm`, whose startUpServer serves listeners without a function.
+setSessionComm(comm);
+
+export { comm };
 export * as mp from "./mp/index.js";
 export * as monitor from "./monitor/index.js";
-export * from "./comm/index.js";
+export * from "./comm.js";
 export * from "./mp/index.js";
 export * from "./monitor/index.js";
 export { ConfabError, ErrorCodes } from "./errors.js";

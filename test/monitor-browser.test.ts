@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { chromium, type BrowserContext } from "playwright-core";
 import { makeStreamAndTalk } from "../examples/talk.js";
-import { startUpServer, serverTerminate, type ServerProcess } from "../src/comm/server.js";
+import { startUpServer, serverTerminate, type ServerProcess } from "../src/index.js";
 import { monitorOf } from "../src/monitor/attach.js";
 import { findProcessFromName } from "../src/mp/registry.js";
 import { root } from "./cli.js";

@@ -7,7 +7,7 @@ import {
   type ServerProcess,
   type StartUpServerOptions,
   type StartUpStreamServerOptions,
-} from "../src/comm/server.js";
+} from "../src/index.js";
 import { setErrorReporter } from "../src/report.js";
 import { Waker } from "./waker.js";
 

@@ -7,7 +7,7 @@ import { processKill, processRunFunction } from "../mp/process.js";
 import { eventually } from "../../test/support.js";
 import { startTalkServer } from "../../examples/talk.js";
 import { openTcpStream } from "./client.js";
-import { serverTerminate, type ServerProcess } from "./server.js";
+import { serverTerminate, type ServerProcess } from "../index.js";
 import type { SocketStream } from "./socket-stream.js";
 
 const servers: ServerProcess[] = [];

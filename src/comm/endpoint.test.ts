@@ -13,7 +13,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill } from "../mp/process.js";
 import { openTcpStream } from "./client.js";
 import { unixSocketPath } from "./endpoint.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { SocketStream } from "./socket-stream.js";
 import { captureReports, eventually, LineClient, portOpen, sleep } from "../../test/support.js";
 import { makeTestCertificates, type TestCertificates } from "../../test/tls-certs.js";

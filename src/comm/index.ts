@@ -1,11 +1,14 @@
 /**
  * TCP servers, socket streams, clients and the services database, after LispWorks' `comm` package.
  *
+ * This is the comm layer's own index: its `startUpServer` is the core, which needs a
+ * `function`. The package's `comm` namespace (`src/comm.ts`) is this with the preset
+ * `startUpServer` of `src/start-up-server.ts` in its place, which serves listeners without one.
+ *
  * @module
  */
+export { startUpServer, serverTerminate, TcpServerProcess } from "./server.js";
 export {
-  startUpServer,
-  serverTerminate,
   defaultProcessName,
   ServerProcess,
   type Announce,
@@ -13,9 +16,10 @@ export {
   type ServerCounters,
   type ConnectionLimits,
   type ServerLogging,
-  type StartUpServerOptions,
-  type StartUpStreamServerOptions,
-} from "./server.js";
+  type ServerOptions,
+  type StreamServerOptions,
+  type ServerHooks,
+} from "./server-base.js";
 export { ClusterServerProcess, type ServerWorkerInfo } from "./workers.js";
 export {
   SocketStream,

@@ -7,7 +7,7 @@ import { processKill } from "../mp/process.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { openTcpStream } from "./client.js";
 import { SocketStream } from "./socket-stream.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 
 const servers: ServerProcess[] = [];
 after(() => {

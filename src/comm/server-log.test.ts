@@ -6,7 +6,7 @@ import { getCurrentProcess, listAllProcesses } from "../mp/registry.js";
 import { processKill, processRunFunction } from "../mp/process.js";
 import { captureReports, eventually, LineClient } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "./server.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { jsonLogger, textLogger, type ServerEvent } from "./server-log.js";
 import { SocketStream } from "./socket-stream.js";
 

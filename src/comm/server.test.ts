@@ -10,7 +10,7 @@ import { listAllProcesses } from "../mp/registry.js";
 import { processKill, processRunFunction, type Process } from "../mp/process.js";
 import { captureReports, portOpen, sleep, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
-import { defaultProcessName, serverTerminate, startUpServer } from "./server.js";
+import { defaultProcessName, serverTerminate, startUpServer } from "../index.js";
 import { resetServicesDatabase } from "./services.js";
 import { SocketStream } from "./socket-stream.js";
 

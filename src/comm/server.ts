@@ -1,199 +1,43 @@
+/**
+ * The TCP server: {@link TcpServerProcess}, a server process that listens itself, and comm's
+ * core {@link startUpServer}, which starts one (or, with `workers`, a `ClusterServerProcess`
+ * from `workers.ts`, loaded on demand). The core knows no default `function`: the package's
+ * `startUpServer` (`src/start-up-server.ts`) fills in the listener server and the monitor.
+ *
+ * @module
+ */
 import net from "node:net";
-import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
+import { isThenable, kKill, runAsParentOf, processKill } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
-import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
+import { serverLogger, type Logger } from "./server-log.js";
 import { reportError } from "../report.js";
-import { endConnection, formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { endConnection, formatHostPort, SocketStream } from "./socket-stream.js";
 import { serverOf, watchAccepted, type LocalEnd } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
-import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint, type ServerTlsOptions } from "./endpoint.js";
+import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import type { MonitorOption } from "../monitor/attach.js";
-
-/** A server's `function`: called with each accepted socket, one at a time. */
-export type ConnectionFunction<H> = (handle: H) => unknown;
-
-/**
- * What `announce` may be: `true` for standard output, a writable stream, or a function called
- * with the bound address once listening (or with the error if binding failed).
- */
-export type Announce =
-  | boolean
-  | NodeJS.WritableStream
-  | ((address: net.AddressInfo | null, error: Error | null) => void);
-
-/** Options of {@link startUpServer}. */
-export interface StartUpServerOptions extends ConnectionLimits, ServerLogging {
-  /**
-   * Called with each accepted connection's socket handle (a paused `net.Socket`: no byte is
-   * lost before a stream is made on it). The next connection is not taken until it returns,
-   * or until its promise settles. It runs outside any process, so what it makes belongs to
-   * the process it starts. Without it, the server is the built-in listener server.
-   */
-  readonly function?: ConnectionFunction<net.Socket>;
-  /** Hand `function` a ready {@link SocketStream} (made with `streamOptions`) instead of the socket. */
-  readonly createStream?: boolean;
-  /** Options for the streams the server makes (with `createStream`, and the listener's). */
-  readonly streamOptions?: Omit<SocketStreamOptions, "socket">;
-  /** Where to write a one-line start-up message; see {@link Announce}. */
-  readonly announce?: Announce;
-  /** Port number, numeric string, or a name from the services database. Default `"confab"` (10243). */
-  readonly service?: number | string;
-  /** The server process's name; default Lisp's `(format nil "~S server" service)`. */
-  readonly processName?: string;
-  /** Local address to bind; default `127.0.0.1`, so nothing is open to the network by accident. */
-  readonly address?: string;
-  /** Length of the kernel's queue of connections not yet accepted. */
-  readonly backlog?: number;
-  /**
-   * Serve an inherited, already listening socket (a file descriptor) instead of binding
-   * `service`/`address`: systemd socket activation passes it as fd 3 (`confab serve` takes it
-   * from `LISTEN_FDS`/`LISTEN_PID` by itself). The listener server checks the socket's real
-   * address against its loopback rule.
-   */
-  readonly fd?: number;
-  /** Listener server only: objects every listener sees as variables, e.g. `{ app, db }`. */
-  readonly context?: Readonly<Record<string, unknown>>;
-  /** Listener server only: time limit in ms for the synchronous part of one input (default 5000; 0 disables). */
-  readonly evalTimeout?: number;
-  /** Listener server only: ms a client has to send its name line before it is dropped (default 10000). */
-  readonly nameTimeout?: number;
-  /**
-   * Listener server only: most connections at once that are not yet sessions, because they
-   * have not authenticated or not sent a valid name line yet (default 32; in the spirit of
-   * OpenSSH's MaxStartups). They never take the places of sessions: when one more arrives,
-   * the oldest still waiting is told `Error: connection dropped: ... (maxStartups N) ...` in
-   * one line and closed, and the server counts and logs it as refused.
-   */
-  readonly maxStartups?: number;
-  /**
-   * Processes to spread the service over (default 1: this process alone). With more, the
-   * program's entry script runs again in each of that many `node:cluster` workers, where this
-   * same call just listens on the shared port; here it resolves once all listen, and killing
-   * it stops them. `function` runs in the workers, never here; the listener server refuses
-   * workers. See `ClusterServerProcess` (src/comm/workers.ts).
-   */
-  readonly workers?: number;
-  /**
-   * Speak TLS (`node:tls`): `{ key, cert }`, plus `ca` to admit only clients whose certificate
-   * that CA signed. `function` then gets a `tls.TLSSocket` whose handshake has succeeded; a
-   * failed handshake is reported and never reaches it. See {@link ServerTlsOptions}.
-   */
-  readonly tls?: ServerTlsOptions;
-  /**
-   * Listener server only: a shared secret (at least 16 visible ASCII characters) every client
-   * must send first, as the line `token SECRET`, before its name line. Compared in constant
-   * time, never echoed or logged; a wrong one gets one generic refusal after a delay.
-   */
-  readonly token?: string;
-  /**
-   * Also serve the live monitor page (see `startMonitor`): a port (0: any free one), or
-   * `{ port, address }` (loopback only). The monitor is the server's child and is killed with
-   * it; `monitorOf(server)` gives its `url`. Not with `workers`.
-   */
-  readonly monitor?: MonitorOption;
-}
-
-/** Limits on a server's connections. */
-export interface ConnectionLimits {
-  /**
-   * Most connections open at once (default: no limit). A connection past the limit is
-   * accepted, told `Error: too many connections ...` in one line, and closed; the counters
-   * count it as refused. For the listener server it is the most sessions at once (default
-   * 100): a connection counts once it has authenticated and named its listener, and those
-   * not yet there are limited by `maxStartups` instead.
-   */
-  readonly maxConnections?: number;
-  /**
-   * Expect a PROXY protocol header (HAProxy's v1 or v2) first on every connection, as sent by
-   * HAProxy's `send-proxy`/`send-proxy-v2`, nginx's `proxy_protocol on` or a cloud load
-   * balancer: the handle `function` gets, its streams and `ps()` then report the real client as
-   * the peer. A connection whose header is missing, malformed or not complete within 5 s is
-   * closed and logged as refused. Off by default: then a header is just data.
-   */
-  readonly proxyProtocol?: boolean;
-  /**
-   * Milliseconds a connection may go without traffic before it is closed (default: no limit).
-   * The peer is first sent the line
-   * `Error: connection idle for N ms (the server's idleTimeout); closing`, after any output
-   * still queued for it; the connection's stream then reads end of file.
-   */
-  readonly idleTimeout?: number;
-}
-
-/** Where a server's events go; see {@link LoggerOption}. */
-export interface ServerLogging {
-  /** A function, `"text"`, `"json"`, or `false`; default: text lines on the `announce` stream when there is one. */
-  readonly logger?: LoggerOption;
-}
-
-/** {@link StartUpServerOptions} for a server whose `function` takes a {@link SocketStream}. */
-export interface StartUpStreamServerOptions extends Omit<StartUpServerOptions, "function" | "createStream"> {
-  /** Always `true` here: `function` gets a ready {@link SocketStream} made with `streamOptions`. */
-  readonly createStream: true;
-  /**
-   * Called with a {@link SocketStream} on each accepted connection, one at a time as a plain
-   * server's `function` (the next connection is not taken until it returns or its promise
-   * settles). The stream is made outside any process: it belongs to the process it is handed
-   * to (a `processRunFunction` argument), or else to the first process that reads or writes it.
-   */
-  readonly function: ConnectionFunction<SocketStream>;
-}
-
-/**
- * Lisp's `(format nil "~S server" service)`: a number prints bare (`10243 server`), a string in
- * double quotes with any double quote or backslash in it escaped by a backslash (`"confab" server`).
- */
-export function defaultProcessName(service: number | string): string {
-  if (typeof service === "number") return `${service} server`;
-  return `"${service.replace(/["\\]/g, "\\$&")}" server`;
-}
-
-/** A snapshot of a server's counters, from {@link ServerProcess.counters}. */
-export interface ServerCounters {
-  /** Connections accepted since start (refused ones included). */
-  readonly accepted: number;
-  /** Connections open now. */
-  readonly active: number;
-  /** Connections accepted and waiting for `function` to be free. */
-  readonly waiting: number;
-  /**
-   * Connections refused: past `maxConnections`, with a bad PROXY header, or turned away by a
-   * limit of the server's `function` (the listener server's sessions and start-ups).
-   */
-  readonly refused: number;
-  /** Connections closed by `idleTimeout`. */
-  readonly timedOut: number;
-  /** Bytes received on the server's connections (closed and open). */
-  readonly bytesIn: number;
-  /** Bytes sent on the server's connections (closed and open). */
-  readonly bytesOut: number;
-  /** Times `function` threw or rejected, and accept errors. */
-  readonly errors: number;
-}
+import {
+  announceTo,
+  defaultProcessName,
+  errorMessage,
+  ServerProcess,
+  type ConnectionFunction,
+  type ConnectionLimits,
+  type ServerCounters,
+  type ServerHooks,
+  type ServerOptions,
+  type StreamServerOptions,
+} from "./server-base.js";
 
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
 /**
- * The process a server runs as: a {@link Process} that also carries the bound `port` and
- * `address`. Kill it (or call {@link serverTerminate}) to close the listening socket.
+ * The process of a server that listens itself, in this process: a {@link ServerProcess} that
+ * accepts connections on its socket and hands them to its `function` one at a time. Kill it
+ * (or call {@link serverTerminate}) to close the listening socket.
  */
-export class ServerProcess extends Process implements ProcessResource {
-  /** @internal */
-  [kOwner]: Process | undefined;
-  /** The bound port (the real one when the service was 0). */
-  readonly port: number;
-  /** The bound local address. */
-  readonly address: string;
-  /** `IPv4`, `IPv6`, or `unix` for a Unix domain socket. */
-  readonly family: string;
-  /**
-   * Most connections open at once; more are refused with a one-line message. `Infinity` for
-   * the listener server, which applies its `maxConnections` to sessions itself.
-   */
-  readonly maxConnections: number;
-
+export class TcpServerProcess extends ServerProcess {
   readonly #server: net.Server;
   readonly #localEnd: LocalEnd | undefined;
   readonly #dispatch: (handle: net.Socket) => unknown;
@@ -201,7 +45,6 @@ export class ServerProcess extends Process implements ProcessResource {
   readonly #active = new Set<net.Socket>();
   readonly #idleTimeout: number;
   readonly #proxyProtocol: boolean;
-  readonly #logger: Logger | undefined;
   #busy = false;
   #accepted = 0;
   #refused = 0;
@@ -214,28 +57,22 @@ export class ServerProcess extends Process implements ProcessResource {
 
   /** @internal Use {@link startUpServer}. */
   constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
-    super(name);
-    this.#logger = logger;
-    this.maxConnections = limits.maxConnections ?? Infinity;
+    super(name, endpoint, limits, logger);
     this.#idleTimeout = limits.idleTimeout ?? 0;
     this.#proxyProtocol = (limits.proxyProtocol ?? false) && endpoint.proxyHandled !== true;
     const server = endpoint.server;
-    this.port = endpoint.port;
-    this.address = endpoint.address;
-    this.family = endpoint.family;
     this.#server = server;
     this.#dispatch = dispatch;
     // Every connection's local end is the listening address, unless that is a wildcard.
     if (endpoint.family !== UNIX_FAMILY && endpoint.address !== "0.0.0.0" && endpoint.address !== "::") {
       this.#localEnd = Object.freeze({ address: endpoint.address, port: endpoint.port });
     }
-    this.own(this);
     server.on("connection", this.#onConnection);
     server.on("error", this.#onError);
   }
 
   /** The server's counters now. */
-  get counters(): ServerCounters {
+  override get counters(): ServerCounters {
     let bytesIn = this.#closedBytesIn;
     let bytesOut = this.#closedBytesOut;
     for (const socket of this.#active) {
@@ -269,7 +106,7 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#active.add(socket);
     if (this.#idleTimeout > 0) {
       socket.setTimeout(this.#idleTimeout);
-      socket.on("timeout", ServerProcess.#onSocketIdle);
+      socket.on("timeout", TcpServerProcess.#onSocketIdle);
     }
     if (this.#proxyProtocol) {
       // The header comes first and says who the client is; the connection waits for it
@@ -280,7 +117,7 @@ export class ServerProcess extends Process implements ProcessResource {
         },
         (error: unknown) => {
           this.#refused++;
-          this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: errorMessage(error, false) });
+          this.log({ event: "refused", server: this.name, peer: peerOf(socket), reason: errorMessage(error, false) });
           socket.destroy();
         },
       );
@@ -290,7 +127,7 @@ export class ServerProcess extends Process implements ProcessResource {
   };
 
   #admit(socket: net.Socket): void {
-    if (this.#logger !== undefined) this.#log({ event: "accepted", server: this.name, peer: peerOf(socket) });
+    if (this.logging) this.log({ event: "accepted", server: this.name, peer: peerOf(socket) });
     if (this.#busy) {
       this.#queue.push(socket);
       return;
@@ -304,7 +141,7 @@ export class ServerProcess extends Process implements ProcessResource {
    */
   countRefused(socket: net.Socket, reason: string): void {
     this.#refused++;
-    this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason });
+    this.log({ event: "refused", server: this.name, peer: peerOf(socket), reason });
   }
 
   /** @internal Every connection's local end (the listening address), unless that is a wildcard. */
@@ -321,7 +158,7 @@ export class ServerProcess extends Process implements ProcessResource {
 
   static #onSocketIdle(this: net.Socket): void {
     const server = serverOf(this);
-    if (!(server instanceof ServerProcess)) {
+    if (!(server instanceof TcpServerProcess)) {
       this.destroy();
       return;
     }
@@ -344,37 +181,9 @@ export class ServerProcess extends Process implements ProcessResource {
     this.#lastAcceptError = code;
     this.#lastAcceptErrorAt = now;
     const hint = code === "EMFILE" || code === "ENFILE" ? " (out of file descriptors: connections are dropped until some close)" : "";
-    this.#log({ event: "error", server: this.name, message: `${error.message}${hint}` });
+    this.log({ event: "error", server: this.name, message: `${error.message}${hint}` });
     reportError(`${this.name} on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
-
-  /** @internal Hands `event` to the server's logger; a logger that throws is reported, not fatal. */
-  log(event: ServerEvent): void {
-    this.#log(event);
-  }
-
-  #log(event: ServerEvent): void {
-    if (this.#logger === undefined) return;
-    try {
-      this.#logger(event);
-    } catch (error) {
-      reportError(`the logger of ${this.name}`, error);
-    }
-  }
-
-  /** Logs how a process started by this server's `function` ended. */
-  protected override childEnded(child: Process): void {
-    if (this.#logger === undefined) return;
-    const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
-    this.#log({
-      event: "process-ended",
-      server: this.name,
-      process: child.name,
-      id: child.id,
-      state: child.state as "finished" | "killed" | "failed",
-      ...(reason === undefined ? {} : { reason }),
-    });
-  }
 
   #serve(socket: net.Socket): void {
     for (;;) {
@@ -413,7 +222,7 @@ export class ServerProcess extends Process implements ProcessResource {
 
   #functionFailed(error: unknown): void {
     this.#errors++;
-    this.#log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
+    this.log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
     reportError(`the function of ${this.name} failed`, error);
   }
 
@@ -423,7 +232,7 @@ export class ServerProcess extends Process implements ProcessResource {
   }
 
   /** @internal The process's body: lives as long as the listening socket. */
-  untilClosed(): Promise<void> {
+  override untilClosed(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#server.listening) resolve();
       else this.#server.once("close", () => resolve());
@@ -431,10 +240,10 @@ export class ServerProcess extends Process implements ProcessResource {
   }
 
   /** @internal Killing the server process closes the listening socket at once. */
-  [kKill](): void {
+  override [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
-    this.#log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
+    this.log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
   }
 }
 
@@ -443,31 +252,18 @@ function peerOf(socket: net.Socket): string {
   return address === undefined ? "?" : formatHostPort(address, socket.remotePort ?? "?");
 }
 
-function errorMessage(error: unknown, withName = true): string {
-  if (!(error instanceof Error)) return String(error);
-  return withName ? `${error.name}: ${error.message}` : error.message;
-}
-
 function ignoreError(): void {
   // The stream or handler that owns the socket sees the error through its own listener.
 }
 
 
-/** @internal Writes the start-up line to `announce`, or hands it the address or the error. */
-export function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
-  if (announce === undefined || announce === false) return;
-  try {
-    if (typeof announce === "function") announce(address, error);
-    else if (error === null) (announce === true ? process.stdout : announce).write(`${line}\n`);
-  } catch (failure) {
-    reportError("announce", failure);
-  }
-}
-
 /**
- * Starts a TCP server in a new process, as LispWorks' `comm:start-up-server`, and resolves to
- * that process once the port is bound. Rejects with a {@link ConfabError} naming the port or
- * service when binding fails (`EADDRINUSE`, `EACCES`, `ERR_UNKNOWN_SERVICE`).
+ * comm's core `comm:start-up-server`: starts a TCP server in a new process serving `function`
+ * and resolves to that process once the port is bound. Rejects with a {@link ConfabError}
+ * naming the port or service when binding fails (`EADDRINUSE`, `EACCES`,
+ * `ERR_UNKNOWN_SERVICE`). It knows no default: without `function` (and without `hooks` that
+ * make one) it rejects with `ERR_INVALID_ARGUMENT`. The package's `startUpServer` is the
+ * preset over it that serves listeners without a `function`; use that one.
  *
  * @example
  * ```ts
@@ -490,14 +286,18 @@ export function announceTo(announce: Announce | undefined, line: string, address
  * processKill(server);
  * ```
  */
-export function startUpServer(options: StartUpStreamServerOptions): Promise<ServerProcess>;
-export function startUpServer(options?: StartUpServerOptions): Promise<ServerProcess>;
-export async function startUpServer(options: StartUpServerOptions | StartUpStreamServerOptions = {}): Promise<ServerProcess> {
+export function startUpServer(options: StreamServerOptions, hooks?: ServerHooks): Promise<ServerProcess>;
+export function startUpServer(options?: ServerOptions, hooks?: ServerHooks): Promise<ServerProcess>;
+export async function startUpServer(options: ServerOptions | StreamServerOptions = {}, hooks: ServerHooks = {}): Promise<ServerProcess> {
   if (options.workers !== undefined && options.workers !== 1) {
-    if (options.monitor !== undefined) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "the monitor option cannot be combined with workers: each worker is a program of its own; start a monitor in each with startMonitor");
-    // Loaded on demand, like the listener: a one-process server never loads node:cluster.
-    return (await import("./workers.js")).startUpWorkers(options);
+    // Loaded on demand: a one-process server never loads node:cluster.
+    return (await import("./workers.js")).startUpWorkers(options, hooks, startOneServer);
   }
+  return startOneServer(options, hooks);
+}
+
+/** Starts a server that listens in this process: {@link startUpServer} without workers. */
+async function startOneServer(options: ServerOptions | StreamServerOptions, hooks: ServerHooks = {}): Promise<TcpServerProcess> {
   const service = options.service ?? DEFAULT_SERVICE;
   const processName = options.processName ?? defaultProcessName(service);
   const host = options.address ?? "127.0.0.1";
@@ -507,20 +307,15 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     // A path (`unix:PATH`, or anything with a `/`) is a Unix domain socket: no port.
     path = unixSocketPath(service);
     port = path === undefined ? resolveService(service) : 0;
-    if (options.token !== undefined && options.function !== undefined) {
-      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${processName}: the token option is for the listener server; a server with a function authenticates its own clients`);
-    }
+    hooks.check?.();
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
   }
 
   // Ready before the socket listens: an inherited socket may hold connections already, taken
-  // at the first turn of the event loop. Its address is known only once it is ours, so the
-  // listener's exposure rule is checked then.
-  const dispatch = await connectionDispatcher(options.fd === undefined ? options : { ...options, address: "127.0.0.1" });
-  const exposureRule =
-    options.fd !== undefined && options.function === undefined ? (await import("../listener/listener-server.js")).assertListenerExposure : undefined;
+  // at the first turn of the event loop.
+  const dispatch = await connectionDispatcher(options, hooks, processName);
   let endpoint: BoundEndpoint;
   try {
     endpoint = await bindEndpoint({ port, host, path, fd: options.fd, backlog: options.backlog, tls: options.tls, proxyProtocol: options.proxyProtocol, processName });
@@ -529,9 +324,9 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
     throw error;
   }
   // No await from here until the server process listens for connections: none may be missed.
-  if (exposureRule !== undefined && endpoint.family !== UNIX_FAMILY) {
+  if (hooks.checkAddress !== undefined && endpoint.family !== UNIX_FAMILY) {
     try {
-      exposureRule(options as StartUpServerOptions, endpoint.address);
+      hooks.checkAddress(endpoint.address);
     } catch (error) {
       endpoint.server.close();
       throw error;
@@ -539,30 +334,27 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   }
 
   const limits: ConnectionLimits = {
-    // The listener server counts its sessions against maxConnections itself, and its
-    // connections not yet sessions against maxStartups: here it has no limit, so that a
-    // connection still starting never takes a session's place.
-    ...(options.function === undefined || options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    // A function that limits its connections itself gets none from here, so that (for the
+    // listener server) a connection still starting never takes a session's place.
+    ...(hooks.limitsConnections === true || options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
   const logger = serverLogger(options.logger, options.announce);
-  const started = new ServerProcess(processName, endpoint, dispatch, limits, logger);
+  const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
   started.start(() => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.
   if (options.logger !== undefined) started.log({ event: "started", server: processName, address: bound.address, port: bound.port });
-  if (options.monitor !== undefined) await (await import("../monitor/attach.js")).attachMonitor(started, options.monitor, options.announce);
   return started;
 }
 
-async function connectionDispatcher(options: StartUpServerOptions | StartUpStreamServerOptions): Promise<(handle: net.Socket) => unknown> {
+async function connectionDispatcher(options: ServerOptions | StreamServerOptions, hooks: ServerHooks, processName: string): Promise<(handle: net.Socket) => unknown> {
   const fn = options.function;
   if (fn === undefined) {
-    // Loaded on demand: a plain TCP server never pays for the REPL's parser and type stripper.
-    const { listenerServer } = await import("../listener/listener-server.js");
-    return listenerServer(options as StartUpServerOptions);
+    if (hooks.dispatcher !== undefined) return hooks.dispatcher();
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${processName}: comm's core startUpServer needs a function; the package's startUpServer serves listeners without one`);
   }
   if (options.createStream === true) {
     const streamFn = fn as ConnectionFunction<SocketStream>;

@@ -13,7 +13,7 @@ import { childEnv, root, runConfab, startConfab } from "../../test/cli.js";
 import { LineClient, portOpen } from "../../test/support.js";
 import { Waker } from "../../test/waker.js";
 import { ClusterServerProcess } from "./workers.js";
-import { ServerProcess, startUpServer } from "./server.js";
+import { ServerProcess, startUpServer } from "../index.js";
 import { processKill } from "../mp/process.js";
 
 const FIXTURE = fileURLToPath(new URL("../../test/fixtures/workers-server.ts", import.meta.url));

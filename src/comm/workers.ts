@@ -14,8 +14,8 @@
  *   live objects, and N separate programs behind one port would hand each client a
  *   different one at random, with state that silently differs from session to session.
  * - In the primary, `startUpServer` resolves once every worker listens, to a
- *   {@link ClusterServerProcess}: a {@link ServerProcess} whose `port` and `address` are the
- *   workers' and whose kill stops them all. A worker that dies on its own is reported and
+ *   {@link ClusterServerProcess}: a {@link ServerProcess} (a sibling of the one-process
+ *   `TcpServerProcess`) whose `port` and `address` are the workers' and whose kill stops them all. A worker that dies on its own is reported and
  *   replaced after a bounded backoff.
  * - Connections are spread by cluster's scheduling policy: round robin by the primary (the
  *   default except on Windows: even, but the primary accepts every connection and passes it
@@ -30,7 +30,6 @@
  * @module
  */
 import type { Cluster, Worker } from "node:cluster";
-import net from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, processJoin, processKill } from "../mp/process.js";
 import { reportError } from "../report.js";
@@ -41,12 +40,13 @@ import {
   announceTo,
   defaultProcessName,
   ServerProcess,
-  startUpServer,
   type ConnectionLimits,
   type ServerCounters,
-  type StartUpServerOptions,
-  type StartUpStreamServerOptions,
-} from "./server.js";
+  type ServerHooks,
+  type ServerOptions,
+  type StartOneServer,
+  type StreamServerOptions,
+} from "./server-base.js";
 
 /** The most workers one server may have: far past any core count, short of a fork bomb. */
 export const MAX_WORKERS = 1024;
@@ -67,8 +67,7 @@ const PORT_ENV = "CONFAB_WORKER_PORT";
 /** Counters that say how things are now, rather than how many happened: not summed over dead workers. */
 const GAUGES: ReadonlySet<keyof ServerCounters> = new Set<keyof ServerCounters>(["active", "waiting"]);
 
-type AnyOptions = StartUpServerOptions | StartUpStreamServerOptions;
-type StartUp = (options: AnyOptions) => Promise<ServerProcess>;
+type AnyOptions = ServerOptions | StreamServerOptions;
 
 /** What a worker tells the primary over cluster's IPC channel. */
 type WorkerMessage =
@@ -124,6 +123,9 @@ let servingInWorker = false;
 function workerStartError(message: string): ConfabError {
   return new ConfabError(ErrorCodes.WORKER_START, message);
 }
+
+/** Counters of a server that accepts nothing itself: all zero. */
+const NO_COUNTERS: ServerCounters = Object.freeze({ accepted: 0, active: 0, waiting: 0, refused: 0, timedOut: 0, bytesIn: 0, bytesOut: 0, errors: 0 });
 
 /** A report-only error: the primary's stack says nothing about why a child died. */
 function workerExitError(message: string): ConfabError {
@@ -397,11 +399,10 @@ export class ClusterServerProcess extends ServerProcess {
   readonly #pool: WorkerPool;
   #graceMs = WORKER_STOP_GRACE_MS;
 
-  /** @internal Use {@link startUpServer} with `workers`. */
+  /** @internal Use `startUpServer` with `workers`. */
   constructor(name: string, pool: WorkerPool, bound: Bound, limits: ConnectionLimits) {
-    // The primary never accepts: its own listening socket is cluster's, inside node:cluster. The
-    // base class gets a server that never listens, so its accept path is simply never used.
-    super(name, { server: net.createServer(), port: bound.port, address: bound.address, family: bound.family }, refuseInPrimary, limits);
+    // The primary never accepts: its listening socket is cluster's, inside node:cluster.
+    super(name, bound, limits, undefined);
     this.#pool = pool;
     this.workerCount = pool.count;
     this.stopped = pool.stopped;
@@ -419,7 +420,7 @@ export class ClusterServerProcess extends ServerProcess {
 
   /** The workers' counters summed, as of each one's last report (at most a second old). */
   override get counters(): ServerCounters {
-    return this.#pool.counters(super.counters);
+    return this.#pool.counters(NO_COUNTERS);
   }
 
   /**
@@ -441,26 +442,18 @@ export class ClusterServerProcess extends ServerProcess {
 
   /** @internal Killing the process stops the workers. */
   override [kKill](): void {
-    super[kKill]();
     void this.#pool.stop(this.#graceMs);
   }
 }
 
-function refuseInPrimary(socket: net.Socket): void {
-  socket.destroy();
-}
-
-function checkWorkers(options: AnyOptions): number {
+function checkWorkers(options: AnyOptions, hooks: ServerHooks): number {
   const workers = options.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `workers must be a whole number from 1 to ${MAX_WORKERS}, got ${String(workers)}`);
   }
+  if (hooks.workersRefused !== undefined) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, hooks.workersRefused);
   if (options.function === undefined) {
-    throw new ConfabError(
-      ErrorCodes.INVALID_ARGUMENT,
-      "the listener server runs in one process and cannot have workers: each would be a separate program with its own objects, " +
-        "and a client would land in one of them at random; give a function to serve with workers",
-    );
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "a server with workers needs a function: the workers run it");
   }
   if (unixSocketPath(options.service) !== undefined) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `workers share a TCP port; a Unix socket service (${String(options.service)}) cannot have workers`);
@@ -469,26 +462,27 @@ function checkWorkers(options: AnyOptions): number {
 }
 
 /**
- * `startUpServer` for `workers` other than 1 (called by it): in the primary, forks the
+ * @internal `startUpServer` for `workers` other than 1 (called by it, with `startOne` to start
+ * a one-process server in each worker): in the primary, forks the
  * workers and resolves to a {@link ClusterServerProcess} once all listen; in a worker,
  * starts the server there (it listens on the port cluster shares) and tells the primary.
- * Rejects with a {@link ConfabError}: `ERR_INVALID_ARGUMENT` for a bad count or the listener
- * server, the bind error of the workers (`EADDRINUSE`, ...), or `ERR_WORKER_START`.
+ * Rejects with a {@link ConfabError}: `ERR_INVALID_ARGUMENT` for a bad count or a server
+ * whose hooks refuse workers (the listener server), the bind error of the workers (`EADDRINUSE`, ...), or `ERR_WORKER_START`.
  */
-export async function startUpWorkers(options: AnyOptions): Promise<ServerProcess> {
+export async function startUpWorkers(options: AnyOptions, hooks: ServerHooks, startOne: StartOneServer): Promise<ServerProcess> {
   const processName = options.processName ?? defaultProcessName(options.service ?? DEFAULT_SERVICE);
   let count: number;
   let cluster: Cluster;
   let port: number;
   try {
-    count = checkWorkers(options);
+    count = checkWorkers(options, hooks);
     cluster = await loadCluster();
     port = resolveService(options.service ?? DEFAULT_SERVICE);
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
   }
-  if (cluster.isWorker) return serveInWorker(options, processName, port);
+  if (cluster.isWorker) return serveInWorker(options, hooks, startOne, processName, port);
 
   if (activePool !== undefined) {
     throw workerStartError(`cannot start ${processName} with workers: ${activePool.name} already runs workers in this program (one pool at a time)`);
@@ -520,7 +514,7 @@ export async function startUpWorkers(options: AnyOptions): Promise<ServerProcess
   return server;
 }
 
-async function serveInWorker(options: AnyOptions, processName: string, port: number): Promise<ServerProcess> {
+async function serveInWorker(options: AnyOptions, hooks: ServerHooks, startOne: StartOneServer, processName: string, port: number): Promise<ServerProcess> {
   if (servingInWorker) {
     throw workerStartError(`cannot start ${processName} with workers: this program already serves with workers (one pool at a time)`);
   }
@@ -530,7 +524,7 @@ async function serveInWorker(options: AnyOptions, processName: string, port: num
   let server: ServerProcess;
   try {
     // The primary announces for the pool; N workers saying it again would be noise.
-    server = await (startUpServer as StartUp)({ ...options, workers: 1, service: listenPort, processName, announce: undefined });
+    server = await startOne({ ...options, workers: 1, service: listenPort, processName, announce: undefined }, hooks);
   } catch (error) {
     servingInWorker = false;
     const code = error instanceof ConfabError ? error.code : ErrorCodes.WORKER_START;

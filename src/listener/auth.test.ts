@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { openTcpStream } from "../comm/client.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { eventually, LineClient, sleep } from "../../test/support.js";
 import { listenerServer } from "./listener-server.js";
 import {

@@ -1,5 +1,5 @@
 import { inspect } from "node:util";
-import { ServerProcess } from "../comm/server.js";
+import { ServerProcess } from "../comm/server-base.js";
 import { printable, quoted } from "../comm/printable.js";
 import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
 import { ConfabError, ErrorCodes } from "../errors.js";

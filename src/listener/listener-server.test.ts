@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { startUpServer, type ServerProcess } from "../comm/server.js";
+import { startUpServer, type ServerProcess } from "../index.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
 import { eventually, sleep, testServers, type LineClient } from "../../test/support.js";
 

@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { ServerProcess, type StartUpServerOptions } from "../comm/server.js";
+import { TcpServerProcess } from "../comm/server.js";
+import type { ServerOptions } from "../comm/server-base.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import { serverOf } from "../comm/socket-listeners.js";
 import { processRunFunction, type Process } from "../mp/process.js";
@@ -22,6 +23,36 @@ export const DEFAULT_MAX_STARTUPS = 32;
 // The name line is short: a client gets a small buffer until it has named its listener.
 const NAME_LINE_LIMIT = 4096;
 
+/**
+ * The listener server's own options, beside comm's {@link ServerOptions}: the package's
+ * `StartUpServerOptions` carries them for a `startUpServer` without a `function`.
+ */
+export interface ListenerServerSettings {
+  /** Listener server only: objects every listener sees as variables, e.g. `{ app, db }`. */
+  readonly context?: Readonly<Record<string, unknown>>;
+  /** Listener server only: time limit in ms for the synchronous part of one input (default 5000; 0 disables). */
+  readonly evalTimeout?: number;
+  /** Listener server only: ms a client has to send its name line before it is dropped (default 10000). */
+  readonly nameTimeout?: number;
+  /**
+   * Listener server only: most connections at once that are not yet sessions, because they
+   * have not authenticated or not sent a valid name line yet (default 32; in the spirit of
+   * OpenSSH's MaxStartups). They never take the places of sessions: when one more arrives,
+   * the oldest still waiting is told `Error: connection dropped: ... (maxStartups N) ...` in
+   * one line and closed, and the server counts and logs it as refused.
+   */
+  readonly maxStartups?: number;
+  /**
+   * Listener server only: a shared secret (at least 16 visible ASCII characters) every client
+   * must send first, as the line `token SECRET`, before its name line. Compared in constant
+   * time, never echoed or logged; a wrong one gets one generic refusal after a delay.
+   */
+  readonly token?: string;
+}
+
+/** What the listener server is made from: comm's options, the listener's, and the session's `comm`. */
+export type ListenerServerOptions = ServerOptions & ListenerServerSettings & Pick<ListenerOptions, "comm">;
+
 /** Addresses a listener server may bind without an authentication mode. */
 export function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" || /^127\.\d+\.\d+\.\d+$/.test(address) || /^::ffff:127\./i.test(address);
@@ -33,7 +64,7 @@ export function isLoopback(address: string): boolean {
  * `ERR_INSECURE_LISTENER`, saying how to enable one.
  * @internal
  */
-export function assertListenerExposure(options: StartUpServerOptions, address: string): void {
+export function assertListenerExposure(options: ListenerServerOptions, address: string): void {
   // Behind a PROXY-protocol balancer, a loopback bind is reachable from wherever the balancer is.
   const local = options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
   if (!local && options.token === undefined && !requiresClientCertificates(options.tls)) {
@@ -59,11 +90,11 @@ export function assertListenerExposure(options: StartUpServerOptions, address: s
  * The limits on connections live here, not in comm: `maxConnections` limits sessions (a
  * connection is one once it has authenticated and named its listener, until its process
  * ends), and `maxStartups` the connections that are not yet sessions, which never take a
- * session's place. `startUpServer` gives comm no limit of its own for a listener server, so
- * that a connection still starting does not count against `maxConnections` there.
+ * session's place. The package's `startUpServer` tells comm (`limitsConnections`) to apply no
+ * limit of its own, so that a connection still starting does not count against `maxConnections` there.
  * @internal
  */
-export function listenerServer(options: StartUpServerOptions, internals: ListenerServerInternals = {}): (handle: Socket) => void {
+export function listenerServer(options: ListenerServerOptions, internals: ListenerServerInternals = {}): (handle: Socket) => void {
   assertListenerExposure(options, options.address ?? "127.0.0.1");
   const maxSessions = options.maxConnections ?? DEFAULT_LISTENER_MAX_CONNECTIONS;
   const maxStartups = options.maxStartups ?? DEFAULT_MAX_STARTUPS;
@@ -75,6 +106,7 @@ export function listenerServer(options: StartUpServerOptions, internals: Listene
   const listenerOptions: ListenerOptions = {
     ...(options.context === undefined ? {} : { context: options.context }),
     ...(options.evalTimeout === undefined ? {} : { evalTimeout: options.evalTimeout }),
+    ...(options.comm === undefined ? {} : { comm: options.comm }),
   };
   const streamOptions = options.streamOptions ?? {};
   // Oldest first (a Set keeps insertion order): the one to drop when too many wait.
@@ -166,7 +198,7 @@ class Startup {
   refuse(line: string, reason: string): void {
     if (this.stream.closed) return;
     const server = serverOf(this.#handle);
-    if (server instanceof ServerProcess) server.countRefused(this.#handle, reason);
+    if (server instanceof TcpServerProcess) server.countRefused(this.#handle, reason);
     this.close(line);
   }
 }

@@ -17,6 +17,12 @@ export interface ListenerOptions {
   readonly evalTimeout?: number;
   /** Longest input (all its lines together) in characters; default 1 MiB. */
   readonly maxInputLength?: number;
+  /**
+   * @internal The `comm` namespace a session sees. Default: comm's own, whose core
+   * `startUpServer` needs a `function`; the package's `startUpServer` passes the package's
+   * `comm`, whose `startUpServer` serves listeners without one (a layer below cannot import it).
+   */
+  readonly comm?: object;
 }
 
 const DEFAULT_EVAL_TIMEOUT_MS = 5000;
@@ -53,7 +59,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   };
   const context: Record<string, unknown> = { ...options.context };
   const exposed = Object.keys(context);
-  Object.assign(context, { mp, comm, ps, kill, help: () => help(exposed) });
+  Object.assign(context, { mp, comm: options.comm ?? comm, ps, kill, help: () => help(exposed) });
   let colors = false;
   const evaluator = new Evaluator({
     context,

@@ -1,11 +1,11 @@
 /**
  * `startUpServer({ monitor })`: a monitor started alongside a server, living as long as it.
- * `startUpServer` loads this module on demand: the monitor reads servers, so the server
- * module must not import it.
+ * The package's `startUpServer` (the face, above comm and the monitor) loads this module on
+ * demand; comm knows nothing of it.
  *
  * @module
  */
-import type { Announce, ServerProcess } from "../comm/server.js";
+import type { Announce, ServerProcess } from "../comm/server-base.js";
 import { processKill } from "../mp/process.js";
 import { processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";

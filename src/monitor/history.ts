@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { ServerProcess } from "../comm/server.js";
+import { ServerProcess } from "../comm/server-base.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { connectionOf, type MonitorSample } from "./snapshot.js";
 

@@ -6,7 +6,7 @@ import { makeStreamAndTalk } from "../../examples/talk.js";
 import { eventually, LineClient, portOpen } from "../../test/support.js";
 import { Waker } from "../../test/waker.js";
 import { ConfabError } from "../errors.js";
-import { serverTerminate, startUpServer, type ServerProcess } from "../comm/server.js";
+import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { processKill } from "../mp/process.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
 import { monitorOf } from "./attach.js";

@@ -3,7 +3,7 @@ import { after, test } from "node:test";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { eventually, LineClient, sleep } from "../../test/support.js";
 import { openTcpStream } from "../comm/client.js";
-import { serverTerminate, startUpServer } from "../comm/server.js";
+import { serverTerminate, startUpServer } from "../index.js";
 import { processKill, processRunFunction, type Process } from "../mp/process.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { History } from "./history.js";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { ServerProcess, type ServerCounters } from "../comm/server.js";
+import { ServerProcess, type ServerCounters } from "../comm/server-base.js";
 import { printable } from "../comm/printable.js";
 import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
 import type { Process, ProcessState } from "../mp/process.js";
