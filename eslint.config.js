@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "scratch/", "bench/", "**/*.js", "**/*.mjs"] },
+  { ignores: ["dist/", "node_modules/", "scratch/", "bench/", "**/*.js", "**/*.mjs", "**/*.cjs"] },
   ...tseslint.configs.strictTypeChecked,
   {
     languageOptions: {
