@@ -1,0 +1,41 @@
+// The core/preset split: comm's core startUpServer knows no default `function`; the package's
+// (comm.startUpServer and the named export) is the preset that serves listeners without one,
+// and a listener session's `comm` is the package's.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as core from "../src/comm/index.js";
+import { comm, ConfabError, ErrorCodes, serverTerminate, startUpServer, ServerProcess, TcpServerProcess, ClusterServerProcess } from "../src/index.js";
+import { testServers } from "./support.js";
+
+const { start, client } = testServers();
+
+test("comm.startUpServer and the named export are the preset; comm's core is another function", () => {
+  assert.equal(comm.startUpServer, startUpServer);
+  assert.notEqual(core.startUpServer, startUpServer);
+  assert.equal(comm.serverTerminate, core.serverTerminate);
+});
+
+test("comm's core startUpServer without a function rejects: it knows nothing of listeners", async () => {
+  await assert.rejects(core.startUpServer({ service: 0 }), (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT);
+});
+
+test("the TCP server and the cluster server are siblings under the abstract ServerProcess", async () => {
+  assert.equal(Object.getPrototypeOf(TcpServerProcess), ServerProcess);
+  assert.equal(Object.getPrototypeOf(ClusterServerProcess), ServerProcess);
+  const server = await startUpServer({ service: 0, function: (socket) => socket.destroy() });
+  try {
+    assert.ok(server instanceof TcpServerProcess);
+    assert.ok(server instanceof ServerProcess);
+  } finally {
+    serverTerminate(server);
+  }
+});
+
+test("a listener session's comm is the package's: its startUpServer is the preset", async () => {
+  const server = await start({ context: { preset: startUpServer } });
+  const c = await client(server.port);
+  c.send('"layers"\ncomm.startUpServer === preset\n');
+  c.end();
+  await c.closed(10_000);
+  assert.match(c.received, /CL-USER 1 > true\n/);
+});
