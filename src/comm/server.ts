@@ -1,5 +1,5 @@
 import net from "node:net";
-import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, type ProcessResource } from "../mp/process.js";
+import { isThenable, kChildEnded, kKill, kOwner, Process, processKill, runAsParentOf, startProcess, type ProcessResource } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
@@ -212,7 +212,7 @@ export class ServerProcess extends Process implements ProcessResource {
   #lastAcceptError = "";
   #lastAcceptErrorAt = 0;
 
-  /** @internal Use {@link startUpServer}. */
+  /** Not for users: use {@link startUpServer}. */
   constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
     super(name);
     this.#logger = logger;
@@ -362,8 +362,8 @@ export class ServerProcess extends Process implements ProcessResource {
     }
   }
 
-  /** Logs how a process started by this server's `function` ended. */
-  protected override childEnded(child: Process): void {
+  /** @internal Logs how a process started by this server's `function` ended. */
+  [kChildEnded](child: Process): void {
     if (this.#logger === undefined) return;
     const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
     this.#log({
@@ -430,7 +430,7 @@ export class ServerProcess extends Process implements ProcessResource {
     });
   }
 
-  /** @internal Killing the server process closes the listening socket at once. */
+  /** Killing the server process closes the listening socket at once (see {@link ProcessResource}). */
   [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
@@ -548,7 +548,7 @@ export async function startUpServer(options: StartUpServerOptions | StartUpStrea
   };
   const logger = serverLogger(options.logger, options.announce);
   const started = new ServerProcess(processName, endpoint, dispatch, limits, logger);
-  started.start(() => started.untilClosed(), []);
+  startProcess(started, () => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.

@@ -891,7 +891,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }
 
-  /** @internal Killing the owning process closes the stream. */
+  /** Killing the owning process closes the stream (see {@link ProcessResource}). */
   [kKill](): void {
     this.close();
   }

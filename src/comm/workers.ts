@@ -32,7 +32,7 @@
 import type { Cluster, Worker } from "node:cluster";
 import net from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { kKill, processJoin, processKill } from "../mp/process.js";
+import { kKill, processJoin, processKill, startProcess } from "../mp/process.js";
 import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { formatHostPort } from "./socket-stream.js";
@@ -510,7 +510,7 @@ export async function startUpWorkers(options: AnyOptions): Promise<ServerProcess
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
   };
   const server = new ClusterServerProcess(processName, pool, bound, limits);
-  server.start(() => server.untilClosed(), []);
+  startProcess(server, () => server.untilClosed(), []);
   announceTo(
     options.announce,
     `${processName}: listening on ${formatHostPort(bound.address, bound.port)} (${count} workers)`,

@@ -3,6 +3,7 @@ import net from "node:net";
 import { test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { startUpServer, type ServerProcess } from "../comm/server.js";
+import { processKill } from "../mp/process.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
 import { eventually, sleep, testServers, type LineClient } from "../../test/support.js";
 
@@ -250,7 +251,7 @@ test("killing a listener's process closes its connection", async () => {
   await c.until("CL-USER 1 > ");
   const p = findProcessFromName("doomed");
   assert.ok(p);
-  p.kill();
+  processKill(p);
   await c.closed();
   assert.equal(p.state, "killed");
 });

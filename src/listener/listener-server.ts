@@ -3,7 +3,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { ServerProcess, type StartUpServerOptions } from "../comm/server.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import { serverOf } from "../comm/socket-listeners.js";
-import { processRunFunction, type Process } from "../mp/process.js";
+import { processRunFunction, whenProcessEnded, type Process } from "../mp/process.js";
 import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions } from "./listener.js";
 import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
@@ -92,7 +92,7 @@ export function listenerServer(options: StartUpServerOptions, internals: Listene
     },
     sessionStarted: (process) => {
       sessions++;
-      void process.whenEnded().then(() => {
+      void whenProcessEnded(process).then(() => {
         sessions--;
       });
     },

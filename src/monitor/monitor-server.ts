@@ -19,7 +19,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { formatHostPort } from "../comm/socket-stream.js";
-import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
+import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
 import { checkHost, checkKillRequest, isLoopbackAddress, newToken } from "./guard.js";
@@ -83,7 +83,7 @@ export class MonitorProcess extends Process implements ProcessResource {
   readonly #timer: NodeJS.Timeout;
   #pushQueued = false;
 
-  /** @internal Use {@link startMonitor}. */
+  /** Not for users: use {@link startMonitor}. */
   constructor(name: string, server: http.Server, bound: AddressInfo, options: MonitorOptions) {
     super(name);
     this.#http = server;
@@ -238,7 +238,7 @@ export class MonitorProcess extends Process implements ProcessResource {
     });
   }
 
-  /** @internal Killing the monitor frees its port at once and ends every page's stream. */
+  /** Killing the monitor frees its port at once and ends every page's stream (see {@link ProcessResource}). */
   [kKill](): void {
     clearInterval(this.#timer);
     this.#http.close();
@@ -336,6 +336,6 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
     throw bindError(error as NodeJS.ErrnoException, host, port);
   }
   const monitor = new MonitorProcess(options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`, server, bound, options);
-  monitor.start(() => monitor.untilClosed(), []);
+  startProcess(monitor, () => monitor.untilClosed(), []);
   return monitor;
 }
