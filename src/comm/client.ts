@@ -1,6 +1,6 @@
 import net from "node:net";
 import tls from "node:tls";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { tokenLine, validateToken } from "../listener/auth.js";
 import { unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
@@ -93,7 +93,7 @@ function connect(target: Target, timeout: number | undefined, localAddress: stri
     let timer: NodeJS.Timeout | undefined;
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
-      const code = error.code ?? firstCode(error) ?? "ERR_CONNECT";
+      const code = systemCode({ code: error.code ?? firstCode(error) }, ErrorCodes.CONNECT);
       const why = secure !== undefined && !CONNECT_CODES.has(code) ? `TLS handshake failed: ${error.message} (${code})` : describe(code, error, "path" in target);
       reject(new ConfabError(code, `cannot connect to ${where}: ${why}`, { cause: error }));
     };

@@ -31,7 +31,7 @@
  */
 import type { Cluster, Worker } from "node:cluster";
 import net from "node:net";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, type ConfabErrorCode } from "../errors.js";
 import { kKill, processJoin, processKill, startProcess } from "../mp/process.js";
 import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
@@ -73,7 +73,7 @@ type StartUp = (options: AnyOptions) => Promise<ServerProcess>;
 /** What a worker tells the primary over cluster's IPC channel. */
 type WorkerMessage =
   | { readonly confab: "listening"; readonly port: number; readonly address: string; readonly family: string }
-  | { readonly confab: "failed"; readonly code: string; readonly message: string }
+  | { readonly confab: "failed"; readonly code: ConfabErrorCode; readonly message: string }
   | { readonly confab: "counters"; readonly counters: ServerCounters };
 
 function isWorkerMessage(value: unknown): value is WorkerMessage {

@@ -17,7 +17,7 @@
 import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { formatHostPort } from "../comm/socket-stream.js";
 import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
@@ -277,7 +277,7 @@ function listen(server: http.Server, port: number, host: string): Promise<Addres
 
 function bindError(error: NodeJS.ErrnoException, host: string, port: number): ConfabError {
   const where = formatHostPort(host, port);
-  const code = error.code ?? "ERR_LISTEN";
+  const code = systemCode(error, ErrorCodes.LISTEN);
   const why =
     code === "EADDRINUSE"
       ? `${where} is already in use`
