@@ -7,7 +7,7 @@ import readline from "node:readline";
 import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { resolveService } from "../comm/services.js";
-import { formatHostPort } from "../comm/socket-stream.js";
+import { formatHostPort } from "../comm/address.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
 import { unixSocketPath } from "../comm/endpoint.js";
 import { tokenLine } from "../listener/auth.js";

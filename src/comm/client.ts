@@ -4,7 +4,8 @@ import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { tokenLine, validateToken } from "../listener/auth.js";
 import { unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
-import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
+import { SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 
 /**
  * TLS for a client (`openTcpStream(host, service, { tls })`). The server's certificate is

@@ -16,7 +16,7 @@ import tls from "node:tls";
 import { ConfabError, ErrorCodes, systemCode, type ConfabErrorCode } from "../errors.js";
 import { processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
-import { formatHostPort } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 
 /** Default ms a TLS client has to complete its handshake. */

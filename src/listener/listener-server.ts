@@ -8,6 +8,7 @@ import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions } from "./listener.js";
 import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
 import { requiresClientCertificates, unixSocketPath } from "../comm/endpoint.js";
+import { isLoopback } from "../comm/address.js";
 
 /** Default ms a client has to send its name line. */
 export const DEFAULT_NAME_TIMEOUT_MS = 10_000;
@@ -21,11 +22,6 @@ export const DEFAULT_LISTENER_MAX_CONNECTIONS = 100;
 export const DEFAULT_MAX_STARTUPS = 32;
 // The name line is short: a client gets a small buffer until it has named its listener.
 const NAME_LINE_LIMIT = 4096;
-
-/** Addresses a listener server may bind without an authentication mode. */
-export function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || /^127\.\d+\.\d+\.\d+$/.test(address) || /^::ffff:127\./i.test(address);
-}
 
 /**
  * The listener server's exposure rule: on anything but loopback or a Unix socket (or behind a

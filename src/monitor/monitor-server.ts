@@ -18,11 +18,11 @@ import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
-import { formatHostPort } from "../comm/socket-stream.js";
+import { formatHostPort, isLoopback } from "../comm/address.js";
 import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
-import { checkHost, checkKillRequest, isLoopbackAddress, newToken } from "./guard.js";
+import { checkHost, checkKillRequest, newToken } from "./guard.js";
 import { DEFAULT_HISTORY_LENGTH, History } from "./history.js";
 import { renderPage } from "./page.js";
 import { DEFAULT_MAX_ROWS, takeSnapshot, type MonitorSnapshot } from "./snapshot.js";
@@ -311,7 +311,7 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   if (!validPort(port)) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's port must be a whole number from 0 to 65535, got ${String(port)}`);
   }
-  if (!isLoopbackAddress(host)) {
+  if (!isLoopback(host)) {
     throw new ConfabError(
       ErrorCodes.INSECURE_MONITOR,
       `cannot start the monitor on ${formatHostPort(host, port)}: it can kill processes and has no login, so it binds loopback only ` +
