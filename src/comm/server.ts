@@ -1,5 +1,5 @@
 import net from "node:net";
-import { isThenable, kChildEnded, kKill, kOwner, Process, processKill, runAsParentOf, startProcess, type ProcessResource } from "../mp/process.js";
+import { isThenable, kKill, kOwner, Process, processKill, runAsParentOf, startProcess, watchChildren, type ProcessResource } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
@@ -216,6 +216,7 @@ export class ServerProcess extends Process implements ProcessResource {
   constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
     super(name);
     this.#logger = logger;
+    watchChildren(this, (child) => this.#childEnded(child));
     this.maxConnections = limits.maxConnections ?? Infinity;
     this.#idleTimeout = limits.idleTimeout ?? 0;
     this.#proxyProtocol = (limits.proxyProtocol ?? false) && endpoint.proxyHandled !== true;
@@ -362,8 +363,8 @@ export class ServerProcess extends Process implements ProcessResource {
     }
   }
 
-  /** @internal Logs how a process started by this server's `function` ended. */
-  [kChildEnded](child: Process): void {
+  /** Logs how a process started by this server's `function` ended. */
+  #childEnded(child: Process): void {
     if (this.#logger === undefined) return;
     const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
     this.#log({

@@ -51,19 +51,6 @@ export function runAsParentOf<A, T>(parent: Process, fn: (arg: A) => T, arg: A):
   }
 }
 
-/**
- * The hook a process may define to hear that a process it started has ended: servers define it
- * to log how their connections' processes ended. Not exported by the package.
- * @internal
- */
-export const kChildEnded: unique symbol = Symbol("confab.childEnded");
-
-/** @internal A process that defines {@link kChildEnded}. */
-export interface ChildEndedHook {
-  /** Called once each time a process whose `parent` is this one ends. */
-  [kChildEnded](child: Process): void;
-}
-
 type Start = (process: Process, fn: (...args: never[]) => unknown, args: readonly unknown[]) => void;
 
 /**
@@ -83,6 +70,12 @@ let killProcess: (process: Process) => boolean;
  * @internal
  */
 export let whenProcessEnded: (process: Process) => Promise<void>;
+/**
+ * Makes `watch` hear of every process whose parent is `process` when it ends (servers log how
+ * their connections' processes ended). One watcher per process; not exported by the package.
+ * @internal
+ */
+export let watchChildren: (process: Process, watch: (child: Process) => void) => void;
 
 /**
  * A light-weight process: a named, cooperatively scheduled async task, as LispWorks' `mp:process`.
@@ -107,6 +100,7 @@ export class Process {
   // Made on demand: most processes are never joined and their signal never read.
   #abort: AbortController | undefined;
   #joiners: (() => void)[] | undefined;
+  #childEnded: ((child: Process) => void) | undefined;
 
   static {
     // What other confab modules may do to a process, through functions of this module that
@@ -119,6 +113,9 @@ export class Process {
     };
     killProcess = (process) => process.#kill();
     whenProcessEnded = (process) => process.#whenEnded();
+    watchChildren = (process, watch) => {
+      process.#childEnded = watch;
+    };
   }
 
   /** Not for users: use {@link processRunFunction}. */
@@ -366,14 +363,12 @@ export class Process {
     this.#joiners = undefined;
     if (joiners !== undefined) for (const wake of joiners) wake();
     const parent = this.#parent;
-    if (parent !== undefined) {
-      const hook = (parent as Partial<ChildEndedHook>)[kChildEnded];
-      if (hook !== undefined) {
-        try {
-          hook.call(parent, this);
-        } catch (error) {
-          reportError(`process "${parent.name}" handling the end of "${this.#name}"`, error);
-        }
+    const watch = parent === undefined ? undefined : parent.#childEnded;
+    if (watch !== undefined) {
+      try {
+        watch(this);
+      } catch (error) {
+        reportError(`process "${parent?.name}" handling the end of "${this.#name}"`, error);
       }
     }
   }
