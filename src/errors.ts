@@ -13,10 +13,15 @@
  * ```
  */
 export class ConfabError extends Error {
-  /** A stable, machine-readable code such as `"EADDRINUSE"` or `"ERR_LINE_TOO_LONG"`. */
-  readonly code: string;
+  /**
+   * A stable, machine-readable code: one of {@link ErrorCodes} (`"ERR_LINE_TOO_LONG"`), or the
+   * code of the system error behind it (`"EADDRINUSE"`, `"ECONNREFUSED"`, a TLS code); see
+   * {@link ConfabErrorCode}.
+   */
+  readonly code: ConfabErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  /** Makes an error with `code` and `message`; `options.cause` keeps the error behind it. */
+  constructor(code: ConfabErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "ConfabError";
     this.code = code;
@@ -63,4 +68,71 @@ export const ErrorCodes = {
   AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
   /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
+  /** A connection that must start with a PROXY protocol header (`proxyProtocol`) sent none, a malformed one, or none in time. */
+  BAD_PROXY_HEADER: "ERR_BAD_PROXY_HEADER",
+  /** A connection failed with an error that carries no system code (rare: the OS's code is used when there is one). */
+  CONNECT: "ERR_CONNECT",
+  /** Binding a server's or the monitor's address failed with an error that carries no system code (the OS's code is used when there is one). */
+  LISTEN: "ERR_LISTEN",
 } as const;
+
+/** A code confab itself defines: one of the values of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/**
+ * The code of a system error that confab passes on as it is: an OS error name (`ECONNREFUSED`,
+ * `EADDRINUSE`, `ENOENT`), a DNS one (`ENOTFOUND`, `EAI_AGAIN`), one of Node's own
+ * (`ERR_TLS_CERT_ALTNAME_INVALID`, `ERR_SSL_WRONG_VERSION_NUMBER`), or a TLS certificate
+ * verification code ({@link X509ErrorCode}: `UNABLE_TO_VERIFY_LEAF_SIGNATURE`).
+ *
+ * The first three are open-ended sets whose names start with `E` and are upper case, hence a
+ * template literal type rather than a list; the certificate codes are OpenSSL's, a closed list.
+ */
+export type SystemErrorCode = `E${Uppercase<string>}` | X509ErrorCode;
+
+/** A TLS peer certificate verification failure, as Node names OpenSSL's (`tls` documentation, "X509 certificate error codes"). */
+export type X509ErrorCode =
+  | "UNABLE_TO_GET_ISSUER_CERT"
+  | "UNABLE_TO_GET_CRL"
+  | "UNABLE_TO_DECRYPT_CERT_SIGNATURE"
+  | "UNABLE_TO_DECRYPT_CRL_SIGNATURE"
+  | "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY"
+  | "CERT_SIGNATURE_FAILURE"
+  | "CRL_SIGNATURE_FAILURE"
+  | "CERT_NOT_YET_VALID"
+  | "CERT_HAS_EXPIRED"
+  | "CRL_NOT_YET_VALID"
+  | "CRL_HAS_EXPIRED"
+  | "ERROR_IN_CERT_NOT_BEFORE_FIELD"
+  | "ERROR_IN_CERT_NOT_AFTER_FIELD"
+  | "ERROR_IN_CRL_LAST_UPDATE_FIELD"
+  | "ERROR_IN_CRL_NEXT_UPDATE_FIELD"
+  | "OUT_OF_MEM"
+  | "DEPTH_ZERO_SELF_SIGNED_CERT"
+  | "SELF_SIGNED_CERT_IN_CHAIN"
+  | "UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+  | "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+  | "CERT_CHAIN_TOO_LONG"
+  | "CERT_REVOKED"
+  | "INVALID_CA"
+  | "PATH_LENGTH_EXCEEDED"
+  | "INVALID_PURPOSE"
+  | "CERT_UNTRUSTED"
+  | "CERT_REJECTED"
+  | "HOSTNAME_MISMATCH";
+
+/**
+ * What {@link ConfabError.code} can be: confab's own code, or the system error's code it passes on.
+ * Not a plain `string`: a made-up or mis-cased code (`"econnrefused"`, `"TIMEOUT"`) is a type error.
+ */
+export type ConfabErrorCode = ErrorCode | SystemErrorCode;
+
+/**
+ * The code of `error` (a Node.js or OS error) to pass on in a {@link ConfabError}, or `fallback`
+ * when it has none. Node's codes are upper case names starting with `E`, or certificate codes.
+ * @internal
+ */
+export function systemCode(error: { readonly code?: string | undefined } | undefined, fallback: ErrorCode): ConfabErrorCode {
+  const code = error?.code;
+  return code === undefined ? fallback : (code as ConfabErrorCode);
+}

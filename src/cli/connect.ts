@@ -5,9 +5,9 @@ import { homedir, hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import readline from "node:readline";
 import { parseArgs } from "node:util";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { resolveService } from "../comm/services.js";
-import { formatHostPort } from "../comm/socket-stream.js";
+import { formatHostPort } from "../comm/address.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
 import { unixSocketPath } from "../comm/endpoint.js";
 import { tokenLine } from "../listener/auth.js";
@@ -104,7 +104,7 @@ function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined):
     const socket = secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
-      reject(new ConfabError(error.code ?? "ERR_CONNECT", `cannot connect to ${where}: ${what}${error.message}`));
+      reject(new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${what}${error.message}`));
     });
     socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       socket.removeAllListeners("error");

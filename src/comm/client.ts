@@ -1,10 +1,11 @@
 import net from "node:net";
 import tls from "node:tls";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { tokenLine, validateToken } from "./token-line.js";
 import { unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
-import { formatHostPort, SocketStream, type SocketStreamOptions } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
+import { SocketStream, type SocketStreamOptions } from "./socket-stream.js";
 
 /**
  * TLS for a client (`openTcpStream(host, service, { tls })`). The server's certificate is
@@ -93,7 +94,7 @@ function connect(target: Target, timeout: number | undefined, localAddress: stri
     let timer: NodeJS.Timeout | undefined;
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
-      const code = error.code ?? firstCode(error) ?? "ERR_CONNECT";
+      const code = systemCode({ code: error.code ?? firstCode(error) }, ErrorCodes.CONNECT);
       const why = secure !== undefined && !CONNECT_CODES.has(code) ? `TLS handshake failed: ${error.message} (${code})` : describe(code, error, "path" in target);
       reject(new ConfabError(code, `cannot connect to ${where}: ${why}`, { cause: error }));
     };

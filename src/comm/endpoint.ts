@@ -13,10 +13,10 @@ import { lstatSync, chmodSync, unlinkSync } from "node:fs";
 import net from "node:net";
 import { resolve as resolvePath } from "node:path";
 import tls from "node:tls";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { ConfabError, ErrorCodes, systemCode, type ConfabErrorCode } from "../errors.js";
 import { processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
-import { formatHostPort } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 
 /** Default ms a TLS client has to complete its handshake. */
@@ -241,18 +241,18 @@ async function removeStaleSocket(path: string, processName: string): Promise<voi
 }
 
 /** `live` if a server accepts a connection on the socket, `stale` if connecting is refused, else the error code. */
-function probeSocket(path: string): Promise<string> {
+function probeSocket(path: string): Promise<"live" | "stale" | ConfabErrorCode> {
   return new Promise((resolve) => {
     const probe = net.connect({ path });
     const timer = setTimeout(() => finish("live"), 2000);
-    function finish(answer: string): void {
+    function finish(answer: "live" | "stale" | ConfabErrorCode): void {
       clearTimeout(timer);
       probe.destroy();
       resolve(answer);
     }
     probe.once("connect", () => finish("live"));
     probe.once("error", (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? "ERR_CONNECT";
+      const code = systemCode(error, ErrorCodes.CONNECT);
       // ENOENT: removed since it was looked at, which is as good as stale.
       finish(code === "ECONNREFUSED" || code === "ENOENT" ? "stale" : code);
     });
@@ -283,7 +283,7 @@ function unlinkAtExit(server: net.Server, path: string): void {
 
 function bindError(error: NodeJS.ErrnoException, spec: EndpointSpec, where: string): ConfabError {
   const { host } = spec;
-  const code = error.code ?? "ERR_LISTEN";
+  const code = systemCode(error, ErrorCodes.LISTEN);
   const unix = spec.path !== undefined;
   const why =
     code === "EADDRINUSE"

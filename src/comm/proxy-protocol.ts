@@ -8,7 +8,7 @@
  * @module
  */
 import { isIP, type Socket } from "node:net";
-import { ConfabError } from "../errors.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
 
 /** What a PROXY header says. `undefined` addresses: the balancer speaks for itself (v1 `UNKNOWN`, v2 `LOCAL`, e.g. a health check). */
 export interface ProxyHeader {
@@ -32,7 +32,7 @@ export type ProxyParse =
 export const PROXY_HEADER_TIMEOUT_MS = 5000;
 
 /** The code of the error that closes a connection whose PROXY header is missing or malformed. */
-export const BAD_PROXY_HEADER = "ERR_BAD_PROXY_HEADER";
+export const BAD_PROXY_HEADER = ErrorCodes.BAD_PROXY_HEADER;
 
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const V1_PREFIX = Buffer.from("PROXY ");

@@ -7,7 +7,7 @@
  * @module
  */
 import type net from "node:net";
-import { kKill, kOwner, Process, type ProcessResource } from "../mp/process.js";
+import { kKill, kOwner, Process, watchChildren, type ProcessResource } from "../mp/process.js";
 import { reportError } from "../report.js";
 import type { Logger, LoggerOption, ServerEvent } from "./server-log.js";
 import type { SocketStream, SocketStreamOptions } from "./socket-stream.js";
@@ -217,6 +217,9 @@ export abstract class ServerProcess extends Process implements ProcessResource {
   protected constructor(name: string, where: ServerAddress, limits: ConnectionLimits, logger: Logger | undefined) {
     super(name);
     this.#logger = logger;
+    watchChildren(this, (child) => {
+      this.#childEnded(child);
+    });
     this.maxConnections = limits.maxConnections ?? Infinity;
     this.port = where.port;
     this.address = where.address;
@@ -243,7 +246,7 @@ export abstract class ServerProcess extends Process implements ProcessResource {
   }
 
   /** Logs how a process started by this server's `function` ended. */
-  protected override childEnded(child: Process): void {
+  #childEnded(child: Process): void {
     if (this.#logger === undefined) return;
     const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
     this.log({
@@ -259,7 +262,7 @@ export abstract class ServerProcess extends Process implements ProcessResource {
   /** @internal The process's body: lives as long as the server serves. */
   abstract untilClosed(): Promise<void>;
 
-  /** @internal Killing the server process stops it serving at once. */
+  /** Killing the server process stops it serving at once (see {@link ProcessResource}). */
   abstract [kKill](): void;
 }
 

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
 import type net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, test } from "node:test";
 import { getCurrentProcess, listAllProcesses } from "../mp/registry.js";
@@ -186,4 +189,26 @@ test("what a client sends that reaches a text log line (a malformed PROXY header
   await eventually(() => text().includes("refused"), 3000, "the refusal is logged");
   assert.match(text(), /proxied: refused 127\.0\.0\.1:\d+: malformed PROXY v1 line: "PROXY TCP4 \\u009b2J"\n$/);
   assert.doesNotMatch(text(), /\u009b/u);
+});
+
+test("the text log names a Unix socket server by its path, without a port; IPv6 in brackets", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "confab-log-"));
+  try {
+    const path = join(dir, "log.sock");
+    const out = new PassThrough();
+    const text = collect(out);
+    const server = await startUpServer({ function: makeStreamAndTalk, service: `unix:${path}`, processName: "unixy", logger: textLogger(out) });
+    servers.push(server);
+    assert.match(text(), new RegExp(`^\\S+ unixy: listening on ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n$`));
+    assert.doesNotMatch(text(), /:0\b/);
+    serverTerminate(server);
+
+    const six = new PassThrough();
+    const sixText = collect(six);
+    const onSix = await startUpServer({ function: makeStreamAndTalk, service: 0, address: "::1", processName: "sixy", logger: textLogger(six) });
+    servers.push(onSix);
+    assert.match(sixText(), new RegExp(`^\\S+ sixy: listening on \\[::1\\]:${onSix.port}\\n$`));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

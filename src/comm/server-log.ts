@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { formatHostPort } from "./address.js";
 import { printable, printableJson, quoted } from "./printable.js";
 
 /** One thing that happened to a server, with the server's process name. */
@@ -19,9 +20,9 @@ export type ServerEvent =
       readonly event: "started";
       /** The server's process name. */
       readonly server: string;
-      /** The bound local address. */
+      /** The bound local address, or a Unix socket server's path. */
       readonly address: string;
-      /** The bound port. */
+      /** The bound port (0 for a Unix socket server). */
       readonly port: number;
     }
   | {
@@ -91,7 +92,7 @@ export type LoggerOption = Logger | "text" | "json" | false;
 function describe(e: ServerEvent): string {
   switch (e.event) {
     case "started":
-      return `listening on ${printable(e.address.includes(":") ? `[${e.address}]` : e.address)}:${e.port}`;
+      return `listening on ${printable(formatHostPort(e.address, e.port))}`;
     case "stopped":
       return `stopped after ${e.accepted} connections (${e.refused} refused)`;
     case "accepted":

@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { processKill, processRunFunction, type Process } from "../mp/process.js";
-import { captureReports, portOpen, sleep, testServers } from "../../test/support.js";
+import { captureReports, eventually, portOpen, sleep, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { defaultProcessName, serverTerminate, startUpServer } from "../index.js";
 import { resetServicesDatabase } from "./services.js";
@@ -135,9 +135,8 @@ test("function is called one connection at a time: a slow first call delays the 
   const first = await client(server.port);
   const second = await client(server.port);
   second.send("early bird\n"); // sent while the server is still busy with the first
-  await sleep(50);
+  await eventually(() => server.counters.waiting === 1, 5000, "the second connection to wait in the queue");
   assert.deepEqual(events, ["start 1"]);
-  assert.equal(server.counters.waiting, 1);
   release();
   assert.equal(await second.line(), "You sent: 'early bird'", "no byte sent early is lost");
   assert.deepEqual(events, ["start 1", "end 1", "start 2", "end 2"]);

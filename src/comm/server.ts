@@ -7,7 +7,7 @@
  * @module
  */
 import net from "node:net";
-import { isThenable, kKill, runAsParentOf, processKill } from "../mp/process.js";
+import { isThenable, kKill, runAsParentOf, processKill, startProcess } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger } from "./server-log.js";
 import { reportError } from "../report.js";
@@ -55,7 +55,7 @@ export class TcpServerProcess extends ServerProcess {
   #lastAcceptError = "";
   #lastAcceptErrorAt = 0;
 
-  /** @internal Use {@link startUpServer}. */
+  /** Not for users: use {@link startUpServer}. */
   constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
     super(name, endpoint, limits, logger);
     this.#idleTimeout = limits.idleTimeout ?? 0;
@@ -239,7 +239,7 @@ export class TcpServerProcess extends ServerProcess {
     });
   }
 
-  /** @internal Killing the server process closes the listening socket at once. */
+  /** Killing the server process closes the listening socket at once (see {@link ProcessResource}). */
   override [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
@@ -341,8 +341,8 @@ async function startOneServer(options: ServerOptions | StreamServerOptions, hook
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
   const logger = serverLogger(options.logger, options.announce);
-  const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
-  started.start(() => started.untilClosed(), []);
+    const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
+    startProcess(started, () => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
+import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";
 import { knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
 
@@ -891,13 +892,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }
 
-  /** @internal Killing the owning process closes the stream. */
+  /** Killing the owning process closes the stream (see {@link ProcessResource}). */
   [kKill](): void {
     this.close();
   }
 
   #peer(): string {
-    return this.remotePort === undefined ? "the peer" : `${formatHost(this.remoteAddress ?? "?")}:${this.remotePort}`;
+    return this.remotePort === undefined ? "the peer" : formatHostPort(this.remoteAddress ?? "?", this.remotePort);
   }
 }
 
@@ -924,15 +925,6 @@ export function endConnection(socket: Socket, reason: string): void {
   socket.once("close", () => {
     clearTimeout(timer);
   });
-}
-
-/** `host:port`, with IPv6 addresses in brackets. */
-export function formatHostPort(host: string, port: number | string): string {
-  return `${formatHost(host)}:${port}`;
-}
-
-function formatHost(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
 }
 
 function closedError(): ConfabError {
@@ -988,3 +980,6 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   }
   return value;
 }
+
+/** Re-exported from `address.ts`, its home, for the modules that import it from here. */
+export { formatHostPort };

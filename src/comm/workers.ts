@@ -30,8 +30,8 @@
  * @module
  */
 import type { Cluster, Worker } from "node:cluster";
-import { ConfabError, ErrorCodes } from "../errors.js";
-import { kKill, processJoin, processKill } from "../mp/process.js";
+import { ConfabError, ErrorCodes, type ConfabErrorCode } from "../errors.js";
+import { kKill, processJoin, processKill, startProcess } from "../mp/process.js";
 import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { formatHostPort } from "./socket-stream.js";
@@ -72,7 +72,7 @@ type AnyOptions = ServerOptions | StreamServerOptions;
 /** What a worker tells the primary over cluster's IPC channel. */
 type WorkerMessage =
   | { readonly confab: "listening"; readonly port: number; readonly address: string; readonly family: string }
-  | { readonly confab: "failed"; readonly code: string; readonly message: string }
+  | { readonly confab: "failed"; readonly code: ConfabErrorCode; readonly message: string }
   | { readonly confab: "counters"; readonly counters: ServerCounters };
 
 function isWorkerMessage(value: unknown): value is WorkerMessage {
@@ -504,7 +504,7 @@ export async function startUpWorkers(options: AnyOptions, hooks: ServerHooks, st
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
   };
   const server = new ClusterServerProcess(processName, pool, bound, limits);
-  server.start(() => server.untilClosed(), []);
+  startProcess(server, () => server.untilClosed(), []);
   announceTo(
     options.announce,
     `${processName}: listening on ${formatHostPort(bound.address, bound.port)} (${count} workers)`,

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { openTcpStream } from "../comm/client.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
@@ -208,89 +208,91 @@ async function exchange(text: string): Promise<{ received: string; ms: number }>
   return { received: c.received, ms: performance.now() - started };
 }
 
-test("setup: a listener server with a token", async () => {
-  server = await startUpServer({ service: 0, token: TOKEN, nameTimeout: 3000 });
-  servers.push(server);
-});
-
-test("with the right token first, the name line and inputs follow as usual, and the token is not echoed", async () => {
-  const { received } = await exchange(`token ${TOKEN}\n"authorised"\n1 + 2\n`);
-  assert.equal(received, "CL-USER 1 > 3\nCL-USER 2 > ");
-  assert.ok(!received.includes(TOKEN));
-});
-
-test("CRLF line ends work for the token line too (telnet)", async () => {
-  const { received } = await exchange(`token ${TOKEN}\r\n"telnet"\r\n'ok'\r\n`);
-  assert.equal(received, "CL-USER 1 > 'ok'\nCL-USER 2 > ");
-});
-
-test("a wrong token gets the one refusal line after the delay, and nothing sent is evaluated or echoed", async () => {
-  const { received, ms } = await exchange(`token wrong-${TOKEN}\n"intruder"\nglobalThis.confabAuthPwned = 1\n`);
-  assert.equal(received, `${REFUSAL_LINE}\n`);
-  assert.ok(ms >= DEFAULT_REFUSAL_DELAY_MS - 10, `refused after ${ms} ms`);
-  await sleep(50);
-  assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
-});
-
-test("a missing token (the name line first) gets the same refusal, and nothing is evaluated", async () => {
-  const { received } = await exchange('"no token"\nglobalThis.confabAuthPwned = 2\n');
-  assert.equal(received, `${REFUSAL_LINE}\n`);
-  await sleep(50);
-  assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
-});
-
-test("an overlong first line gets the same refusal, not an error that describes it", async () => {
-  const { received } = await exchange(`token ${"x".repeat(6000)}\n`);
-  assert.equal(received, `${REFUSAL_LINE}\n`);
-});
-
-test("repeated failures from one peer are refused ever more slowly, and the right token still works", async () => {
-  // Earlier tests failed from 127.0.0.1 already: the next refusal waits at least 4 times the first delay.
-  const { received, ms } = await exchange(`token another-wrong-one-here\n`);
-  assert.equal(received, `${REFUSAL_LINE}\n`);
-  assert.ok(ms >= 4 * DEFAULT_REFUSAL_DELAY_MS - 10, `the fourth refusal came after ${ms} ms`);
-  const ok = await exchange(`token ${TOKEN}\n"after failures"\n6 * 7\n`);
-  assert.equal(ok.received, "CL-USER 1 > 42\nCL-USER 2 > ");
-});
-
-test("a client that sends nothing gets the refusal line when the name timeout passes", async () => {
-  const c = await client();
-  await c.closed(6000);
-  assert.equal(c.received, `${REFUSAL_LINE}\n`);
-});
-
-test("openTcpStream's token option sends the token line first", async () => {
-  const stream = await openTcpStream("127.0.0.1", server.port, { token: TOKEN, readTimeout: 5000 });
-  stream.writeLine('"from openTcpStream"');
-  stream.writeLine("'hi'");
-  stream.forceOutput();
-  assert.equal(await stream.readLine(), "CL-USER 1 > 'hi'");
-  stream.close();
-});
-
-test("a server without a token skips a token line: it is neither echoed nor evaluated", async () => {
-  const plain = await startUpServer({ service: 0 });
-  servers.push(plain);
-  const c = await LineClient.connect(plain.port);
-  clients.push(c);
-  c.send(`token ${TOKEN}\n"plain"\n1 + 1\n`);
-  c.end();
-  await c.closed();
-  assert.equal(c.received, "CL-USER 1 > 2\nCL-USER 2 > ");
-});
-
-test("token is for the listener server: with a function it is refused, and a weak token is refused", async () => {
-  await assert.rejects(startUpServer({ service: 0, token: TOKEN, function: () => undefined }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
-    assert.ok(!error.message.includes(TOKEN));
-    return true;
+describe("a listener server with a token", () => {
+  before(async () => {
+    server = await startUpServer({ service: 0, token: TOKEN, nameTimeout: 3000 });
+    servers.push(server);
   });
-  await assert.rejects(startUpServer({ service: 0, token: "password" }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
-    assert.ok(!error.message.includes("password"));
-    return true;
+
+  test("with the right token first, the name line and inputs follow as usual, and the token is not echoed", async () => {
+    const { received } = await exchange(`token ${TOKEN}\n"authorised"\n1 + 2\n`);
+    assert.equal(received, "CL-USER 1 > 3\nCL-USER 2 > ");
+    assert.ok(!received.includes(TOKEN));
+  });
+
+  test("CRLF line ends work for the token line too (telnet)", async () => {
+    const { received } = await exchange(`token ${TOKEN}\r\n"telnet"\r\n'ok'\r\n`);
+    assert.equal(received, "CL-USER 1 > 'ok'\nCL-USER 2 > ");
+  });
+
+  test("a wrong token gets the one refusal line after the delay, and nothing sent is evaluated or echoed", async () => {
+    const { received, ms } = await exchange(`token wrong-${TOKEN}\n"intruder"\nglobalThis.confabAuthPwned = 1\n`);
+    assert.equal(received, `${REFUSAL_LINE}\n`);
+    assert.ok(ms >= DEFAULT_REFUSAL_DELAY_MS - 10, `refused after ${ms} ms`);
+    await sleep(50);
+    assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
+  });
+
+  test("a missing token (the name line first) gets the same refusal, and nothing is evaluated", async () => {
+    const { received } = await exchange('"no token"\nglobalThis.confabAuthPwned = 2\n');
+    assert.equal(received, `${REFUSAL_LINE}\n`);
+    await sleep(50);
+    assert.equal((globalThis as Record<string, unknown>).confabAuthPwned, undefined);
+  });
+
+  test("an overlong first line gets the same refusal, not an error that describes it", async () => {
+    const { received } = await exchange(`token ${"x".repeat(6000)}\n`);
+    assert.equal(received, `${REFUSAL_LINE}\n`);
+  });
+
+  test("repeated failures from one peer are refused ever more slowly, and the right token still works", async () => {
+    // Earlier tests failed from 127.0.0.1 already: the next refusal waits at least 4 times the first delay.
+    const { received, ms } = await exchange(`token another-wrong-one-here\n`);
+    assert.equal(received, `${REFUSAL_LINE}\n`);
+    assert.ok(ms >= 4 * DEFAULT_REFUSAL_DELAY_MS - 10, `the fourth refusal came after ${ms} ms`);
+    const ok = await exchange(`token ${TOKEN}\n"after failures"\n6 * 7\n`);
+    assert.equal(ok.received, "CL-USER 1 > 42\nCL-USER 2 > ");
+  });
+
+  test("a client that sends nothing gets the refusal line when the name timeout passes", async () => {
+    const c = await client();
+    await c.closed(6000);
+    assert.equal(c.received, `${REFUSAL_LINE}\n`);
+  });
+
+  test("openTcpStream's token option sends the token line first", async () => {
+    const stream = await openTcpStream("127.0.0.1", server.port, { token: TOKEN, readTimeout: 5000 });
+    stream.writeLine('"from openTcpStream"');
+    stream.writeLine("'hi'");
+    stream.forceOutput();
+    assert.equal(await stream.readLine(), "CL-USER 1 > 'hi'");
+    stream.close();
+  });
+
+  test("a server without a token skips a token line: it is neither echoed nor evaluated", async () => {
+    const plain = await startUpServer({ service: 0 });
+    servers.push(plain);
+    const c = await LineClient.connect(plain.port);
+    clients.push(c);
+    c.send(`token ${TOKEN}\n"plain"\n1 + 1\n`);
+    c.end();
+    await c.closed();
+    assert.equal(c.received, "CL-USER 1 > 2\nCL-USER 2 > ");
+  });
+
+  test("token is for the listener server: with a function it is refused, and a weak token is refused", async () => {
+    await assert.rejects(startUpServer({ service: 0, token: TOKEN, function: () => undefined }), (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+      assert.ok(!error.message.includes(TOKEN));
+      return true;
+    });
+    await assert.rejects(startUpServer({ service: 0, token: "password" }), (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+      assert.ok(!error.message.includes("password"));
+      return true;
+    });
   });
 });
 

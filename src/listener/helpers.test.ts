@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { inspect } from "node:util";
+import { makeStreamAndTalk } from "../../examples/talk.js";
+import { openTcpStream } from "../comm/client.js";
+import { serverTerminate, startUpServer } from "../comm/server.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, processRunFunction } from "../mp/process.js";
 import { listAllProcesses } from "../mp/registry.js";
@@ -86,5 +93,37 @@ test("kill(name) with one live process of that name kills it; with none it retur
     );
   } finally {
     for (const p of [one, a, b]) processKill(p);
+  }
+});
+
+test("ps() shows an IPv6 peer and a server on ::1 with the address in brackets", async () => {
+  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, address: "::1", logger: false });
+  const talk = await openTcpStream("::1", server.port, { readTimeout: 5000 });
+  try {
+    talk.writeLine("hello");
+    talk.forceOutput();
+    assert.equal(await talk.readLine(), "You sent: 'hello'");
+    const rows = ps();
+    assert.equal(rows.find((r) => r.id === server.id)?.peer, `[::1]:${server.port} (1 open)`);
+    const connection = rows.find((r) => r.name === `talk ${String(talk.localPort)}`);
+    assert.equal(connection?.peer, `[::1]:${String(talk.localPort)}`);
+    assert.match(inspect(rows), new RegExp(`\\[::1\\]:${String(talk.localPort)} `), "the table shows it too");
+  } finally {
+    talk.close();
+    serverTerminate(server);
+  }
+});
+
+test("ps() shows a Unix socket server's path, without a port", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "confab-ps-"));
+  const path = join(dir, "ps.sock");
+  const server = await startUpServer({ function: makeStreamAndTalk, service: `unix:${path}`, logger: false });
+  try {
+    const row = ps().find((r) => r.id === server.id);
+    assert.equal(row?.peer, `${path} (0 open)`);
+    assert.doesNotMatch(inspect(ps()), /\.sock:0/);
+  } finally {
+    serverTerminate(server);
+    await rm(dir, { recursive: true, force: true });
   }
 });

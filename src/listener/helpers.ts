@@ -1,7 +1,8 @@
 import { inspect } from "node:util";
 import { ServerProcess } from "../comm/server-base.js";
 import { printable, quoted } from "../comm/printable.js";
-import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
+import { formatHostPort } from "../comm/address.js";
+import { SocketStream } from "../comm/socket-stream.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, type Process } from "../mp/process.js";
 import { getCurrentProcess, liveProcesses, listAllProcesses } from "../mp/registry.js";
@@ -81,7 +82,7 @@ function rowOf(p: Process): ProcessRow {
   if (stream === undefined) return base;
   return {
     ...base,
-    peer: stream.remoteAddress === undefined ? "?" : `${stream.remoteAddress}:${String(stream.remotePort)}`,
+    peer: stream.remoteAddress === undefined ? "?" : formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"),
     bytesIn: stream.bytesRead,
     bytesOut: stream.bytesWritten,
   };

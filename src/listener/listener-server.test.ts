@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import net from "node:net";
-import { test } from "node:test";
+import { before, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { startUpServer, type ServerProcess } from "../index.js";
+import { processKill } from "../mp/process.js";
 import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
 import { eventually, sleep, testServers, type LineClient } from "../../test/support.js";
 
@@ -22,9 +23,13 @@ function results(text: string): string[] {
   return text.split(/CL-USER \d+ > /).slice(1, -1).map((r) => r.replace(/\n$/, ""));
 }
 
+// One listener server for the tests that share it.
 let server: ServerProcess;
-test("setup: one listener server for the tests that share it", async () => {
+before(async () => {
   server = await listenerServer({ context: { app: { users: ["ada"] } } });
+});
+
+test("a listener server's process is named after its service, as (format nil \"~S server\" 0)", () => {
   assert.equal(server.name, "0 server");
 });
 
@@ -250,7 +255,7 @@ test("killing a listener's process closes its connection", async () => {
   await c.until("CL-USER 1 > ");
   const p = findProcessFromName("doomed");
   assert.ok(p);
-  p.kill();
+  processKill(p);
   await c.closed();
   assert.equal(p.state, "killed");
 });
@@ -270,6 +275,6 @@ test("a plain client without a newline at the end still gets its last input eval
   assert.deepEqual(results(text), ["42"]);
 });
 
-test("setup: the raw socket API used by these tests is loopback only", () => {
+test("the shared server listens on IPv4 loopback, as the raw sockets of these tests assume", () => {
   assert.equal(net.isIP(server.address), 4);
 });

@@ -4,11 +4,12 @@ import { TcpServerProcess } from "../comm/server.js";
 import type { ServerOptions } from "../comm/server-base.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import { serverOf } from "../comm/socket-listeners.js";
-import { processRunFunction, type Process } from "../mp/process.js";
+import { processRunFunction, whenProcessEnded, type Process } from "../mp/process.js";
 import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions } from "./listener.js";
 import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
 import { requiresClientCertificates, unixSocketPath } from "../comm/endpoint.js";
+import { isLoopback } from "../comm/address.js";
 
 /** Default ms a client has to send its name line. */
 export const DEFAULT_NAME_TIMEOUT_MS = 10_000;
@@ -52,11 +53,6 @@ export interface ListenerServerSettings {
 
 /** What the listener server is made from: comm's options, the listener's, and the session's `comm`. */
 export type ListenerServerOptions = ServerOptions & ListenerServerSettings & Pick<ListenerOptions, "comm">;
-
-/** Addresses a listener server may bind without an authentication mode. */
-export function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || /^127\.\d+\.\d+\.\d+$/.test(address) || /^::ffff:127\./i.test(address);
-}
 
 /**
  * The listener server's exposure rule: on anything but loopback or a Unix socket (or behind a
@@ -124,7 +120,7 @@ export function listenerServer(options: ListenerServerOptions, internals: Listen
     },
     sessionStarted: (process) => {
       sessions++;
-      void process.whenEnded().then(() => {
+      void whenProcessEnded(process).then(() => {
         sessions--;
       });
     },

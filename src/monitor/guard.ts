@@ -17,6 +17,7 @@
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { isLoopback } from "../comm/address.js";
 
 /** The header a kill request carries the token in. */
 export const TOKEN_HEADER = "x-confab-token";
@@ -24,12 +25,6 @@ export const TOKEN_HEADER = "x-confab-token";
 /** A fresh token: 32 random bytes, base64url (43 characters). */
 export function newToken(): string {
   return randomBytes(32).toString("base64url");
-}
-
-/** `true` for an address that only this machine can reach. */
-export function isLoopbackAddress(address: string): boolean {
-  const a = address.toLowerCase();
-  return a === "localhost" || a === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
 /** The host name of a `Host` header value (`[::1]:8080` -> `::1`), or `undefined` if malformed. */
@@ -45,7 +40,7 @@ export function checkHost(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return "no Host header";
   const name = hostName(host);
-  if (name === undefined || !isLoopbackAddress(name)) return `Host ${JSON.stringify(host)} is not a loopback address; open the monitor as http://127.0.0.1:PORT/ or http://localhost:PORT/`;
+  if (name === undefined || !isLoopback(name)) return `Host ${JSON.stringify(host)} is not a loopback address; open the monitor as http://127.0.0.1:PORT/ or http://localhost:PORT/`;
   return undefined;
 }
 

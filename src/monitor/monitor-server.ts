@@ -17,12 +17,12 @@
 import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ConfabError, ErrorCodes } from "../errors.js";
-import { formatHostPort } from "../comm/socket-stream.js";
-import { kKill, kOwner, Process, processKill, type ProcessResource } from "../mp/process.js";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
+import { formatHostPort, isLoopback } from "../comm/address.js";
+import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
-import { checkHost, checkKillRequest, isLoopbackAddress, newToken } from "./guard.js";
+import { checkHost, checkKillRequest, newToken } from "./guard.js";
 import { DEFAULT_HISTORY_LENGTH, History } from "./history.js";
 import { renderPage } from "./page.js";
 import { DEFAULT_MAX_ROWS, takeSnapshot, type MonitorSnapshot } from "./snapshot.js";
@@ -83,7 +83,7 @@ export class MonitorProcess extends Process implements ProcessResource {
   readonly #timer: NodeJS.Timeout;
   #pushQueued = false;
 
-  /** @internal Use {@link startMonitor}. */
+  /** Not for users: use {@link startMonitor}. */
   constructor(name: string, server: http.Server, bound: AddressInfo, options: MonitorOptions) {
     super(name);
     this.#http = server;
@@ -238,7 +238,7 @@ export class MonitorProcess extends Process implements ProcessResource {
     });
   }
 
-  /** @internal Killing the monitor frees its port at once and ends every page's stream. */
+  /** Killing the monitor frees its port at once and ends every page's stream (see {@link ProcessResource}). */
   [kKill](): void {
     clearInterval(this.#timer);
     this.#http.close();
@@ -277,7 +277,7 @@ function listen(server: http.Server, port: number, host: string): Promise<Addres
 
 function bindError(error: NodeJS.ErrnoException, host: string, port: number): ConfabError {
   const where = formatHostPort(host, port);
-  const code = error.code ?? "ERR_LISTEN";
+  const code = systemCode(error, ErrorCodes.LISTEN);
   const why =
     code === "EADDRINUSE"
       ? `${where} is already in use`
@@ -311,7 +311,7 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   if (!validPort(port)) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's port must be a whole number from 0 to 65535, got ${String(port)}`);
   }
-  if (!isLoopbackAddress(host)) {
+  if (!isLoopback(host)) {
     throw new ConfabError(
       ErrorCodes.INSECURE_MONITOR,
       `cannot start the monitor on ${formatHostPort(host, port)}: it can kill processes and has no login, so it binds loopback only ` +
@@ -336,6 +336,6 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
     throw bindError(error as NodeJS.ErrnoException, host, port);
   }
   const monitor = new MonitorProcess(options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`, server, bound, options);
-  monitor.start(() => monitor.untilClosed(), []);
+  startProcess(monitor, () => monitor.untilClosed(), []);
   return monitor;
 }

@@ -12,7 +12,8 @@
  */
 import { ServerProcess, type ServerCounters } from "../comm/server-base.js";
 import { printable } from "../comm/printable.js";
-import { formatHostPort, SocketStream } from "../comm/socket-stream.js";
+import { formatHostPort } from "../comm/address.js";
+import { SocketStream } from "../comm/socket-stream.js";
 import type { Process, ProcessState } from "../mp/process.js";
 import { listAllProcesses } from "../mp/registry.js";
 

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { captureReports, hang, sleep } from "../../test/support.js";
-import { kKill, kOwner, processAliveP, processJoin, processKill, processRunFunction, type ProcessResource } from "./process.js";
+import { kKill, kOwner, Process, processAliveP, processJoin, processKill, processRunFunction, type ProcessResource } from "./process.js";
 import { findProcessFromName, getCurrentProcess, listAllProcesses } from "./registry.js";
 
 class FakeResource implements ProcessResource {
@@ -206,4 +206,37 @@ test("a process's async context is its own, from the first process a program sta
     ].sort();
     assert.deepEqual(seen, expected, `round ${r}`);
   });
+});
+
+test("a Process's public surface is exactly the documented API: nothing internal is reachable", () => {
+  const p = processRunFunction("surface", {}, () => hang());
+  assert.deepEqual(Reflect.ownKeys(p), [], "an instance has no own properties: everything goes through the prototype");
+  const names = Reflect.ownKeys(Process.prototype).map(String).sort();
+  assert.deepEqual(names, [
+    "age", "alive", "constructor", "disown", "endedAt", "error", "id", "name", "own", "parent",
+    "properties", "resources", "result", "signal", "startedAt", "state",
+  ]);
+  // Every accessor is a getter only: outcome fields cannot be written from outside.
+  for (const name of names) {
+    const descriptor = Object.getOwnPropertyDescriptor(Process.prototype, name);
+    if (descriptor !== undefined && "get" in descriptor) assert.equal(Reflect.get(descriptor, "set"), undefined, `${name} has no setter`);
+  }
+  assert.deepEqual(Object.getOwnPropertyNames(Process).sort(), ["length", "name", "prototype"], "no static members");
+  processKill(p);
+});
+
+test("assigning a Process's outcome fields throws (modules are strict) and breaks neither kill nor join", async () => {
+  const p = processRunFunction("stubborn", {}, () => hang());
+  for (const [field, value] of [["state", "finished"], ["result", 1], ["error", new Error("x")], ["endedAt", 0], ["id", 0]] as const) {
+    assert.throws(() => {
+      (p as unknown as Record<string, unknown>)[field] = value;
+    }, TypeError, `assigning ${field}`);
+  }
+  assert.equal(p.state, "running");
+  assert.equal(p.endedAt, undefined);
+  assert.equal(findProcessFromName("stubborn"), p, "still listed");
+  assert.equal(processKill(p), true, "kill still works");
+  assert.equal(await processJoin(p, { timeout: 1000 }), true, "join still works");
+  assert.equal(p.state, "killed");
+  assert.ok(!listAllProcesses().includes(p));
 });

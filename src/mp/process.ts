@@ -51,6 +51,32 @@ export function runAsParentOf<A, T>(parent: Process, fn: (arg: A) => T, arg: A):
   }
 }
 
+type Start = (process: Process, fn: (...args: never[]) => unknown, args: readonly unknown[]) => void;
+
+/**
+ * Runs `fn(...args)` as the body of `process` at once, inside its async context, and records how
+ * it ends (for the processes confab makes of its own classes: servers, the monitor). Not
+ * exported by the package: users start processes with {@link processRunFunction}.
+ * @internal
+ */
+export let startProcess: Start;
+// Starts the process on the next microtask, in the caller's async context.
+let startProcessSoon: Start;
+// Kills the process (processKill is the public face).
+let killProcess: (process: Process) => boolean;
+/**
+ * Resolves once `process` has ended, however it ended (never rejects). Not exported by the
+ * package: users call {@link processJoin}.
+ * @internal
+ */
+export let whenProcessEnded: (process: Process) => Promise<void>;
+/**
+ * Makes `watch` hear of every process whose parent is `process` when it ends (servers log how
+ * their connections' processes ended). One watcher per process; not exported by the package.
+ * @internal
+ */
+export let watchChildren: (process: Process, watch: (child: Process) => void) => void;
+
 /**
  * A light-weight process: a named, cooperatively scheduled async task, as LispWorks' `mp:process`.
  *
@@ -59,66 +85,110 @@ export function runAsParentOf<A, T>(parent: Process, fn: (arg: A) => T, arg: A):
  * applies (the listener's evaluation timeout).
  */
 export class Process {
-  /** Unique, increasing id. */
-  readonly id: number = nextId++;
-  /** The name given at start. Names need not be unique. */
-  readonly name: string;
-  /** Data given in `keywords.properties`. */
-  readonly properties: Readonly<Record<string, unknown>>;
-  /** When the process started (milliseconds since the epoch). */
-  readonly startedAt: number = Date.now();
-  /** When it ended, or `undefined` while running. */
-  endedAt: number | undefined;
-  /** running, finished, killed or failed. */
-  state: ProcessState = "running";
-  /** What the function returned (after awaiting), once finished. */
-  result: unknown;
-  /** What the function threw or rejected with, once failed. */
-  error: unknown;
+  readonly #id: number = nextId++;
+  readonly #name: string;
+  readonly #properties: Readonly<Record<string, unknown>>;
+  readonly #startedAt: number = Date.now();
+  readonly #parent: Process | undefined;
+  #endedAt: number | undefined;
+  #state: ProcessState = "running";
+  #result: unknown;
+  #error: unknown;
 
   // One resource is the common case (a connection's stream), so a Set is made only for more.
   #resource: ProcessResource | Set<ProcessResource> | undefined;
   // Made on demand: most processes are never joined and their signal never read.
   #abort: AbortController | undefined;
   #joiners: (() => void)[] | undefined;
+  #childEnded: ((child: Process) => void) | undefined;
+
+  static {
+    // What other confab modules may do to a process, through functions of this module that
+    // the package does not export (see startProcess, whenProcessEnded, processKill).
+    startProcess = (process, fn, args) => {
+      process.#start(fn, args);
+    };
+    startProcessSoon = (process, fn, args) => {
+      process.#startSoon(fn, args);
+    };
+    killProcess = (process) => process.#kill();
+    whenProcessEnded = (process) => process.#whenEnded();
+    watchChildren = (process, watch) => {
+      process.#childEnded = watch;
+    };
+  }
+
+  /** Not for users: use {@link processRunFunction}. */
+  constructor(name: string, keywords?: ProcessKeywords) {
+    this.#name = name;
+    this.#properties = keywords?.properties ?? NO_PROPERTIES;
+    this.#parent = adoptingParent ?? processContext.getStore();
+    liveProcesses.set(this.#id, this);
+  }
+
+  /** Unique, increasing id. */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** The name given at start. Names need not be unique. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** Data given in `keywords.properties`. */
+  get properties(): Readonly<Record<string, unknown>> {
+    return this.#properties;
+  }
+
+  /** When the process started (milliseconds since the epoch). */
+  get startedAt(): number {
+    return this.#startedAt;
+  }
 
   /**
    * The process that started this one: the process whose code called `processRunFunction`, or
    * the server whose `function` did. `undefined` for a process started from plain code.
    */
-  readonly parent: Process | undefined;
-
-  /** @internal Use {@link processRunFunction}. */
-  constructor(name: string, keywords?: ProcessKeywords) {
-    this.name = name;
-    this.properties = keywords?.properties ?? NO_PROPERTIES;
-    this.parent = adoptingParent ?? processContext.getStore();
-    liveProcesses.set(this.id, this);
+  get parent(): Process | undefined {
+    return this.#parent;
   }
 
-  /**
-   * Called when a process this one started has ended. Servers override it to log how their
-   * connections' processes ended; the base does nothing.
-   */
-  protected childEnded(_child: Process): void {
-    // nothing to do for a plain process
+  /** When it ended, or `undefined` while running. */
+  get endedAt(): number | undefined {
+    return this.#endedAt;
+  }
+
+  /** running, finished, killed or failed. */
+  get state(): ProcessState {
+    return this.#state;
+  }
+
+  /** What the function returned (after awaiting), once finished. */
+  get result(): unknown {
+    return this.#result;
+  }
+
+  /** What the function threw or rejected with, once failed. */
+  get error(): unknown {
+    return this.#error;
   }
 
   /** Aborts when the process is killed; pass it to APIs that accept an `AbortSignal`. */
   get signal(): AbortSignal {
     this.#abort ??= new AbortController();
-    if (this.state === "killed" && !this.#abort.signal.aborted) this.#abort.abort(killedReason(this));
+    if (this.#state === "killed" && !this.#abort.signal.aborted) this.#abort.abort(killedReason(this));
     return this.#abort.signal;
   }
 
   /** `true` while the process runs. */
   get alive(): boolean {
-    return this.state === "running";
+    return this.#state === "running";
   }
 
   /** Milliseconds since start (until the end, once ended). */
   get age(): number {
-    return (this.endedAt ?? Date.now()) - this.startedAt;
+    return (this.#endedAt ?? Date.now()) - this.#startedAt;
   }
 
   /** What the process owns now (its streams, a server's listening socket): closed if it is killed. */
@@ -137,7 +207,7 @@ export class Process {
     if (previous === this) return;
     previous?.disown(resource);
     resource[kOwner] = this;
-    if (this.state === "killed") {
+    if (this.#state === "killed") {
       resource[kKill]();
       return;
     }
@@ -156,9 +226,9 @@ export class Process {
     else if (held instanceof Set) held.delete(resource);
   }
 
-  /** @internal Runs `fn` inside this process's async context and records how it ends. */
-  start(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
-    if (this.state !== "running") return; // killed before it got to run
+  /** Runs `fn` inside this process's async context and records how it ends. */
+  #start(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
+    if (this.#state !== "running") return; // killed before it got to run
     try {
       processContext.run(this, Process.#body, this, fn as (...a: unknown[]) => unknown, args);
     } catch (error) {
@@ -174,7 +244,7 @@ export class Process {
    * process, copied entry by entry.
    */
   #startInOwnReaction(fn: (...args: unknown[]) => unknown, args: readonly unknown[]): void {
-    if (this.state !== "running") return; // killed before it got to run
+    if (this.#state !== "running") return; // killed before it got to run
     try {
       processContext.enterWith(this);
       Process.#body(this, fn, args);
@@ -183,8 +253,8 @@ export class Process {
     }
   }
 
-  /** @internal Starts the process on the next microtask, in the caller's async context. */
-  startSoon(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
+  /** Starts the process on the next microtask, in the caller's async context. */
+  #startSoon(fn: (...args: never[]) => unknown, args: readonly unknown[]): void {
     // A promise reaction rather than queueMicrotask, which makes an AsyncResource per call
     // while AsyncLocalStorage is in use. Where AsyncLocalStorage rests on async_hooks (Node 20,
     // 22), a reaction has a context of its own only if the hooks were on when it was made;
@@ -192,7 +262,7 @@ export class Process {
     const ownContext = contextTracked;
     void STARTED.then(() => {
       if (ownContext) this.#startInOwnReaction(fn as (...a: unknown[]) => unknown, args);
-      else this.start(fn, args);
+      else this.#start(fn, args);
     });
   }
 
@@ -226,10 +296,10 @@ export class Process {
     if (process !== undefined) process.#fail(error);
   }
 
-  /** @internal See {@link processKill}. */
-  kill(): boolean {
-    if (this.state !== "running") return false;
-    this.state = "killed";
+  /** See {@link processKill}. */
+  #kill(): boolean {
+    if (this.#state !== "running") return false;
+    this.#state = "killed";
     this.#end();
     if (this.#abort !== undefined) {
       try {
@@ -255,18 +325,18 @@ export class Process {
     }
   }
 
-  /** @internal Resolves once the process has ended. */
-  whenEnded(): Promise<void> {
-    if (this.state !== "running") return Promise.resolve();
+  /** Resolves once the process has ended. */
+  #whenEnded(): Promise<void> {
+    if (this.#state !== "running") return Promise.resolve();
     return new Promise((resolve) => {
       (this.#joiners ??= []).push(resolve);
     });
   }
 
   #finish(value: unknown): void {
-    if (this.state !== "running") return;
-    this.state = "finished";
-    this.result = value;
+    if (this.#state !== "running") return;
+    this.#state = "finished";
+    this.#result = value;
     // What it still owns is released, not closed: a process may make a stream for another to
     // use. The next process that uses it owns it.
     const held = this.#resource;
@@ -277,9 +347,9 @@ export class Process {
   }
 
   #fail(error: unknown): void {
-    if (this.state !== "running") return; // a killed process's last await may reject: not news
-    this.state = "failed";
-    this.error = error;
+    if (this.#state !== "running") return; // a killed process's last await may reject: not news
+    this.#state = "failed";
+    this.#error = error;
     // A crashed connection process must not leave its connection open for ever.
     this.#closeResources();
     this.#end();
@@ -287,16 +357,18 @@ export class Process {
   }
 
   #end(): void {
-    this.endedAt = Date.now();
-    liveProcesses.delete(this.id);
+    this.#endedAt = Date.now();
+    liveProcesses.delete(this.#id);
     const joiners = this.#joiners;
     this.#joiners = undefined;
     if (joiners !== undefined) for (const wake of joiners) wake();
-    if (this.parent !== undefined) {
+    const parent = this.#parent;
+    const watch = parent === undefined ? undefined : parent.#childEnded;
+    if (watch !== undefined) {
       try {
-        this.parent.childEnded(this);
+        watch(this);
       } catch (error) {
-        reportError(`process "${this.parent.name}" handling the end of "${this.name}"`, error);
+        reportError(`process "${parent?.name}" handling the end of "${this.#name}"`, error);
       }
     }
   }
@@ -347,7 +419,7 @@ export function processRunFunction<A extends unknown[]>(
 ): Process {
   const process = new Process(name, keywords);
   for (const arg of args) if (isUnownedResource(arg)) process.own(arg);
-  process.startSoon(fn, args);
+  startProcessSoon(process, fn, args);
   return process;
 }
 
@@ -358,7 +430,7 @@ export function processRunFunction<A extends unknown[]>(
  * Returns `true` if it was running.
  */
 export function processKill(process: Process): boolean {
-  return process.kill();
+  return killProcess(process);
 }
 
 /**
@@ -366,7 +438,7 @@ export function processKill(process: Process): boolean {
  * `timeout` milliseconds pass first. Never rejects: read the outcome from the process.
  */
 export async function processJoin(process: Process, options?: { timeout?: number }): Promise<boolean> {
-  const ended = process.whenEnded();
+  const ended = whenProcessEnded(process);
   const timeout = options?.timeout;
   if (timeout === undefined || !Number.isFinite(timeout)) {
     await ended;
