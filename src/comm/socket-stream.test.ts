@@ -4,7 +4,7 @@ import { Duplex } from "node:stream";
 import { after, test } from "node:test";
 import fc from "fast-check";
 import { ErrorCodes } from "../errors.js";
-import { processJoin, processKill, processRunFunction } from "../mp/process.js";
+import { kKill, kOwner, processJoin, processKill, processRunFunction } from "../mp/process.js";
 import { expectedReads, readOpArbitrary, runsArbitrary, runsBytes } from "../../test/framing-reference.js";
 import { eventually, sleep } from "../../test/support.js";
 import { SocketStream } from "./socket-stream.js";
@@ -437,4 +437,39 @@ test("over maxOutputBuffer, a client that does not read gets, once it reads agai
   assert.equal(lines.pop(), "", "the last line ends with a newline, then end of file");
   assert.equal(lines.pop(), `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`);
   assert.ok(lines.length > 0 && lines.length <= written && lines.every((l) => l === line), "before it, whole lines of what was queued");
+});
+
+test("a stream's public surface is exactly the documented API: no plumbing is reachable from outside", () => {
+  const stream = new SocketStream({ socket: chunkedSocket().socket });
+  const names = (o: object): string[] => Object.getOwnPropertyNames(o).sort();
+  assert.deepEqual(names(stream), ["remoteAddress", "remotePort"]);
+  assert.deepEqual(
+    names(SocketStream.prototype),
+    [
+      "bytesRead",
+      "bytesWritten",
+      "close",
+      "closed",
+      "constructor",
+      "direction",
+      "elementType",
+      "finishOutput",
+      "forceOutput",
+      "listen",
+      "localAddress",
+      "localPort",
+      "readBytes",
+      "readChar",
+      "readLine",
+      "socket",
+      "write",
+      "writeLine",
+      "writeString",
+    ].sort(),
+  );
+  // Symbol-keyed: the ProcessResource protocol (kOwner, kKill) and `for await`.
+  assert.deepEqual(Object.getOwnPropertySymbols(stream), [kOwner]);
+  assert.deepEqual(new Set(Object.getOwnPropertySymbols(SocketStream.prototype)), new Set([Symbol.asyncIterator, kKill]));
+  assert.deepEqual(names(SocketStream), ["length", "name", "prototype"], "no static members");
+  stream.close({ abort: true });
 });

@@ -4,7 +4,7 @@ import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process
 import { getCurrentProcess } from "../mp/registry.js";
 import { printable } from "./printable.js";
 import { LineFramer, type LineFramingOptions } from "./line-framing.js";
-import { knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
+import { hearReaderEvents, knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -82,13 +82,8 @@ function captureResolve(resolve: (value: never) => void): void {
   capturedResolve = resolve as (value: unknown) => void;
 }
 
-function flushTick(stream: SocketStream): void {
-  stream.flushScheduled();
-}
-
-function readTimedOut(stream: SocketStream): void {
-  stream.readTimerFired();
-}
+// SocketStream's #endConnection, for endConnection below (set by the class's static block).
+let endStreamConnection!: (stream: SocketStream, reason: string) => void;
 
 function destroySocket(socket: Socket): void {
   socket.destroy();
@@ -126,7 +121,7 @@ function reasonLine(reason: string): string {
  * ```
  */
 export class SocketStream implements ProcessResource, AsyncIterable<string> {
-  /** @internal */
+  /** The process that owns the stream, if any ({@link ProcessResource}: set and cleared by the process). */
   [kOwner]: Process | undefined;
 
   /** Peer's address (kept after close). */
@@ -330,7 +325,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     if (this.#config.readTimeout > 0) {
       if (this.#readTimer === undefined) {
-        this.#readTimer = setTimeout(readTimedOut, this.#config.readTimeout, this);
+        this.#readTimer = setTimeout(SocketStream.#readTimedOut, this.#config.readTimeout, this);
         this.#readTimer.unref();
       } else {
         this.#readTimer.refresh();
@@ -363,10 +358,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     resolve?.(error === undefined ? value : Promise.reject(error));
   }
 
-  /** @internal Called by the read timer. */
-  readTimerFired(): void {
-    if (this.#pending === Read.None) return;
-    this.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${this.#peer()} within ${this.#config.readTimeout} ms (readTimeout)`));
+  static #readTimedOut(stream: SocketStream): void {
+    if (stream.#pending === Read.None) return;
+    stream.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${stream.#peer()} within ${stream.#config.readTimeout} ms (readTimeout)`));
   }
 
   /** A read took input: reading from the socket starts again once the input has room. */
@@ -411,13 +405,24 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (stream.#pending !== Read.None && stream.#paused) stream.#resumeInput();
   }
 
-  /** @internal The socket failed. */
-  socketError(error: NodeJS.ErrnoException): void {
-    this.#error(error);
+  static {
+    // The socket's shared 'error' and 'close' listeners reach the stream through these,
+    // registered once: the methods they call stay private to the class.
+    hearReaderEvents<SocketStream>({
+      error: (stream, error) => {
+        stream.#error(error);
+      },
+      closed: (stream) => {
+        stream.#socketClosed();
+      },
+    });
+    endStreamConnection = (stream, reason) => {
+      stream.#endConnection(reason);
+    };
   }
 
-  /** @internal The connection is gone: what is buffered can still be read, then end of file. */
-  socketClosed(): void {
+  /** The connection is gone: what is buffered can still be read, then end of file. */
+  #socketClosed(): void {
     clearTimeout(this.#endingTimer);
     this.#input.end();
     this.#waitingDrain = false;
@@ -524,13 +529,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#flushQueued = true;
     // After the microtasks of this turn: a burst of lines read from one chunk and answered
     // one by one leaves in one write, as a hand-written server's would.
-    process.nextTick(flushTick, this);
+    process.nextTick(SocketStream.#flushTick, this);
   }
 
-  /** @internal Called on the next tick after `forceOutput`. */
-  flushScheduled(): void {
-    this.#flushQueued = false;
-    this.#flush();
+  /** The next tick after `forceOutput`. */
+  static #flushTick(stream: SocketStream): void {
+    stream.#flushQueued = false;
+    stream.#flush();
   }
 
   #flush(): void {
@@ -565,12 +570,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   /**
-   * @internal The server ends the connection (its `idleTimeout`): what is buffered is sent,
+   * The server ends the connection (its `idleTimeout`, through {@link endConnection}): what is buffered is sent,
    * then the line `Error: <reason>`, then end of file; reads see what had come in whole, then
    * end of file, as if the peer had closed; later output is discarded, as on a connection the
    * peer dropped. The socket is dropped if the peer has not closed within 5 s.
    */
-  endConnection(reason: string): void {
+  #endConnection(reason: string): void {
     if (this.#socket.destroyed) return;
     this.#flush();
     this.#endWith(reason);
@@ -657,7 +662,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }
 
-  /** @internal Killing the owning process closes the stream. */
+  /** Killing the owning process closes the stream ({@link ProcessResource}). */
   [kKill](): void {
     this.close();
   }
@@ -669,13 +674,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
 /**
  * @internal Ends a server's connection with the line `Error: <reason>`: through its stream when
- * it has one (see {@link SocketStream.endConnection}), else on the socket itself, which is
+ * it has one (what is buffered goes first, and its reads see end of file), else on the socket itself, which is
  * then dropped if the peer has not closed within 5 s.
  */
 export function endConnection(socket: Socket, reason: string): void {
   const reader = readerOf(socket);
   if (reader instanceof SocketStream) {
-    reader.endConnection(reason);
+    endStreamConnection(reader, reason);
     return;
   }
   if (socket.destroyed) return;
