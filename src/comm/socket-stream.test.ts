@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { ErrorCodes } from "../errors.js";
 import { kKill, kOwner, processJoin, processKill, processRunFunction } from "../mp/process.js";
 import { expectedReads, readOpArbitrary, runsArbitrary, runsBytes } from "../../test/framing-reference.js";
-import { eventually, sleep } from "../../test/support.js";
+import { eventually, sleep, testServers } from "../../test/support.js";
 import { SocketStream } from "./socket-stream.js";
 
 /** A socket stand-in whose input arrives in exactly the chunks a test chooses. */
@@ -472,4 +472,34 @@ test("a stream's public surface is exactly the documented API: no plumbing is re
   assert.deepEqual(new Set(Object.getOwnPropertySymbols(SocketStream.prototype)), new Set([Symbol.asyncIterator, kKill]));
   assert.deepEqual(names(SocketStream), ["length", "name", "prototype"], "no static members");
   stream.close({ abort: true });
+});
+
+const { start: closingServer, client: halfOpenClient } = testServers({
+  // Says bye and closes at once; the test's client never closes its side (it is half-open).
+  function: (socket: net.Socket) => {
+    const stream = new SocketStream({ socket });
+    stream.writeLine("bye");
+    stream.close();
+  },
+});
+
+test("a stream's close linger has a timer of its own: the server's idleTimeout keeps its length and its meaning while the stream closes", async () => {
+  // The stream waits up to 5 s for the peer's end of file. Idle for 1.5 s, the first server's
+  // connection is ended by idleTimeout then (not at 5 s); the second's idle limit (8 s) is
+  // longer than the linger, which drops the connection at 5 s, and is not a time-out.
+  const short = await closingServer({ idleTimeout: 1500 });
+  const long = await closingServer({ idleTimeout: 8000 });
+  const started = Date.now();
+  const shortPeer = await halfOpenClient(short.port);
+  const longPeer = await halfOpenClient(long.port);
+  assert.equal(await shortPeer.line(), "bye");
+  assert.equal(await longPeer.line(), "bye");
+  await eventually(() => short.counters.active === 0, 4500, "the idle connection was dropped");
+  const shortAfter = Date.now() - started;
+  assert.ok(shortAfter >= 1400 && shortAfter < 4000, `dropped after ${shortAfter} ms, not after idleTimeout's 1500`);
+  assert.equal(short.counters.timedOut, 1, "idle, and counted so");
+  await eventually(() => long.counters.active === 0, 7000, "the lingering connection was dropped");
+  const longAfter = Date.now() - started;
+  assert.ok(longAfter >= 4900 && longAfter < 7500, `dropped after ${longAfter} ms, not after the linger's 5000`);
+  assert.equal(long.counters.timedOut, 0, "the linger is no time-out");
 });

@@ -158,6 +158,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #outputError: Error | undefined;
   // Set once the connection was ended with a reason line: drops the socket if the peer lingers.
   #endingTimer: NodeJS.Timeout | undefined;
+  // Set once close() shut our side down before the peer's end of file: drops the socket if
+  // the peer never sends it.
+  #lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SocketStreamOptions) {
     const socket = options.socket;
@@ -424,6 +427,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** The connection is gone: what is buffered can still be read, then end of file. */
   #socketClosed(): void {
     clearTimeout(this.#endingTimer);
+    clearTimeout(this.#lingerTimer);
     this.#input.end();
     this.#waitingDrain = false;
     this.#serve();
@@ -654,7 +658,10 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
           this.#paused = false;
           socket.resume();
         }
-        socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
+        // A timer of its own, not the socket's idle timer: that one is the server's
+        // idleTimeout, which must keep its length and its meaning while the stream closes.
+        this.#lingerTimer = setTimeout(destroySocket, CLOSE_LINGER_MS, socket);
+        this.#lingerTimer.unref();
       }
     }
     this.#input.clear();
