@@ -17,10 +17,29 @@ export interface SocketServer {
   socketClosed(socket: Socket): void;
 }
 
-/** @internal What the stream over a socket hears about it. */
-export interface SocketReader {
-  socketError(error: NodeJS.ErrnoException): void;
-  socketClosed(): void;
+/**
+ * @internal What the stream over a socket hears about it: functions registered once by the
+ * stream class (see {@link hearReaderEvents}), not methods of the stream, so that they are not
+ * part of a stream's public surface.
+ */
+export interface ReaderEvents<R extends object> {
+  /** The socket failed. */
+  error(reader: R, error: NodeJS.ErrnoException): void;
+  /** The socket closed. */
+  closed(reader: R): void;
+}
+
+/** @internal Something that reads a socket; told of its errors and close through {@link ReaderEvents}. */
+export type SocketReader = object;
+
+let readerEvents: ReaderEvents<SocketReader> | undefined;
+
+/**
+ * @internal Registers how readers hear of their sockets' errors and close. Called once, by the
+ * one reader class (SocketStream) when it is defined: a later call replaces the functions.
+ */
+export function hearReaderEvents<R extends object>(events: ReaderEvents<R>): void {
+  readerEvents = events;
 }
 
 const kServer = Symbol("confab.server");
@@ -35,11 +54,13 @@ interface WatchedSocket extends Socket {
 function onError(this: WatchedSocket, error: NodeJS.ErrnoException): void {
   // Without a reader the error is the server's to ignore: the connection closes, and a reset
   // peer must not crash the host.
-  this[kReader]?.socketError(error);
+  const reader = this[kReader];
+  if (reader !== undefined) readerEvents?.error(reader, error);
 }
 
 function onClose(this: WatchedSocket): void {
-  this[kReader]?.socketClosed();
+  const reader = this[kReader];
+  if (reader !== undefined) readerEvents?.closed(reader);
   this[kServer]?.socketClosed(this);
 }
 

@@ -4,8 +4,9 @@ import { Duplex } from "node:stream";
 import { after, test } from "node:test";
 import fc from "fast-check";
 import { ErrorCodes } from "../errors.js";
-import { processJoin, processKill, processRunFunction } from "../mp/process.js";
-import { eventually, sleep } from "../../test/support.js";
+import { kKill, kOwner, processJoin, processKill, processRunFunction } from "../mp/process.js";
+import { expectedReads, readOpArbitrary, runsArbitrary, runsBytes } from "../../test/framing-reference.js";
+import { eventually, sleep, testServers } from "../../test/support.js";
 import { SocketStream } from "./socket-stream.js";
 
 /** A socket stand-in whose input arrives in exactly the chunks a test chooses. */
@@ -99,72 +100,10 @@ test("readLine decodes UTF-8 characters split across packets", async () => {
   assert.equal(await stream.readLine(), "zwölf € 🎉");
 });
 
-const lineArbitrary = fc.string({ unit: fc.constantFrom("a", "é", "€", "🎉", " ", "\r", "x", "\u0000"), maxLength: 30 });
-
-test("property: any split of a byte stream into chunks yields the same lines", async () => {
-  await fc.assert(
-    fc.asyncProperty(
-      fc.array(lineArbitrary, { maxLength: 12 }),
-      fc.boolean(),
-      fc.boolean(),
-      fc.array(fc.nat(), { maxLength: 20 }),
-      async (lines, crlf, finalNewline, cutPoints) => {
-        const text = lines.map((l, i) => l + (i < lines.length - 1 || finalNewline ? (crlf ? "\r\n" : "\n") : "")).join("");
-        const bytes = Buffer.from(text);
-        const cuts = [...new Set(cutPoints.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
-        const { socket, push } = chunkedSocket();
-        const stream = new SocketStream({ socket });
-        const reading = readAllLines(stream);
-        let from = 0;
-        for (const cut of [...cuts, bytes.length]) {
-          if (cut > from) push(bytes.subarray(from, cut));
-          from = Math.max(from, cut);
-          await Promise.resolve();
-        }
-        push(null);
-        // A terminated line loses its LF or CRLF (so a CR just before a bare LF goes too);
-        // an empty unterminated last line is no line at all.
-        const expected = lines
-          .map((l, i) => (i < lines.length - 1 || finalNewline ? (crlf ? l : l.replace(/\r$/, "")) : l))
-          .filter((l, i) => i < lines.length - 1 || finalNewline || l !== "");
-        assert.deepEqual(await reading, expected);
-      },
-    ),
-    { numRuns: 300 },
-  );
-});
-
-// Runs of one character, some longer than the 1 KiB window readLine decodes at once, so that
-// lines start, end and cross window and chunk boundaries in every combination.
-const runsArbitrary = fc.array(fc.tuple(fc.constantFrom("a", "b", "é", "€", "\r", "\n", "\r\n"), fc.integer({ min: 0, max: 1500 })), { maxLength: 8 });
-type ReadOp = { kind: "line" } | { kind: "bytes"; count: number };
-const readOpArbitrary: fc.Arbitrary<ReadOp> = fc.oneof(
-  { weight: 4, arbitrary: fc.constant<ReadOp>({ kind: "line" }) },
-  { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 }).map((count): ReadOp => ({ kind: "bytes", count })) },
-);
-
-/** What the reads should return, worked out on the whole input at once. */
-function expectedReads(bytes: Buffer, ops: readonly ReadOp[], encoding: "utf8" | "latin1"): (string | Buffer | null)[] {
-  let at = 0;
-  return ops.map((op) => {
-    if (op.kind === "bytes") {
-      if (op.count === 0) return Buffer.alloc(0);
-      if (at >= bytes.length) return null;
-      const taken = bytes.subarray(at, Math.min(at + op.count, bytes.length));
-      at += taken.length;
-      return taken;
-    }
-    if (at >= bytes.length) return null;
-    const nl = bytes.indexOf(10, at);
-    const stop = nl === -1 ? bytes.length : nl;
-    const end = nl !== -1 && stop > at && bytes[stop - 1] === 13 ? stop - 1 : stop;
-    const line = bytes.toString(encoding, at, end);
-    at = nl === -1 ? bytes.length : nl + 1;
-    return line;
-  });
-}
-
-test("property: lines and byte reads match a reference over any chunking, in both element types", async () => {
+// The framing itself (chunk boundaries, the decoded window, UTF-8 split across chunks, the line
+// limit) is tested on LineFramer directly, in line-framing.test.ts; this checks the stream
+// composes it: reads that wait for input, and input that arrives while a read waits.
+test("property, end to end: reads match the framing reference over any chunking, in both element types", async () => {
   await fc.assert(
     fc.asyncProperty(
       runsArbitrary,
@@ -173,12 +112,12 @@ test("property: lines and byte reads match a reference over any chunking, in bot
       fc.boolean(),
       async (runs, ops, chunkSizes, baseChar) => {
         const encoding = baseChar ? "latin1" : "utf8";
-        const bytes = Buffer.from(runs.map(([unit, count]) => unit.repeat(count)).join(""), encoding);
+        const bytes = runsBytes(runs, encoding);
         const { socket, push } = chunkedSocket();
         const stream = new SocketStream({ socket, elementType: baseChar ? "base-char" : "character" });
         const reading = (async () => {
           const got: (string | Buffer | null)[] = [];
-          for (const op of ops) got.push(await (op.kind === "line" ? stream.readLine() : stream.readBytes(op.count)));
+          for (const op of ops) got.push(await (op.kind === "line" ? stream.readLine() : op.kind === "char" ? stream.readChar() : stream.readBytes(op.count)));
           return got;
         })();
         for (let at = 0, i = 0; at < bytes.length; i++) {
@@ -191,25 +130,22 @@ test("property: lines and byte reads match a reference over any chunking, in bot
         assert.deepEqual(await reading, expectedReads(bytes, ops, encoding));
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 100 },
   );
 });
 
-test("property: a line longer than maxLineLength fails the stream however it is split", async () => {
-  await fc.assert(
-    fc.asyncProperty(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 40 }), async (limit, chunkSize) => {
-      const { socket, push } = chunkedSocket();
-      const stream = new SocketStream({ socket, maxLineLength: limit });
-      const ok = "y".repeat(limit);
-      const long = "x".repeat(limit + 1);
-      const data = Buffer.from(`${ok}\n${long}\nafter\n`);
-      for (let i = 0; i < data.length; i += chunkSize) push(data.subarray(i, i + chunkSize));
-      assert.equal(await stream.readLine(), ok);
-      await assert.rejects(stream.readLine(), { code: ErrorCodes.LINE_TOO_LONG });
-      await assert.rejects(stream.readLine(), { code: ErrorCodes.LINE_TOO_LONG }, "the input side stays failed");
-    }),
-    { numRuns: 200 },
-  );
+test("a line longer than maxLineLength fails the stream's input, and it stays failed", async () => {
+  const { socket, push } = chunkedSocket();
+  const stream = new SocketStream({ socket, maxLineLength: 4 });
+  const waiting = stream.readLine();
+  push(Buffer.from("abcd\nabc"));
+  assert.equal(await waiting, "abcd");
+  const failing = stream.readLine();
+  push(Buffer.from("de"));
+  await assert.rejects(failing, { code: ErrorCodes.LINE_TOO_LONG, message: /longer than 4 bytes \(maxLineLength\)/ });
+  push(Buffer.from("\nafter\n"));
+  await assert.rejects(stream.readLine(), { code: ErrorCodes.LINE_TOO_LONG }, "the input side stays failed");
+  assert.equal(stream.listen(), false, "what was buffered is dropped");
 });
 
 test("readChar reads whole characters, multi-byte ones too, then null", async () => {
@@ -501,4 +437,69 @@ test("over maxOutputBuffer, a client that does not read gets, once it reads agai
   assert.equal(lines.pop(), "", "the last line ends with a newline, then end of file");
   assert.equal(lines.pop(), `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`);
   assert.ok(lines.length > 0 && lines.length <= written && lines.every((l) => l === line), "before it, whole lines of what was queued");
+});
+
+test("a stream's public surface is exactly the documented API: no plumbing is reachable from outside", () => {
+  const stream = new SocketStream({ socket: chunkedSocket().socket });
+  const names = (o: object): string[] => Object.getOwnPropertyNames(o).sort();
+  assert.deepEqual(names(stream), ["remoteAddress", "remotePort"]);
+  assert.deepEqual(
+    names(SocketStream.prototype),
+    [
+      "bytesRead",
+      "bytesWritten",
+      "close",
+      "closed",
+      "constructor",
+      "direction",
+      "elementType",
+      "finishOutput",
+      "forceOutput",
+      "listen",
+      "localAddress",
+      "localPort",
+      "readBytes",
+      "readChar",
+      "readLine",
+      "socket",
+      "write",
+      "writeLine",
+      "writeString",
+    ].sort(),
+  );
+  // Symbol-keyed: the ProcessResource protocol (kOwner, kKill) and `for await`.
+  assert.deepEqual(Object.getOwnPropertySymbols(stream), [kOwner]);
+  assert.deepEqual(new Set(Object.getOwnPropertySymbols(SocketStream.prototype)), new Set([Symbol.asyncIterator, kKill]));
+  assert.deepEqual(names(SocketStream), ["length", "name", "prototype"], "no static members");
+  stream.close({ abort: true });
+});
+
+const { start: closingServer, client: halfOpenClient } = testServers({
+  // Says bye and closes at once; the test's client never closes its side (it is half-open).
+  function: (socket: net.Socket) => {
+    const stream = new SocketStream({ socket });
+    stream.writeLine("bye");
+    stream.close();
+  },
+});
+
+test("a stream's close linger has a timer of its own: the server's idleTimeout keeps its length and its meaning while the stream closes", async () => {
+  // The stream waits up to 5 s for the peer's end of file. Idle for 1.5 s, the first server's
+  // connection is ended by idleTimeout then (not at 5 s); the second's idle limit (8 s) is
+  // longer than the linger, which drops the connection at 5 s, and is not a time-out.
+  const short = await closingServer({ idleTimeout: 1500 });
+  const long = await closingServer({ idleTimeout: 8000 });
+  const started = Date.now();
+  const shortPeer = await halfOpenClient(short.port);
+  const longPeer = await halfOpenClient(long.port);
+  assert.equal(await shortPeer.line(), "bye");
+  assert.equal(await longPeer.line(), "bye");
+  await eventually(() => short.counters.active === 0, 4500, "the idle connection was dropped");
+  const shortAfter = Date.now() - started;
+  assert.ok(shortAfter >= 1400 && shortAfter < 4000, `dropped after ${shortAfter} ms, not after idleTimeout's 1500`);
+  assert.equal(short.counters.timedOut, 1, "idle, and counted so");
+  await eventually(() => long.counters.active === 0, 7000, "the lingering connection was dropped");
+  const longAfter = Date.now() - started;
+  assert.ok(longAfter >= 4900 && longAfter < 7500, `dropped after ${longAfter} ms, not after the linger's 5000`);
+  assert.equal(long.counters.timedOut, 0, "the linger is no time-out");
 });

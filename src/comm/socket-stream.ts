@@ -1,11 +1,11 @@
-import { isAscii } from "node:buffer";
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
 import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";
-import { knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
+import { LineFramer, type LineFramingOptions } from "./line-framing.js";
+import { hearReaderEvents, knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -57,8 +57,6 @@ const CLOSE_LINGER_MS = 5000;
 // hand the peer what is queued and see its end of file, however slowly it reads: then it is
 // dropped, and the memory its queued output holds is freed.
 const ENDING_DEADLINE_MS = CLOSE_LINGER_MS;
-// Most input decoded at once for readLine (see #textOfHead).
-const TEXT_WINDOW = 1024;
 
 const enum Read {
   None,
@@ -67,25 +65,8 @@ const enum Read {
   Bytes,
 }
 
-// Buffer's own slicers (`latin1Slice`, `utf8Slice`), present on every Node confab supports but
-// undocumented: called directly they skip `toString`'s argument checks and encoding lookup, a
-// measurable share of the per-line cost. Feature-checked, with `toString` as the fallback.
-type Slicer = (this: Buffer, start: number, end: number) => string;
-const slicers = Buffer.prototype as unknown as { latin1Slice?: Slicer; utf8Slice?: Slicer };
-const latin1Slice = typeof slicers.latin1Slice === "function" ? slicers.latin1Slice : undefined;
-const utf8Slice = typeof slicers.utf8Slice === "function" ? slicers.utf8Slice : undefined;
-
-function decodeSlice(chunk: Buffer, encoding: "utf8" | "latin1", start: number, end: number): string {
-  const slice = encoding === "latin1" ? latin1Slice : utf8Slice;
-  return slice === undefined ? chunk.toString(encoding, start, end) : slice.call(chunk, start, end);
-}
-
-// What an idle stream holds instead of arrays of its own (never written to).
-const NO_CHUNKS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+// What an idle stream holds instead of an array of its own (never written to).
 const NO_TEXT: string[] = Object.freeze([]) as unknown as string[];
-
-const LF = 10;
-const CR = 13;
 
 function isReset(error: NodeJS.ErrnoException): boolean {
   return error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ECONNABORTED";
@@ -102,13 +83,8 @@ function captureResolve(resolve: (value: never) => void): void {
   capturedResolve = resolve as (value: unknown) => void;
 }
 
-function flushTick(stream: SocketStream): void {
-  stream.flushScheduled();
-}
-
-function readTimedOut(stream: SocketStream): void {
-  stream.readTimerFired();
-}
+// SocketStream's #endConnection, for endConnection below (set by the class's static block).
+let endStreamConnection!: (stream: SocketStream, reason: string) => void;
 
 function destroySocket(socket: Socket): void {
   socket.destroy();
@@ -146,7 +122,7 @@ function reasonLine(reason: string): string {
  * ```
  */
 export class SocketStream implements ProcessResource, AsyncIterable<string> {
-  /** @internal */
+  /** The process that owns the stream, if any ({@link ProcessResource}: set and cleared by the process). */
   [kOwner]: Process | undefined;
 
   /** Peer's address (kept after close). */
@@ -157,21 +133,11 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   readonly #socket: Socket;
   readonly #config: StreamConfig;
 
-  // Unread input: chunks[0] starts at #head. Bytes before (#scanIdx, #scanOff) are known to
-  // hold no LF, so a line that spans many chunks is scanned once, not once per chunk.
-  #chunks: Buffer[] = NO_CHUNKS;
-  #head = 0;
-  #avail = 0;
-  #scanIdx = 0;
-  #scanOff = 0;
-  #eof = false;
+  // Unread input, and the framing of lines, characters and bytes out of it; its end is the
+  // stream's end of file.
+  readonly #input: LineFramer;
   #inputError: Error | undefined;
   #paused = false;
-  // chunks[0] decoded from byte #textStart on (see #textOfHead).
-  #text: string | undefined;
-  #textChunk: Buffer | undefined;
-  #textStart = 0;
-  #textEnd = 0;
 
   #pending: Read = Read.None;
   #pendingCount = 0;
@@ -193,11 +159,15 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #outputError: Error | undefined;
   // Set once the connection was ended with a reason line: drops the socket if the peer lingers.
   #endingTimer: NodeJS.Timeout | undefined;
+  // Set once close() shut our side down before the peer's end of file: drops the socket if
+  // the peer never sends it.
+  #lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SocketStreamOptions) {
     const socket = options.socket;
     this.#socket = socket;
     this.#config = streamConfig(options);
+    this.#input = new LineFramer(this.#config);
     // The peer is read now: Node forgets it when a reset destroys the socket. The local end
     // is read when first asked for, or when the stream closes (it is rarely wanted, and each
     // address costs an object and a string per connection).
@@ -209,7 +179,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     watchForReader(socket, this);
     socket.on("data", SocketStream.#onData);
     socket.on("end", SocketStream.#onEnd);
-    if (socket.destroyed) this.#eof = true;
+    if (socket.destroyed) this.#input.end();
     else if (socket.isPaused()) socket.resume();
 
     getCurrentProcess()?.own(this);
@@ -268,7 +238,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
    * here) from a person typing. `false` at end of file and once the stream is closed.
    */
   listen(): boolean {
-    return this.#avail > 0 && !this.#closed;
+    return this.#input.length > 0 && !this.#closed;
   }
 
   /**
@@ -284,13 +254,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const blocked = this.#startRead();
     if (blocked !== undefined) return blocked;
     if (!this.#socket.writableNeedDrain) {
-      let line: string | null | undefined;
-      try {
-        line = this.#takeLine();
-      } catch {
-        return Promise.reject(this.#inputError ?? closedError()); // #takeLine throws only after failing the input
+      const line = this.#input.takeLine();
+      if (line === false) return Promise.reject(this.#lineTooLong());
+      if (line !== undefined) {
+        if (this.#paused) this.#resumeIfRoom();
+        return Promise.resolve(line);
       }
-      if (line !== undefined) return Promise.resolve(line);
     }
     return this.#wait(Read.Line, 0);
   }
@@ -300,8 +269,11 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const blocked = this.#startRead();
     if (blocked !== undefined) return blocked;
     if (!this.#socket.writableNeedDrain) {
-      const ch = this.#takeChar();
-      if (ch !== undefined) return Promise.resolve(ch);
+      const ch = this.#input.takeChar();
+      if (ch !== undefined) {
+        if (this.#paused) this.#resumeIfRoom();
+        return Promise.resolve(ch);
+      }
     }
     return this.#wait(Read.Char, 0);
   }
@@ -317,8 +289,11 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const blocked = this.#startRead();
     if (blocked !== undefined) return blocked;
     if (!this.#socket.writableNeedDrain) {
-      const bytes = this.#takeBytes(count);
-      if (bytes !== undefined) return Promise.resolve(bytes);
+      const bytes = this.#input.takeBytes(count);
+      if (bytes !== undefined) {
+        if (this.#paused) this.#resumeIfRoom();
+        return Promise.resolve(bytes);
+      }
     }
     return this.#wait(Read.Bytes, count);
   }
@@ -354,7 +329,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     if (this.#config.readTimeout > 0) {
       if (this.#readTimer === undefined) {
-        this.#readTimer = setTimeout(readTimedOut, this.#config.readTimeout, this);
+        this.#readTimer = setTimeout(SocketStream.#readTimedOut, this.#config.readTimeout, this);
         this.#readTimer.unref();
       } else {
         this.#readTimer.refresh();
@@ -369,17 +344,15 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** Tries to satisfy the pending read from what is buffered. */
   #serve(): void {
     if (this.#pending === Read.None || this.#waitingDrain) return;
-    let value: string | Buffer | null | undefined;
-    try {
-      if (this.#pending === Read.Line) value = this.#takeLine();
-      else if (this.#pending === Read.Char) value = this.#takeChar();
-      else value = this.#takeBytes(this.#pendingCount);
-    } catch {
-      // The takers throw only after failing the input, with the reason kept there.
-      this.#settle(undefined, this.#inputError ?? closedError());
+    const input = this.#input;
+    const value = this.#pending === Read.Line ? input.takeLine() : this.#pending === Read.Char ? input.takeChar() : input.takeBytes(this.#pendingCount);
+    if (value === false) {
+      this.#settle(undefined, this.#lineTooLong());
       return;
     }
-    if (value !== undefined) this.#settle(value, undefined);
+    if (value === undefined) return;
+    if (this.#paused) this.#resumeIfRoom();
+    this.#settle(value, undefined);
   }
 
   #settle(value: unknown, error: Error | undefined): void {
@@ -389,202 +362,14 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     resolve?.(error === undefined ? value : Promise.reject(error));
   }
 
-  /** @internal Called by the read timer. */
-  readTimerFired(): void {
-    if (this.#pending === Read.None) return;
-    this.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${this.#peer()} within ${this.#config.readTimeout} ms (readTimeout)`));
+  static #readTimedOut(stream: SocketStream): void {
+    if (stream.#pending === Read.None) return;
+    stream.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${stream.#peer()} within ${stream.#config.readTimeout} ms (readTimeout)`));
   }
 
-  #takeLine(): string | null | undefined {
-    const chunks = this.#chunks;
-    let idx = this.#scanIdx;
-    let off = this.#scanOff;
-    if (idx === 0 && chunks.length > 0) {
-      const chunk = chunks[0] as Buffer;
-      const text = this.#textOfHead(chunk);
-      if (text !== undefined) {
-        const nl = text.indexOf("\n", off - this.#textStart);
-        if (nl !== -1) return this.#cutTextLine(chunk, text, nl);
-        // No LF in the window: the byte scan goes on after it.
-        if (this.#textEnd === chunk.length) {
-          idx = 1;
-          off = 0;
-        } else {
-          off = this.#textEnd;
-        }
-      }
-    }
-    while (idx < chunks.length) {
-      const nl = (chunks[idx] as Buffer).indexOf(LF, off);
-      if (nl !== -1) return this.#cutLine(idx, nl);
-      idx++;
-      off = 0;
-    }
-    this.#scanIdx = idx;
-    this.#scanOff = 0;
-    // No LF in what is buffered: all of it is one line so far, at end of file too.
-    if (this.#avail > this.#config.maxLine) throw this.#lineTooLong();
-    if (this.#eof) return this.#avail > 0 ? this.#takeAll().toString(this.#config.encoding) : null;
-    return undefined;
-  }
-
-  /**
-   * Bytes #textStart to #textEnd of chunks[0] (a window around the head), decoded at once when
-   * one byte is one character there (Latin-1, or UTF-8 that is all ASCII): lines are then
-   * sliced out of it instead of decoded one by one, which saves a call into C++ per line. The
-   * window is at most TEXT_WINDOW bytes, so a line the caller keeps (a slice keeps its parent
-   * string alive) holds at most that much of its neighbours' input with it.
-   */
-  #textOfHead(chunk: Buffer): string | undefined {
-    const head = this.#head;
-    if (this.#textChunk === chunk && head >= this.#textStart && head < this.#textEnd) return this.#text;
-    const end = Math.min(chunk.length, head + TEXT_WINDOW);
-    const oneBytePerChar = this.#config.encoding === "latin1" || isAscii(chunk.subarray(head, end));
-    this.#text = oneBytePerChar ? decodeSlice(chunk, "latin1", head, end) : undefined;
-    this.#textChunk = chunk;
-    this.#textStart = head;
-    this.#textEnd = end;
-    return this.#text;
-  }
-
-  #cutTextLine(chunk: Buffer, text: string, nl: number): string {
-    const base = this.#textStart;
-    const start = this.#head - base;
-    const end = nl > start && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
-    if (end - start > this.#config.maxLine) throw this.#lineTooLong();
-    const line = text.slice(start, end);
-    this.#head = base + nl + 1;
-    if (this.#head === chunk.length) this.#shiftChunk();
-    this.#consumed(nl + 1 - start);
-    return line;
-  }
-
-  #forgetText(): void {
-    this.#text = undefined;
-    this.#textChunk = undefined;
-  }
-
-  #cutLine(idx: number, nl: number): string {
-    const chunks = this.#chunks;
-    let line: string;
-    let consumed: number;
-    if (idx === 0) {
-      const chunk = chunks[0] as Buffer;
-      const start = this.#head;
-      const end = nl > start && chunk[nl - 1] === CR ? nl - 1 : nl;
-      if (end - start > this.#config.maxLine) throw this.#lineTooLong();
-      line = decodeSlice(chunk, this.#config.encoding, start, end);
-      consumed = nl + 1 - start;
-    } else {
-      const parts: Buffer[] = [(chunks[0] as Buffer).subarray(this.#head)];
-      for (let i = 1; i < idx; i++) parts.push(chunks[i] as Buffer);
-      parts.push((chunks[idx] as Buffer).subarray(0, nl));
-      let joined = Buffer.concat(parts);
-      consumed = joined.length + 1;
-      if (joined.length > 0 && joined[joined.length - 1] === CR) joined = joined.subarray(0, joined.length - 1);
-      if (joined.length > this.#config.maxLine) throw this.#lineTooLong();
-      line = joined.toString(this.#config.encoding);
-      chunks.splice(0, idx);
-    }
-    this.#head = nl + 1;
-    if (this.#head === (chunks[0] as Buffer).length) this.#shiftChunk();
-    this.#consumed(consumed);
-    return line;
-  }
-
-  #takeChar(): string | null | undefined {
-    if (this.#avail === 0) return this.#eof ? null : undefined;
-    const first = (this.#chunks[0] as Buffer)[this.#head] as number;
-    let size = 1;
-    if (this.#config.encoding === "utf8") size = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
-    if (size > this.#avail) {
-      if (!this.#eof) return undefined;
-      size = this.#avail; // a truncated sequence at end of file decodes as U+FFFD
-    }
-    const bytes = this.#take(size);
-    const text = bytes.toString(this.#config.encoding);
-    // An invalid sequence decodes to several replacement characters: consume only the first
-    // byte so the rest is read again as characters of its own.
-    if (size > 1 && text.length > 0 && text.codePointAt(0) === 0xfffd && text.length > 1) {
-      this.#unshift(bytes.subarray(1));
-      return "\ufffd";
-    }
-    return text;
-  }
-
-  #takeBytes(count: number): Buffer | null | undefined {
-    if (count === 0) return Buffer.alloc(0);
-    if (this.#avail >= count) return Buffer.from(this.#take(count));
-    if (!this.#eof) return undefined;
-    return this.#avail === 0 ? null : Buffer.from(this.#takeAll());
-  }
-
-  /** Removes `count` buffered bytes (count <= avail); may return a view into a chunk. */
-  #take(count: number): Buffer {
-    const first = this.#chunks[0] as Buffer;
-    let out: Buffer;
-    if (first.length - this.#head >= count) {
-      out = first.subarray(this.#head, this.#head + count);
-      this.#head += count;
-      if (this.#head === first.length) this.#shiftChunk();
-    } else {
-      out = Buffer.allocUnsafe(count);
-      let filled = 0;
-      while (filled < count) {
-        const chunk = this.#chunks[0] as Buffer;
-        const n = Math.min(count - filled, chunk.length - this.#head);
-        chunk.copy(out, filled, this.#head, this.#head + n);
-        filled += n;
-        this.#head += n;
-        if (this.#head === chunk.length) this.#shiftChunk();
-      }
-    }
-    this.#consumed(count);
-    return out;
-  }
-
-  #takeAll(): Buffer {
-    return this.#take(this.#avail);
-  }
-
-  #unshift(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    if (this.#head >= bytes.length) this.#head -= bytes.length;
-    else {
-      this.#chunks = [Buffer.from(bytes), ...this.#chunks];
-      this.#head = 0;
-    }
-    this.#avail += bytes.length;
-    this.#scanIdx = 0;
-    this.#scanOff = this.#head;
-  }
-
-  /** Drops chunks[0], all read. */
-  #shiftChunk(): void {
-    // The shared empty array for the common last chunk: cheaper than shift() (a call into
-    // C++), and unlike an array emptied by shift() on Node 20, it holds no storage while idle.
-    if (this.#chunks.length === 1) this.#chunks = NO_CHUNKS;
-    else this.#chunks.shift();
-    this.#head = 0;
-    this.#forgetText();
-  }
-
-  /** Forgets everything buffered. */
-  #dropInput(): void {
-    this.#chunks = NO_CHUNKS;
-    this.#forgetText();
-    this.#avail = 0;
-    this.#head = 0;
-    this.#scanIdx = 0;
-    this.#scanOff = 0;
-  }
-
-  #consumed(count: number): void {
-    this.#avail -= count;
-    this.#scanIdx = 0;
-    this.#scanOff = this.#head;
-    if (this.#avail === 0) this.#forgetText();
-    if (this.#paused && this.#avail < READ_HIGH_WATER) this.#resumeInput();
+  /** A read took input: reading from the socket starts again once the input has room. */
+  #resumeIfRoom(): void {
+    if (this.#input.length < READ_HIGH_WATER) this.#resumeInput();
   }
 
   #lineTooLong(): Error {
@@ -594,7 +379,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** Fails the input side for good; writing still works so the caller can say why. */
   #failInput(error: Error): Error {
     this.#inputError = error;
-    this.#dropInput();
+    this.#input.clear();
     this.#paused = true;
     this.#socket.pause();
     return error;
@@ -613,7 +398,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   static #onEnd(this: StreamSocket): void {
     const stream = this[kReader];
     stream.#localEnd(); // the last moment the socket still knows it
-    stream.#eof = true;
+    stream.#input.end();
     stream.#serve();
   }
 
@@ -624,15 +409,27 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (stream.#pending !== Read.None && stream.#paused) stream.#resumeInput();
   }
 
-  /** @internal The socket failed. */
-  socketError(error: NodeJS.ErrnoException): void {
-    this.#error(error);
+  static {
+    // The socket's shared 'error' and 'close' listeners reach the stream through these,
+    // registered once: the methods they call stay private to the class.
+    hearReaderEvents<SocketStream>({
+      error: (stream, error) => {
+        stream.#error(error);
+      },
+      closed: (stream) => {
+        stream.#socketClosed();
+      },
+    });
+    endStreamConnection = (stream, reason) => {
+      stream.#endConnection(reason);
+    };
   }
 
-  /** @internal The connection is gone: what is buffered can still be read, then end of file. */
-  socketClosed(): void {
+  /** The connection is gone: what is buffered can still be read, then end of file. */
+  #socketClosed(): void {
     clearTimeout(this.#endingTimer);
-    this.#eof = true;
+    clearTimeout(this.#lingerTimer);
+    this.#input.end();
     this.#waitingDrain = false;
     this.#serve();
     this[kOwner]?.disown(this);
@@ -640,11 +437,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   #data(chunk: Buffer): void {
     if (this.#closed || this.#inputError !== undefined || this.#endingTimer !== undefined) return; // draining towards the peer's FIN
-    if (this.#chunks.length === 0) this.#chunks = [chunk];
-    else this.#chunks.push(chunk);
-    this.#avail += chunk.length;
+    this.#input.push(chunk);
     if (this.#pending !== Read.None) this.#serve();
-    if ((this.#pending === Read.None || this.#waitingDrain) && this.#avail >= READ_HIGH_WATER && !this.#paused) {
+    if ((this.#pending === Read.None || this.#waitingDrain) && this.#input.length >= READ_HIGH_WATER && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -653,8 +448,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #error(error: NodeJS.ErrnoException): void {
     if (isReset(error)) {
       // A reset peer is gone: what it sent whole is still read, then end of file.
-      this.#dropPartialLine();
-      this.#eof = true;
+      this.#input.dropPartialLine();
+      this.#input.end();
       this.#outputError ??= error;
       this.#serve();
       return;
@@ -662,26 +457,6 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#outputError ??= error;
     if (this.#pending !== Read.None) this.#settle(undefined, error);
     this.#inputError ??= error;
-  }
-
-  #dropPartialLine(): void {
-    // Keep everything up to the last LF; the bytes after it were never a whole line.
-    const chunks = this.#chunks;
-    for (let i = chunks.length - 1; i >= 0; i--) {
-      const chunk = chunks[i] as Buffer;
-      const from = i === 0 ? this.#head : 0;
-      const nl = chunk.lastIndexOf(LF);
-      if (nl >= from) {
-        const dropped = chunk.length - (nl + 1) + chunks.slice(i + 1).reduce((n, c) => n + c.length, 0);
-        chunks.length = i + 1;
-        chunks[i] = chunk.subarray(0, nl + 1);
-        this.#avail -= dropped;
-        this.#scanIdx = 0;
-        this.#scanOff = this.#head;
-        return;
-      }
-    }
-    this.#dropInput();
   }
 
   // ---------------------------------------------------------------- writing
@@ -759,13 +534,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#flushQueued = true;
     // After the microtasks of this turn: a burst of lines read from one chunk and answered
     // one by one leaves in one write, as a hand-written server's would.
-    process.nextTick(flushTick, this);
+    process.nextTick(SocketStream.#flushTick, this);
   }
 
-  /** @internal Called on the next tick after `forceOutput`. */
-  flushScheduled(): void {
-    this.#flushQueued = false;
-    this.#flush();
+  /** The next tick after `forceOutput`. */
+  static #flushTick(stream: SocketStream): void {
+    stream.#flushQueued = false;
+    stream.#flush();
   }
 
   #flush(): void {
@@ -800,16 +575,16 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   /**
-   * @internal The server ends the connection (its `idleTimeout`): what is buffered is sent,
+   * The server ends the connection (its `idleTimeout`, through {@link endConnection}): what is buffered is sent,
    * then the line `Error: <reason>`, then end of file; reads see what had come in whole, then
    * end of file, as if the peer had closed; later output is discarded, as on a connection the
    * peer dropped. The socket is dropped if the peer has not closed within 5 s.
    */
-  endConnection(reason: string): void {
+  #endConnection(reason: string): void {
     if (this.#socket.destroyed) return;
     this.#flush();
     this.#endWith(reason);
-    this.#eof = true;
+    this.#input.end();
     this.#serve();
   }
 
@@ -877,17 +652,20 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       }
       this.#flush();
       socket.end();
-      if (!this.#eof) {
+      if (!this.#input.ended) {
         // Read on (and discard) until the peer's end of file, so the kernel need not reset
         // the connection over unread data; give up after a while.
         if (this.#paused) {
           this.#paused = false;
           socket.resume();
         }
-        socket.setTimeout(CLOSE_LINGER_MS, () => socket.destroy());
+        // A timer of its own, not the socket's idle timer: that one is the server's
+        // idleTimeout, which must keep its length and its meaning while the stream closes.
+        this.#lingerTimer = setTimeout(destroySocket, CLOSE_LINGER_MS, socket);
+        this.#lingerTimer.unref();
       }
     }
-    this.#dropInput();
+    this.#input.clear();
     clearTimeout(this.#readTimer);
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }
@@ -904,13 +682,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
 /**
  * @internal Ends a server's connection with the line `Error: <reason>`: through its stream when
- * it has one (see {@link SocketStream.endConnection}), else on the socket itself, which is
+ * it has one (what is buffered goes first, and its reads see end of file), else on the socket itself, which is
  * then dropped if the peer has not closed within 5 s.
  */
 export function endConnection(socket: Socket, reason: string): void {
   const reader = readerOf(socket);
   if (reader instanceof SocketStream) {
-    reader.endConnection(reason);
+    endStreamConnection(reader, reason);
     return;
   }
   if (socket.destroyed) return;
@@ -932,11 +710,9 @@ function closedError(): ConfabError {
 }
 
 /** A stream's settings: shared by all streams made with the same defaults. */
-interface StreamConfig {
+interface StreamConfig extends LineFramingOptions {
   readonly direction: StreamDirection;
   readonly elementType: StreamElementType;
-  readonly encoding: "utf8" | "latin1";
-  readonly maxLine: number;
   readonly maxOutput: number;
   readonly readTimeout: number;
   readonly writeTimeout: number;
