@@ -15,7 +15,7 @@ export function makeStreamAndTalk(handle: Socket): void {
 /** `talk-on-stream`: answers every line until the client closes, then closes. */
 export async function talkOnStream(stream: comm.SocketStream): Promise<void> {
   try {
-    for (let line; (line = await stream.readLine()) !== null; ) {
+    for (let line; (line = await stream.readLine()) !== null;) {
       stream.writeString(`You sent: '${line}'\n`);
       stream.forceOutput();
     }
@@ -25,7 +25,10 @@ export async function talkOnStream(stream: comm.SocketStream): Promise<void> {
 }
 
 /** `talking-to-myself`: the client; `out` receives the six lines of the seed's transcript. */
-export async function talkingToMyself(port: number = talkPort, out: (line: string) => void = console.log): Promise<void> {
+export async function talkingToMyself(
+  port: number = talkPort,
+  out: (line: string) => void = console.log,
+): Promise<void> {
   const talk = await comm.openTcpStream("localhost", port);
   try {
     for (const monolog of ["Hello self.", "Why don't you say something original?", "Talk to you later then.  Bye."]) {

@@ -68,7 +68,11 @@ async function serverMain(): Promise<void> {
     if (message.type === "memory") {
       if (message.gc) gc?.();
       const { rss, heapUsed, arrayBuffers } = process.memoryUsage();
-      send({ type: "memory", id: message.id, figures: { rss, heapUsed, arrayBuffers, processes: listAllProcesses().length } });
+      send({
+        type: "memory",
+        id: message.id,
+        figures: { rss, heapUsed, arrayBuffers, processes: listAllProcesses().length },
+      });
     } else {
       serverTerminate(server);
       process.disconnect();
@@ -90,7 +94,7 @@ async function faultyTalkServer(fault: string): Promise<import("../src/index.js"
   const talk = async (stream: InstanceType<typeof SocketStream>): Promise<void> => {
     try {
       let held = "";
-      for (let line; (line = await stream.readLine()) !== null; ) {
+      for (let line; (line = await stream.readLine()) !== null;) {
         const reply = `You sent: '${line}'\n`;
         if (++lines % 5000 !== 0) stream.writeString(reply + held);
         else if (fault === "duplicate") stream.writeString(reply + reply);
@@ -167,7 +171,6 @@ function openFileLimit(): number | undefined {
 
 // ------------------------------------------------------------------ random choices
 
-
 const ASCII = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
 // Multi-byte UTF-8 (2, 3 and 4 bytes), a NUL and a tab: the server's stream is base-char, so
 // the bytes must come back exactly as sent.
@@ -211,7 +214,15 @@ class Histogram {
 }
 
 type Ending = "graceful" | "drop after send" | "reset mid-line" | "drop while idle";
-type Violation = "corrupted" | "duplicated" | "reordered or lost" | "lost at graceful end" | "stalled" | "connect failed" | "unexpected socket error" | "server";
+type Violation =
+  | "corrupted"
+  | "duplicated"
+  | "reordered or lost"
+  | "lost at graceful end"
+  | "stalled"
+  | "connect failed"
+  | "unexpected socket error"
+  | "server";
 
 const totals = {
   connections: 0,
@@ -318,7 +329,8 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     const m = /^You sent: '(\d+\.\d+)\.(\d+) /.exec(line);
     const seq = m !== null && m[1] === id ? Number(m[2]) : undefined;
     const shown = JSON.stringify(line.length > 80 ? `${line.slice(0, 80)}...` : line);
-    if (seq === undefined || seq === head) violation("corrupted", `${id}: expected the answer to line ${head}, got ${shown}`);
+    if (seq === undefined || seq === head)
+      violation("corrupted", `${id}: expected the answer to line ${head}, got ${shown}`);
     else if (seq < head) violation("duplicated", `${id}: line ${seq} answered again while line ${head} was expected`);
     else violation("reordered or lost", `${id}: line ${seq} answered while line ${head} was expected`);
     state.broken = true;
@@ -357,7 +369,18 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     return true;
   };
 
-  const ending: Ending = r.pick<Ending>(["graceful", "graceful", "graceful", "graceful", "graceful", "graceful", "drop after send", "reset mid-line", "reset mid-line", "drop while idle"]);
+  const ending: Ending = r.pick<Ending>([
+    "graceful",
+    "graceful",
+    "graceful",
+    "graceful",
+    "graceful",
+    "graceful",
+    "drop after send",
+    "reset mid-line",
+    "reset mid-line",
+    "drop while idle",
+  ]);
   count(totals.sessions, ending);
   const batches = 1 + r.int(12);
   let seq = 0;
@@ -378,7 +401,8 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
         parts.push(bytes, Buffer.from(r.int(4) === 0 ? "\r\n" : "\n"));
         seq++;
       }
-      if (last && ending === "reset mid-line") parts.push(Buffer.from(`${id}.${seq} never finished ${randomText(r, r.int(200))}`));
+      if (last && ending === "reset mid-line")
+        parts.push(Buffer.from(`${id}.${seq} never finished ${randomText(r, r.int(200))}`));
       const data = Buffer.concat(parts);
       totals.linesSent += lines;
       totals.bytesSent += data.length;
@@ -421,7 +445,10 @@ async function session(port: number, slot: number, sessionNo: number, r: Rng, de
     if (!isClosed()) {
       violation("stalled", `${id}: the server did not close within 30 s of our end of file`);
     } else if (!isBroken() && head < outstanding.length) {
-      violation("lost at graceful end", `${id}: ${outstanding.length - head} of ${outstanding.length} lines never answered`);
+      violation(
+        "lost at graceful end",
+        `${id}: ${outstanding.length - head} of ${outstanding.length} lines never answered`,
+      );
     } else if (!isBroken() && pendingText !== "") {
       violation("corrupted", `${id}: a partial answer at end of file: ${JSON.stringify(pendingText.slice(0, 80))}`);
     }
@@ -440,7 +467,9 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const limit = openFileLimit();
   if (limit !== undefined && limit < options.clients + 64) {
-    usage(`the open file limit is ${limit}; ${options.clients} clients need at least ${options.clients + 64}: run \`ulimit -n ${options.clients * 2}\` first`);
+    usage(
+      `the open file limit is ${limit}; ${options.clients} clients need at least ${options.clients + 64}: run \`ulimit -n ${options.clients * 2}\` first`,
+    );
   }
 
   const server: ChildProcess = fork(fileURLToPath(import.meta.url), ["--server"], {
@@ -452,7 +481,11 @@ async function main(): Promise<void> {
   const exited = new Promise<void>((resolve) => {
     server.once("exit", (code, signal) => {
       serverExit = { code, signal };
-      if (!stopping) violation("server", `the server process exited during the run (code ${String(code)}, signal ${String(signal)})`);
+      if (!stopping)
+        violation(
+          "server",
+          `the server process exited during the run (code ${String(code)}, signal ${String(signal)})`,
+        );
       resolve();
     });
   });
@@ -489,7 +522,10 @@ async function main(): Promise<void> {
     });
 
   const startTimeout = deadlineAfter(20_000).then(() => "timeout" as const);
-  if ((await Promise.race([ready.then(() => "ready" as const), startTimeout, exited.then(() => "exited" as const)])) !== "ready") {
+  if (
+    (await Promise.race([ready.then(() => "ready" as const), startTimeout, exited.then(() => "exited" as const)])) !==
+    "ready"
+  ) {
     process.stderr.write("soak: the server did not start\n");
     server.kill("SIGKILL");
     process.exit(1);
@@ -502,7 +538,9 @@ async function main(): Promise<void> {
     });
   }, 250);
 
-  process.stdout.write(`soak: ${options.clients} clients for ${options.seconds} s against the talk server on 127.0.0.1:${port} (seed ${options.seed})\n`);
+  process.stdout.write(
+    `soak: ${options.clients} clients for ${options.seconds} s against the talk server on 127.0.0.1:${port} (seed ${options.seed})\n`,
+  );
   const started = Date.now();
   const deadline = started + options.seconds * 1000;
   const rng = new Rng(options.seed);
@@ -517,7 +555,10 @@ async function main(): Promise<void> {
     for (let n = 0; Date.now() < deadline && serverExit === undefined; n++) await session(port, slot, n, r, deadline);
   });
   // Sessions end gracefully once the time is up; give them a bounded time to finish.
-  const drained = await Promise.race([Promise.all(slots).then(() => true), deadlineAfter(options.seconds * 1000 + 60_000).then(() => false)]);
+  const drained = await Promise.race([
+    Promise.all(slots).then(() => true),
+    deadlineAfter(options.seconds * 1000 + 60_000).then(() => false),
+  ]);
   clearInterval(progress);
   if (!drained) {
     violation("stalled", `${live.size} clients still busy 60 s after the end of the run`);
@@ -534,7 +575,11 @@ async function main(): Promise<void> {
     await sleep(200);
   }
   clearInterval(poller);
-  if (endMemory !== undefined && endMemory.processes > 1) violation("server", `${endMemory.processes - 1} connection processes still alive 15 s after the last client closed`);
+  if (endMemory !== undefined && endMemory.processes > 1)
+    violation(
+      "server",
+      `${endMemory.processes - 1} connection processes still alive 15 s after the last client closed`,
+    );
   await sleep(500);
   endMemory = await memory(true);
   stopping = true;
@@ -544,7 +589,10 @@ async function main(): Promise<void> {
     violation("server", "the server did not exit within 10 s of being stopped");
     server.kill("SIGKILL");
   } else if (serverExit?.code !== 0) {
-    violation("server", `the server exited with code ${String(serverExit?.code)} (signal ${String(serverExit?.signal)})`);
+    violation(
+      "server",
+      `the server exited with code ${String(serverExit?.code)} (signal ${String(serverExit?.signal)})`,
+    );
   }
 
   const figures = [
@@ -553,13 +601,22 @@ async function main(): Promise<void> {
     ["connections", String(totals.connections)],
     ["sessions", [...totals.sessions].map(([k, v]) => `${k} ${v}`).join(", ")],
     ["lines sent", String(totals.linesSent)],
-    ["lines answered", `${totals.linesAcknowledged}${totals.violations.size === 0 ? " (each exactly once, in order)" : ""}`],
+    [
+      "lines answered",
+      `${totals.linesAcknowledged}${totals.violations.size === 0 ? " (each exactly once, in order)" : ""}`,
+    ],
     ["bytes sent / received", `${totals.bytesSent} / ${totals.bytesReceived}`],
-    ["latency p50 / p99 / max", `${latency.percentile(50).toFixed(1)} / ${latency.percentile(99).toFixed(1)} / ${latency.max.toFixed(1)} ms`],
+    [
+      "latency p50 / p99 / max",
+      `${latency.percentile(50).toFixed(1)} / ${latency.percentile(99).toFixed(1)} / ${latency.max.toFixed(1)} ms`,
+    ],
     ["server RSS start / peak / end", `${mib(startMemory?.rss ?? 0)} / ${mib(peakRss)} / ${mib(endMemory?.rss ?? 0)}`],
     ["server heap start / end", `${mib(startMemory?.heapUsed ?? 0)} / ${mib(endMemory?.heapUsed ?? 0)} (after gc)`],
     ["errors", totals.errors.size === 0 ? "none" : [...totals.errors].map(([k, v]) => `${k} ${v}`).join(", ")],
-    ["violations", totals.violations.size === 0 ? "none" : [...totals.violations].map(([k, v]) => `${k} ${v}`).join(", ")],
+    [
+      "violations",
+      totals.violations.size === 0 ? "none" : [...totals.violations].map(([k, v]) => `${k} ${v}`).join(", "),
+    ],
   ];
   const width = Math.max(...figures.map(([k]) => (k as string).length));
   process.stdout.write(figures.map(([k, v]) => `${(k as string).padEnd(width)}  ${v as string}`).join("\n") + "\n");

@@ -132,7 +132,10 @@ export type ConfabErrorCode = ErrorCode | SystemErrorCode;
  * when it has none. Node's codes are upper case names starting with `E`, or certificate codes.
  * @internal
  */
-export function systemCode(error: { readonly code?: string | undefined } | undefined, fallback: ErrorCode): ConfabErrorCode {
+export function systemCode(
+  error: { readonly code?: string | undefined } | undefined,
+  fallback: ErrorCode,
+): ConfabErrorCode {
   const code = error?.code;
   return code === undefined ? fallback : (code as ConfabErrorCode);
 }

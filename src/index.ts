@@ -19,5 +19,12 @@ export * as monitor from "./monitor/index.js";
 export * from "./comm.js";
 export * from "./mp/index.js";
 export * from "./monitor/index.js";
-export { ConfabError, ErrorCodes, type ConfabErrorCode, type ErrorCode, type SystemErrorCode, type X509ErrorCode } from "./errors.js";
+export {
+  ConfabError,
+  ErrorCodes,
+  type ConfabErrorCode,
+  type ErrorCode,
+  type SystemErrorCode,
+  type X509ErrorCode,
+} from "./errors.js";
 export { setErrorReporter, type ErrorReporter } from "./report.js";

@@ -120,13 +120,19 @@ const LISTENER_REFUSES_WORKERS =
  */
 export function startUpServer(options: StartUpStreamServerOptions): Promise<ServerProcess>;
 export function startUpServer(options?: StartUpServerOptions): Promise<ServerProcess>;
-export async function startUpServer(options: StartUpServerOptions | StartUpStreamServerOptions = {}): Promise<ServerProcess> {
+export async function startUpServer(
+  options: StartUpServerOptions | StartUpStreamServerOptions = {},
+): Promise<ServerProcess> {
   if (options.workers !== undefined && options.workers !== 1 && options.monitor !== undefined) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "the monitor option cannot be combined with workers: each worker is a program of its own; start a monitor in each with startMonitor");
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "the monitor option cannot be combined with workers: each worker is a program of its own; start a monitor in each with startMonitor",
+    );
   }
   // Both option types are the core's, with a socket or a stream `function`: the core tells them apart by `createStream`.
   const started = await startUpCoreServer(options as StartUpServerOptions, hooksFor(options));
-  if (options.monitor !== undefined) await (await import("./monitor/attach.js")).attachMonitor(started, options.monitor, options.announce);
+  if (options.monitor !== undefined)
+    await (await import("./monitor/attach.js")).attachMonitor(started, options.monitor, options.announce);
   return started;
 }
 
@@ -137,7 +143,10 @@ function hooksFor(options: StartUpServerOptions | StartUpStreamServerOptions): S
     const processName = options.processName ?? defaultProcessName(options.service ?? DEFAULT_SERVICE);
     return {
       check: () => {
-        throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${processName}: the token option is for the listener server; a server with a function authenticates its own clients`);
+        throw new ConfabError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `cannot start ${processName}: the token option is for the listener server; a server with a function authenticates its own clients`,
+        );
       },
     };
   }
@@ -158,6 +167,8 @@ function hooksFor(options: StartUpServerOptions | StartUpStreamServerOptions): S
     // not yet sessions against maxStartups.
     limitsConnections: true,
     workersRefused: LISTENER_REFUSES_WORKERS,
-    ...(options.fd === undefined ? {} : { checkAddress: (address: string) => listener?.assertListenerExposure(listenerOptions, address) }),
+    ...(options.fd === undefined
+      ? {}
+      : { checkAddress: (address: string) => listener?.assertListenerExposure(listenerOptions, address) }),
   };
 }

@@ -26,7 +26,11 @@ export function confabCommand(args: string[]): string {
 }
 
 /** Runs `confab ...args` to completion with `input` on stdin. */
-export function runConfab(args: string[], input = "", options: SpawnOptions = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runConfab(
+  args: string[],
+  input = "",
+  options: SpawnOptions = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const [cmd, ...rest] = confabArgv(args) as [string, ...string[]];
     const child = spawn(cmd, rest, { cwd: root, stdio: ["pipe", "pipe", "pipe"], env: childEnv(), ...options });
@@ -45,7 +49,10 @@ export function runConfab(args: string[], input = "", options: SpawnOptions = {}
 }
 
 /** Starts `confab ...args` in the background and resolves once its stdout shows `ready`. */
-export function startConfab(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
+export function startConfab(
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
   return new Promise((resolve, reject) => {
     const [cmd, ...rest] = confabArgv(args) as [string, ...string[]];
     const child = spawn(cmd, rest, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: childEnv() });

@@ -52,7 +52,15 @@ function spawnConnect(args: string[]): {
       Promise.race([
         exit,
         new Promise<never>((_, reject) => {
-          const timer = setTimeout(() => reject(new Error(`confab connect still running after ${timeout} ms; stdout ${JSON.stringify(stdout)}, stderr ${JSON.stringify(stderr)}`)), timeout);
+          const timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `confab connect still running after ${timeout} ms; stdout ${JSON.stringify(stdout)}, stderr ${JSON.stringify(stderr)}`,
+                ),
+              ),
+            timeout,
+          );
           void exit.then(() => clearTimeout(timer));
         }),
       ]),

@@ -46,23 +46,26 @@ test("a listener session whose client does not read gets, once it reads, its out
     await c.closed(5000);
     const lines = c.received.split("\n");
     assert.equal(lines.pop(), "", "the reason line is the last, then end of file");
-    assert.equal(lines.pop(), `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`);
-    assert.ok(lines.length > 0 && lines.every((l) => l === "x".repeat(9999)), "before it, whole lines of the output, nothing else");
+    assert.equal(
+      lines.pop(),
+      `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`,
+    );
+    assert.ok(
+      lines.length > 0 && lines.every((l) => l === "x".repeat(9999)),
+      "before it, whole lines of the output, nothing else",
+    );
   } finally {
     restore();
   }
 });
 
-test(
-  "a listener session whose process is killed gets one line naming the process, then end of file",
-  async () => {
-    const server = await listenerServer();
-    const c = await session(server.port, "victim");
-    const p = findProcessFromName("victim");
-    assert.ok(p);
-    c.clear();
-    processKill(p);
-    await c.closed(3000);
-    assert.equal(c.received, `Error: session killed (process ${p.id} "victim" was killed)\n`);
-  },
-);
+test("a listener session whose process is killed gets one line naming the process, then end of file", async () => {
+  const server = await listenerServer();
+  const c = await session(server.port, "victim");
+  const p = findProcessFromName("victim");
+  assert.ok(p);
+  c.clear();
+  processKill(p);
+  await c.closed(3000);
+  assert.equal(c.received, `Error: session killed (process ${p.id} "victim" was killed)\n`);
+});

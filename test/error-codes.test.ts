@@ -12,7 +12,13 @@ import { root } from "./cli.js";
  * `vm` timeout, `util.parseArgs` errors (matched by prefix), Node's report of an unhandled
  * rejection, and TLS failures passed on as they are (named in the docs of `SystemErrorCode`).
  */
-const NODE_CODES = new Set(["ERR_SCRIPT_EXECUTION_TIMEOUT", "ERR_PARSE_ARGS", "ERR_UNHANDLED_REJECTION", "ERR_TLS_CERT_ALTNAME_INVALID", "ERR_SSL_WRONG_VERSION_NUMBER"]);
+const NODE_CODES = new Set([
+  "ERR_SCRIPT_EXECUTION_TIMEOUT",
+  "ERR_PARSE_ARGS",
+  "ERR_UNHANDLED_REJECTION",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+]);
 
 /** The `ERR_...` codes written as whole string literals ("...", '...' or `...`) in `text`. */
 function codesIn(text: string): string[] {
@@ -28,7 +34,13 @@ function sources(dir: string): string[] {
 }
 
 test("the scanner finds codes in each kind of string literal, and only whole literals", () => {
-  assert.deepEqual(codesIn(`x("ERR_A"); y('ERR_B'); /** \`ERR_C\` */ z("not ERR_D here"); "ERR_E" + 'ERR_F'`), ["ERR_A", "ERR_B", "ERR_C", "ERR_E", "ERR_F"]);
+  assert.deepEqual(codesIn(`x("ERR_A"); y('ERR_B'); /** \`ERR_C\` */ z("not ERR_D here"); "ERR_E" + 'ERR_F'`), [
+    "ERR_A",
+    "ERR_B",
+    "ERR_C",
+    "ERR_E",
+    "ERR_F",
+  ]);
 });
 
 test("every ERR_ code named in src (tests excepted) is in ErrorCodes", () => {

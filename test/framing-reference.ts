@@ -4,7 +4,10 @@ import fc from "fast-check";
 
 // Runs of one character, some longer than the 1 KiB window LineFramer decodes at once, so that
 // lines start, end and cross window and chunk boundaries in every combination.
-export const runsArbitrary = fc.array(fc.tuple(fc.constantFrom("a", "b", "é", "€", "\r", "\n", "\r\n"), fc.integer({ min: 0, max: 1500 })), { maxLength: 8 });
+export const runsArbitrary = fc.array(
+  fc.tuple(fc.constantFrom("a", "b", "é", "€", "\r", "\n", "\r\n"), fc.integer({ min: 0, max: 1500 })),
+  { maxLength: 8 },
+);
 /** A read: a line, some bytes, or a character. */
 export type ReadOp = { kind: "line" } | { kind: "bytes"; count: number } | { kind: "char" };
 export const readOpArbitrary: fc.Arbitrary<ReadOp> = fc.oneof(
@@ -14,7 +17,11 @@ export const readOpArbitrary: fc.Arbitrary<ReadOp> = fc.oneof(
 );
 
 /** What the reads should return, worked out on the whole input at once. */
-export function expectedReads(bytes: Buffer, ops: readonly ReadOp[], encoding: "utf8" | "latin1"): (string | Buffer | null)[] {
+export function expectedReads(
+  bytes: Buffer,
+  ops: readonly ReadOp[],
+  encoding: "utf8" | "latin1",
+): (string | Buffer | null)[] {
   let at = 0;
   return ops.map((op) => {
     if (op.kind === "bytes") {

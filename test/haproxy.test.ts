@@ -100,7 +100,10 @@ test("with proxyProtocol on, a direct connection without a header is closed with
     c.send("GET / HTTP/1.1\r\n\r\n");
     await c.closed();
     assert.equal(called, false);
-    assert.ok(events.some((e) => /refused: no PROXY header/.test(e)), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => /refused: no PROXY header/.test(e)),
+      JSON.stringify(events),
+    );
     assert.equal(reports.length, 0);
   } finally {
     restore();
@@ -122,33 +125,37 @@ test("with proxyProtocol off, a PROXY header is just data", async () => {
   assert.equal(await c.line(), "PROXY TCP4 192.0.2.1 127.0.0.1 1 2");
 });
 
-test("TLS behind HAProxy in TCP mode: the PROXY header comes before the handshake, and the handler sees the client", { skip }, async () => {
-  const { makeTestCertificates } = await import("./tls-certs.js");
-  const tls = await import("node:tls");
-  const dir = await mkdtemp(join(tmpdir(), "confab-haproxy-tls-"));
-  dirs.push(dir);
-  const certs = await makeTestCertificates(dir);
-  const server = await startUpServer({
-    service: 0,
-    proxyProtocol: true,
-    tls: { key: certs.server.key, cert: certs.server.cert },
-    function: (handle: net.Socket) => {
-      handle.end(`you are ${String(handle.remoteAddress)}:${String(handle.remotePort)}\n`);
-    },
-  });
-  servers.push(server);
-  const front = await startHaproxy(server.port, "send-proxy-v2");
-  const socket = tls.connect({ host: "127.0.0.1", port: front, ca: certs.ca.cert, servername: "localhost" });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("secureConnect", resolve);
-    socket.once("error", reject);
-  });
-  const text = await new Promise<string>((resolve) => {
-    let got = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => (got += d));
-    socket.on("end", () => resolve(got));
-  });
-  assert.equal(text, `you are 127.0.0.1:${socket.localPort}\n`);
-  socket.destroy();
-});
+test(
+  "TLS behind HAProxy in TCP mode: the PROXY header comes before the handshake, and the handler sees the client",
+  { skip },
+  async () => {
+    const { makeTestCertificates } = await import("./tls-certs.js");
+    const tls = await import("node:tls");
+    const dir = await mkdtemp(join(tmpdir(), "confab-haproxy-tls-"));
+    dirs.push(dir);
+    const certs = await makeTestCertificates(dir);
+    const server = await startUpServer({
+      service: 0,
+      proxyProtocol: true,
+      tls: { key: certs.server.key, cert: certs.server.cert },
+      function: (handle: net.Socket) => {
+        handle.end(`you are ${String(handle.remoteAddress)}:${String(handle.remotePort)}\n`);
+      },
+    });
+    servers.push(server);
+    const front = await startHaproxy(server.port, "send-proxy-v2");
+    const socket = tls.connect({ host: "127.0.0.1", port: front, ca: certs.ca.cert, servername: "localhost" });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    const text = await new Promise<string>((resolve) => {
+      let got = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (d: string) => (got += d));
+      socket.on("end", () => resolve(got));
+    });
+    assert.equal(text, `you are 127.0.0.1:${socket.localPort}\n`);
+    socket.destroy();
+  },
+);

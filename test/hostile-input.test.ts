@@ -12,7 +12,15 @@ import vm from "node:vm";
 import { after, before, test, type TestContext } from "node:test";
 import fc from "fast-check";
 import { startTalkServer } from "../examples/talk.js";
-import { ConfabError, ErrorCodes, listAllProcesses, serverTerminate, SocketStream, startUpServer, type ServerProcess } from "../src/index.js";
+import {
+  ConfabError,
+  ErrorCodes,
+  listAllProcesses,
+  serverTerminate,
+  SocketStream,
+  startUpServer,
+  type ServerProcess,
+} from "../src/index.js";
 import { captureReports, eventually, LineClient, sleep } from "./support.js";
 import { Rng } from "./rng.js";
 
@@ -73,7 +81,7 @@ function hostileBytes(r: Rng, maxLength: number, allowLf: boolean): Buffer {
 /** Splits `data` into 1..`max`-byte pieces at random points. */
 function randomChunks(r: Rng, data: Buffer, max: number): Buffer[] {
   const chunks: Buffer[] = [];
-  for (let i = 0; i < data.length; ) {
+  for (let i = 0; i < data.length;) {
     const n = 1 + r.int(max);
     chunks.push(data.subarray(i, i + n));
     i += n;
@@ -91,7 +99,9 @@ const onEscape = (error: unknown, origin: string): void => {
 
 function assertNothingEscaped(): void {
   assert.deepEqual(
-    escaped.map((e) => `${e.origin}: ${e.error instanceof Error ? (e.error.stack ?? e.error.message) : String(e.error)}`),
+    escaped.map(
+      (e) => `${e.origin}: ${e.error instanceof Error ? (e.error.stack ?? e.error.message) : String(e.error)}`,
+    ),
     [],
     "no uncaught exception and no unhandled rejection",
   );
@@ -258,7 +268,15 @@ class RawClient {
     await Promise.race([
       this.#closedPromise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`connection still open after ${timeout} ms; received ${JSON.stringify(this.received.toString("latin1").slice(0, 200))}`)), timeout);
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `connection still open after ${timeout} ms; received ${JSON.stringify(this.received.toString("latin1").slice(0, 200))}`,
+              ),
+            ),
+          timeout,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
   }
@@ -297,7 +315,10 @@ async function lineClient(port: number): Promise<LineClient> {
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         // If it connects after all, it is closed at once.
-        connecting.then((late) => late.destroy(), () => undefined);
+        connecting.then(
+          (late) => late.destroy(),
+          () => undefined,
+        );
         reject(new Error(`no connection to port ${port} within 5000 ms`));
       }, 5000);
     }),
@@ -339,7 +360,9 @@ function talkProbe(port: number): Probe {
       const c = await lineClient(port);
       connections++;
       for (let i = 0; i < 10 && !shouldStop(); i++) {
-        const line = Array.from({ length: r.int(40) }, () => r.pick(["a", "b", " ", "é", "€", "🎉", "0", "'"])).join("");
+        const line = Array.from({ length: r.int(40) }, () => r.pick(["a", "b", " ", "é", "€", "🎉", "0", "'"])).join(
+          "",
+        );
         c.send(`${line}\n`);
         assert.equal(await c.line(5000), `You sent: '${line}'`, "a well-behaved talk client gets its line back");
         onRoundTrip();
@@ -371,7 +394,11 @@ function listenerProbe(port: number): Probe {
         const b = r.int(1e6);
         c.send(`${a} + ${b}\n`);
         const text = await c.until(`CL-USER ${n + 1} > `, 5000);
-        assert.equal(text, `${a + b}\nCL-USER ${n + 1} > `, "a well-behaved listener client gets the value it asked for");
+        assert.equal(
+          text,
+          `${a + b}\nCL-USER ${n + 1} > `,
+          "a well-behaved listener client gets the value it asked for",
+        );
         onRoundTrip();
       }
       c.end();
@@ -442,7 +469,10 @@ function assertProbesServed(t: TestContext, stats: ProbeStats, what: string, max
     stats.perProbeDuringAttack.every((n) => n >= 1),
     `${what}: every well-behaved client completed round trips during the attack (${stats.perProbeDuringAttack.join(", ")})`,
   );
-  assert.ok(stats.maxGapMs < maxGapMs, `${what}: no pause of ${maxGapMs} ms or more in answers to well-behaved clients (longest ${stats.maxGapMs} ms)`);
+  assert.ok(
+    stats.maxGapMs < maxGapMs,
+    `${what}: no pause of ${maxGapMs} ms or more in answers to well-behaved clients (longest ${stats.maxGapMs} ms)`,
+  );
 }
 
 // ------------------------------------------------------------------ servers
@@ -522,7 +552,10 @@ function feed(data: Buffer, cuts: readonly number[], maxLineLength: number | und
       callback();
     },
   });
-  const stream = new SocketStream({ socket: duplex as unknown as net.Socket, ...(maxLineLength === undefined ? {} : { maxLineLength }) });
+  const stream = new SocketStream({
+    socket: duplex as unknown as net.Socket,
+    ...(maxLineLength === undefined ? {} : { maxLineLength }),
+  });
   let from = 0;
   for (const cut of [...cuts, data.length]) {
     if (cut > from) duplex.push(data.subarray(from, cut));
@@ -535,7 +568,7 @@ function feed(data: Buffer, cuts: readonly number[], maxLineLength: number | und
 async function readAll(stream: SocketStream): Promise<{ lines: string[]; error?: string }> {
   const lines: string[] = [];
   try {
-    for (let line; (line = await stream.readLine()) !== null; ) lines.push(line);
+    for (let line; (line = await stream.readLine()) !== null;) lines.push(line);
   } catch (error) {
     return { lines, error: error instanceof ConfabError ? error.code : String(error) };
   }
@@ -546,7 +579,8 @@ async function readAll(stream: SocketStream): Promise<{ lines: string[]; error?:
 function referenceLines(data: Buffer): Buffer[] {
   const lines: Buffer[] = [];
   let start = 0;
-  for (let nl; (nl = data.indexOf(10, start)) !== -1; start = nl + 1) lines.push(data.subarray(start, nl > start && data[nl - 1] === 13 ? nl - 1 : nl));
+  for (let nl; (nl = data.indexOf(10, start)) !== -1; start = nl + 1)
+    lines.push(data.subarray(start, nl > start && data[nl - 1] === 13 ? nl - 1 : nl));
   if (start < data.length) lines.push(data.subarray(start));
   return lines;
 }
@@ -555,7 +589,17 @@ function referenceLines(data: Buffer): Buffer[] {
 const bytesArb = fc.oneof(
   fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
   fc
-    .array(fc.constantFrom(...PARTIAL_UTF8.map((b) => Buffer.from(b)), Buffer.from("\n"), Buffer.from("\r"), Buffer.from([0]), Buffer.from("€"), Buffer.from("ab")), { maxLength: 60 })
+    .array(
+      fc.constantFrom(
+        ...PARTIAL_UTF8.map((b) => Buffer.from(b)),
+        Buffer.from("\n"),
+        Buffer.from("\r"),
+        Buffer.from([0]),
+        Buffer.from("€"),
+        Buffer.from("ab"),
+      ),
+      { maxLength: 60 },
+    )
     .map((parts) => Buffer.concat(parts)),
 );
 const cutsArb = fc.array(fc.nat(), { maxLength: 20 });
@@ -583,7 +627,8 @@ void test("property: with maxLineLength, the lines before the first longer one c
       const raw = referenceLines(data);
       const firstLong = raw.findIndex((l) => l.length > limit);
       const lines = raw.map((l) => l.toString("utf8"));
-      const expected = firstLong === -1 ? { lines } : { lines: lines.slice(0, firstLong), error: ErrorCodes.LINE_TOO_LONG };
+      const expected =
+        firstLong === -1 ? { lines } : { lines: lines.slice(0, firstLong), error: ErrorCodes.LINE_TOO_LONG };
       assert.deepEqual(await readAll(feed(data, [], limit)), expected);
       assert.deepEqual(await readAll(feed(data, cutsFor(data, cutPoints), limit)), expected);
     }),
@@ -591,17 +636,14 @@ void test("property: with maxLineLength, the lines before the first longer one c
   );
 });
 
-void test(
-  "a last line without newline longer than maxLineLength fails the input instead of being returned whole",
-  async () => {
-    // fast-check's counterexample: [0x0a, 0xc0, 0xaf] with maxLineLength 1 reads ["", "\ufffd\ufffd"]
-    // when the end of file has arrived before the second read, and fails when it has not.
-    const stream = feed(Buffer.from("x".repeat(5000)), [], 10);
-    await sleep(20); // the bytes and the end of file arrive before anyone reads, as when a peer sends a last line and closes
-    const { lines, error } = await readAll(stream);
-    assert.deepEqual({ lines: lines.map((l) => l.length), error }, { lines: [], error: ErrorCodes.LINE_TOO_LONG });
-  },
-);
+void test("a last line without newline longer than maxLineLength fails the input instead of being returned whole", async () => {
+  // fast-check's counterexample: [0x0a, 0xc0, 0xaf] with maxLineLength 1 reads ["", "\ufffd\ufffd"]
+  // when the end of file has arrived before the second read, and fails when it has not.
+  const stream = feed(Buffer.from("x".repeat(5000)), [], 10);
+  await sleep(20); // the bytes and the end of file arrive before anyone reads, as when a peer sends a last line and closes
+  const { lines, error } = await readAll(stream);
+  assert.deepEqual({ lines: lines.map((l) => l.length), error }, { lines: [], error: ErrorCodes.LINE_TOO_LONG });
+});
 
 // ------------------------------------------------------------------ talk server
 
@@ -620,7 +662,10 @@ void test("talk server: random bytes, NULs, CRs without LF and partial UTF-8, se
       assert.equal(c.error, undefined);
       const got = c.received;
       const want = talkReplies(input);
-      assert.ok(got.equals(want), `echo of ${input.length} hostile bytes differs at byte ${firstDifference(got, want)} (seed ${SEED})`);
+      assert.ok(
+        got.equals(want),
+        `echo of ${input.length} hostile bytes differs at byte ${firstDifference(got, want)} (seed ${SEED})`,
+      );
     }),
   );
   assertProbesServed(t, stats, "random bytes");
@@ -691,12 +736,16 @@ void test("talk server: a 10 MB line ends that connection at the line limit, mem
   assert.equal(c.received.length, 0, "no answer to a line that was too long");
   assert.ok(sent > 1 * MiB, `the server read past its 1 MiB line limit before giving up (${mb(sent)} sent)`);
   assert.ok(retained !== undefined);
-  t.diagnostic(`10 MB line to talk: ${mb(sent)} sent; buffers retained ${mb(retained)}, peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)}, peak RSS growth ${mb(peak.rss - baseline.rss)}`);
+  t.diagnostic(
+    `10 MB line to talk: ${mb(sent)} sent; buffers retained ${mb(retained)}, peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)}, peak RSS growth ${mb(peak.rss - baseline.rss)}`,
+  );
   assert.ok(retained < 2 * MiB, `buffers retained after a ${mb(sent)} line: ${mb(retained)} (bound 2 MiB)`);
   const peakGrowth = peak.arrayBuffers - baseline.arrayBuffers;
   assert.ok(peakGrowth < 24 * MiB, `peak buffer growth while the line arrived: ${mb(peakGrowth)} (bound 24 MiB)`);
   assert.ok(peak.rss - baseline.rss < 96 * MiB, `peak RSS growth ${mb(peak.rss - baseline.rss)} (bound 96 MiB)`);
-  const tooLong = reports.reports.filter((rep) => rep.error instanceof ConfabError && rep.error.code === ErrorCodes.LINE_TOO_LONG);
+  const tooLong = reports.reports.filter(
+    (rep) => rep.error instanceof ConfabError && rep.error.code === ErrorCodes.LINE_TOO_LONG,
+  );
   assert.ok(tooLong.length >= 1, "the connection's process reports the line that was too long");
   assertNothingEscaped();
 });
@@ -766,7 +815,9 @@ void test("talk server: memory after hundreds of hostile connections comes back 
   const settled = await settledMemory();
   const heap = settled.heapUsed - baseline.heapUsed;
   const buffers = settled.arrayBuffers - baseline.arrayBuffers;
-  t.diagnostic(`300 hostile talk connections: heap retained ${mb(heap)}, buffers retained ${mb(buffers)}, RSS ${mb(baseline.rss)} -> ${mb(settled.rss)}`);
+  t.diagnostic(
+    `300 hostile talk connections: heap retained ${mb(heap)}, buffers retained ${mb(buffers)}, RSS ${mb(baseline.rss)} -> ${mb(settled.rss)}`,
+  );
   assert.ok(buffers < 2 * MiB, `buffers retained after 300 hostile connections: ${mb(buffers)} (bound 2 MiB)`);
   assert.ok(heap < 8 * MiB, `heap retained after 300 hostile connections: ${mb(heap)} (bound 8 MiB, ~4.8 MB was sent)`);
   assertNothingEscaped();
@@ -784,7 +835,10 @@ function hostileFirstLines(r: Rng): { what: string; bytes: Buffer }[] {
     { what: "HTTP GET", bytes: http("GET") },
     { what: "HTTP POST", bytes: http("POST") },
     { what: "HTTP/2 preface", bytes: Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") },
-    { what: "TLS client hello", bytes: Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0a]) },
+    {
+      what: "TLS client hello",
+      bytes: Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0a]),
+    },
     { what: "the side effect itself", bytes: Buffer.from(`${SIDE_EFFECT}\n`) },
     { what: "an unterminated string", bytes: Buffer.from(`"name\n`) },
     { what: "a string then code", bytes: Buffer.from(`"name" ${SIDE_EFFECT}\n`) },
@@ -837,7 +891,11 @@ void test("listener server: hostile first lines (HTTP, TLS, binary junk, NULs, C
   );
   assertProbesServed(t, stats, "hostile first lines");
   assert.equal(hostileGlobal(), undefined, "nothing a hostile client sent was evaluated");
-  assert.equal(listenerStarts - startsBefore, probeListeners - probesBefore, "only the well-behaved clients got listeners");
+  assert.equal(
+    listenerStarts - startsBefore,
+    probeListeners - probesBefore,
+    "only the well-behaved clients got listeners",
+  );
   // The control: the same kind of side effect, sent by a client that names its listener, does happen.
   const c = await lineClient(listener.port);
   probeListeners++;
@@ -928,9 +986,14 @@ void test("listener server: a 10 MB first line is refused at the name-line limit
   assertProbesServed(t, stats, "10 MB name line");
   assert.match(c.received.toString("utf8"), /^Error: the name line is longer than \d+ characters\n$/);
   assert.ok(retained !== undefined);
-  t.diagnostic(`10 MB first line to listener: ${mb(sent)} sent; buffers retained ${mb(retained)}, peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)}, peak RSS growth ${mb(peak.rss - baseline.rss)}`);
+  t.diagnostic(
+    `10 MB first line to listener: ${mb(sent)} sent; buffers retained ${mb(retained)}, peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)}, peak RSS growth ${mb(peak.rss - baseline.rss)}`,
+  );
   assert.ok(retained < 2 * MiB, `buffers retained after a ${mb(sent)} first line: ${mb(retained)} (bound 2 MiB)`);
-  assert.ok(peak.arrayBuffers - baseline.arrayBuffers < 24 * MiB, `peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)} (bound 24 MiB)`);
+  assert.ok(
+    peak.arrayBuffers - baseline.arrayBuffers < 24 * MiB,
+    `peak buffer growth ${mb(peak.arrayBuffers - baseline.arrayBuffers)} (bound 24 MiB)`,
+  );
   assert.equal(listenerStarts - startsBefore, probeListeners - probesBefore);
   assert.equal(hostileGlobal(), undefined);
   assertNothingEscaped();
@@ -953,7 +1016,9 @@ void test("listener server: memory after hundreds of refused clients comes back 
   const settled = await settledMemory();
   const heap = settled.heapUsed - baseline.heapUsed;
   const buffers = settled.arrayBuffers - baseline.arrayBuffers;
-  t.diagnostic(`300 refused listener clients: heap retained ${mb(heap)}, buffers retained ${mb(buffers)}, RSS ${mb(baseline.rss)} -> ${mb(settled.rss)}`);
+  t.diagnostic(
+    `300 refused listener clients: heap retained ${mb(heap)}, buffers retained ${mb(buffers)}, RSS ${mb(baseline.rss)} -> ${mb(settled.rss)}`,
+  );
   assert.ok(buffers < 2 * MiB, `buffers retained after 300 refused clients: ${mb(buffers)} (bound 2 MiB)`);
   assert.ok(heap < 8 * MiB, `heap retained after 300 refused clients: ${mb(heap)} (bound 8 MiB)`);
   assert.equal(hostileGlobal(), undefined);
@@ -961,7 +1026,9 @@ void test("listener server: memory after hundreds of refused clients comes back 
 });
 
 void test("the servers reported nothing through all of this but the talk connections whose line was too long", (t) => {
-  const kinds = reports.reports.map((rep) => `${rep.what}: ${rep.error instanceof ConfabError ? rep.error.code : inspect(rep.error)}`);
+  const kinds = reports.reports.map(
+    (rep) => `${rep.what}: ${rep.error instanceof ConfabError ? rep.error.code : inspect(rep.error)}`,
+  );
   t.diagnostic(`${kinds.length} reports`);
   assert.deepEqual(
     kinds.filter((k) => !/^process "talk \d+" failed: ERR_LINE_TOO_LONG$/.test(k)),
@@ -987,74 +1054,77 @@ async function countingListenerServer(): Promise<{ server: ServerProcess; starts
   return { server, starts: () => starts };
 }
 
-void test(
-  "listener server: a client dropped at nameTimeout after a whole name without a newline gets no listener",
-  async () => {
-    const { server, starts } = await countingListenerServer();
-    try {
-      const c = await RawClient.connect(server.port);
-      await c.write(Buffer.from('"timed out"'));
-      await c.waitEnd(3000);
-      assert.match(c.received.toString("utf8"), /^Error: no name line within 200 ms/);
-      c.destroy();
-      await sleep(50);
-      assert.equal(starts(), 0, "the client was told it sent no name line, yet a listener was started with its partial line");
-    } finally {
-      serverTerminate(server);
-    }
-  },
-);
+void test("listener server: a client dropped at nameTimeout after a whole name without a newline gets no listener", async () => {
+  const { server, starts } = await countingListenerServer();
+  try {
+    const c = await RawClient.connect(server.port);
+    await c.write(Buffer.from('"timed out"'));
+    await c.waitEnd(3000);
+    assert.match(c.received.toString("utf8"), /^Error: no name line within 200 ms/);
+    c.destroy();
+    await sleep(50);
+    assert.equal(
+      starts(),
+      0,
+      "the client was told it sent no name line, yet a listener was started with its partial line",
+    );
+  } finally {
+    serverTerminate(server);
+  }
+});
 
-void test(
-  "listener server: a client that resets after a whole name without a newline gets no listener",
-  async () => {
-    const { server, starts } = await countingListenerServer();
-    try {
-      const c = await RawClient.connect(server.port);
-      await c.write(Buffer.from('"reset"'));
-      await sleep(30);
-      c.reset();
-      await c.waitClosed(2000);
-      await sleep(50);
-      assert.equal(starts(), 0, "a reset drops a partial line everywhere else (SocketStream), yet here it names a listener");
-    } finally {
-      serverTerminate(server);
-    }
-  },
-);
+void test("listener server: a client that resets after a whole name without a newline gets no listener", async () => {
+  const { server, starts } = await countingListenerServer();
+  try {
+    const c = await RawClient.connect(server.port);
+    await c.write(Buffer.from('"reset"'));
+    await sleep(30);
+    c.reset();
+    await c.waitClosed(2000);
+    await sleep(50);
+    assert.equal(
+      starts(),
+      0,
+      "a reset drops a partial line everywhere else (SocketStream), yet here it names a listener",
+    );
+  } finally {
+    serverTerminate(server);
+  }
+});
 
-void test(
-  "listener server: 100 silent connections do not lock sessions out: the oldest past maxStartups are dropped, and a real client gets its prompt at once",
-  async () => {
-    // The defaults: maxConnections 100 sessions, maxStartups 32. Before maxStartups, the silent
-    // connections took all 100 places and every real client was told "too many connections"
-    // until the name timeout dropped them, which they could renew for ever.
-    const server = await startUpServer({ service: 0, nameTimeout: 20_000 });
-    const silent: RawClient[] = [];
-    try {
-      for (let i = 0; i < 100; i++) silent.push(await RawClient.connect(server.port));
-      const dropped = /^Error: connection dropped: more than 32 connections are waiting to start a session \(maxStartups 32\); try again later\n$/;
-      // The oldest 68 made room for the newer ones, each with the one error line.
-      for (const c of silent.slice(0, 68)) {
-        await c.waitEnd(5000);
-        assert.match(c.received.toString("utf8"), dropped);
-      }
-      const real = await lineClient(server.port);
-      real.send('"a real user"\n');
-      await real.until("CL-USER 1 > ", 2000);
-      real.send("'in'\n");
-      assert.match(await real.until("CL-USER 2 > "), /'in'/);
-      // Its own start-up made room by dropping the oldest silent one still waiting.
-      await silent[68]?.waitEnd(5000);
-      assert.match(silent[68]?.received.toString("utf8") ?? "", dropped);
-      assert.ok(silent.slice(69).every((c) => c.received.length === 0 && !c.socket.readableEnded), "the 31 newest silent ones still wait");
-      assert.equal(server.counters.refused, 69);
-      real.end();
-      await real.closed();
-    } finally {
-      for (const c of silent) c.destroy();
-      serverTerminate(server);
+void test("listener server: 100 silent connections do not lock sessions out: the oldest past maxStartups are dropped, and a real client gets its prompt at once", async () => {
+  // The defaults: maxConnections 100 sessions, maxStartups 32. Before maxStartups, the silent
+  // connections took all 100 places and every real client was told "too many connections"
+  // until the name timeout dropped them, which they could renew for ever.
+  const server = await startUpServer({ service: 0, nameTimeout: 20_000 });
+  const silent: RawClient[] = [];
+  try {
+    for (let i = 0; i < 100; i++) silent.push(await RawClient.connect(server.port));
+    const dropped =
+      /^Error: connection dropped: more than 32 connections are waiting to start a session \(maxStartups 32\); try again later\n$/;
+    // The oldest 68 made room for the newer ones, each with the one error line.
+    for (const c of silent.slice(0, 68)) {
+      await c.waitEnd(5000);
+      assert.match(c.received.toString("utf8"), dropped);
     }
-    assertNothingEscaped();
-  },
-);
+    const real = await lineClient(server.port);
+    real.send('"a real user"\n');
+    await real.until("CL-USER 1 > ", 2000);
+    real.send("'in'\n");
+    assert.match(await real.until("CL-USER 2 > "), /'in'/);
+    // Its own start-up made room by dropping the oldest silent one still waiting.
+    await silent[68]?.waitEnd(5000);
+    assert.match(silent[68]?.received.toString("utf8") ?? "", dropped);
+    assert.ok(
+      silent.slice(69).every((c) => c.received.length === 0 && !c.socket.readableEnded),
+      "the 31 newest silent ones still wait",
+    );
+    assert.equal(server.counters.refused, 69);
+    real.end();
+    await real.closed();
+  } finally {
+    for (const c of silent) c.destroy();
+    serverTerminate(server);
+  }
+  assertNothingEscaped();
+});

@@ -4,7 +4,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as core from "../src/comm/index.js";
-import { comm, ConfabError, ErrorCodes, serverTerminate, startUpServer, ServerProcess, TcpServerProcess, ClusterServerProcess } from "../src/index.js";
+import {
+  comm,
+  ConfabError,
+  ErrorCodes,
+  serverTerminate,
+  startUpServer,
+  ServerProcess,
+  TcpServerProcess,
+  ClusterServerProcess,
+} from "../src/index.js";
 import { testServers } from "./support.js";
 
 const { start, client } = testServers();
@@ -16,7 +25,10 @@ test("comm.startUpServer and the named export are the preset; comm's core is ano
 });
 
 test("comm's core startUpServer without a function rejects: it knows nothing of listeners", async () => {
-  await assert.rejects(core.startUpServer({ service: 0 }), (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  await assert.rejects(
+    core.startUpServer({ service: 0 }),
+    (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT,
+  );
 });
 
 test("the TCP server and the cluster server are siblings under the abstract ServerProcess", async () => {

@@ -27,11 +27,15 @@ function fixture(name: string): string {
 /** Runs the test runner on `files` as `npm test` does; killed after 30 s. */
 function runTests(files: string[], extra: string[] = []): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "--unhandled-rejections=strict", "--test", "--test-reporter=tap", ...extra, ...files], {
-      cwd: root,
-      env: childEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "--unhandled-rejections=strict", "--test", "--test-reporter=tap", ...extra, ...files],
+      {
+        cwd: root,
+        env: childEnv(),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));

@@ -17,8 +17,14 @@ test("confab serve --monitor ADDR:PORT --announce prints the page's URL, serves 
   );
   children.push(child);
   const [, port, monitorName, monitorPort, url] = match as unknown as [string, string, string, string, string];
-  const snapshot = (await (await fetch(`${url}api/snapshot`)).json()) as { servers: { name: string; listening: string }[]; processes: { name: string; kind: string }[] };
-  assert.deepEqual(snapshot.servers.map((s) => [s.name, s.listening]), [["0 server", `127.0.0.1:${port}`]]);
+  const snapshot = (await (await fetch(`${url}api/snapshot`)).json()) as {
+    servers: { name: string; listening: string }[];
+    processes: { name: string; kind: string }[];
+  };
+  assert.deepEqual(
+    snapshot.servers.map((s) => [s.name, s.listening]),
+    [["0 server", `127.0.0.1:${port}`]],
+  );
   assert.ok(snapshot.processes.some((p) => p.name === monitorName && p.kind === "monitor"));
   const page = await fetch(url);
   assert.match(await page.text(), /<title>confab monitor/);

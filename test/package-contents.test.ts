@@ -12,7 +12,15 @@ const run = promisify(execFile);
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 
 /** Files a user of the package needs: the library, its types, the `confab` command and the talk example it runs. */
-const REQUIRED = ["dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/main.js", "dist/examples/talk.js", "README.md", "LICENSE", "package.json"];
+const REQUIRED = [
+  "dist/src/index.js",
+  "dist/src/index.d.ts",
+  "dist/src/cli/main.js",
+  "dist/examples/talk.js",
+  "README.md",
+  "LICENSE",
+  "package.json",
+];
 
 async function packedFiles(): Promise<string[]> {
   // `npm pack` packs what is in dist/ now: build it first if it is not there.
@@ -32,19 +40,50 @@ async function packedFiles(): Promise<string[]> {
   return first.files.map((f) => f.path.replace(/\\/g, "/"));
 }
 
-test("npm pack contains only the compiled code, its types, README, LICENSE and package.json", { timeout: 240_000 }, async () => {
-  const files = await packedFiles();
-  for (const required of REQUIRED) assert.ok(files.includes(required), `${required} is missing from the package`);
+test(
+  "npm pack contains only the compiled code, its types, README, LICENSE and package.json",
+  { timeout: 240_000 },
+  async () => {
+    const files = await packedFiles();
+    for (const required of REQUIRED) assert.ok(files.includes(required), `${required} is missing from the package`);
 
-  const unexpected = files.filter(
-    (f) => !(f.startsWith("dist/src/") || f.startsWith("dist/examples/") || f === "README.md" || f === "LICENSE" || f === "package.json"),
-  );
-  assert.deepEqual(unexpected, [], "files outside dist/src, dist/examples, README.md, LICENSE and package.json");
+    const unexpected = files.filter(
+      (f) =>
+        !(
+          f.startsWith("dist/src/") ||
+          f.startsWith("dist/examples/") ||
+          f === "README.md" ||
+          f === "LICENSE" ||
+          f === "package.json"
+        ),
+    );
+    assert.deepEqual(unexpected, [], "files outside dist/src, dist/examples, README.md, LICENSE and package.json");
 
-  assert.deepEqual(files.filter((f) => /\.test\./.test(f) || /(^|\/)(test|tests|fixtures)\//.test(f)), [], "test files in the package");
-  assert.deepEqual(files.filter((f) => /(^|\/)bench\//.test(f)), [], "bench/ in the package");
-  assert.deepEqual(files.filter((f) => /(^|\/)docs\//.test(f)), [], "docs/ in the package");
-  assert.deepEqual(files.filter((f) => /(^|\/)scripts\//.test(f)), [], "scripts/ in the package");
-  // Compiled output only: TypeScript sources stay in the repository (declarations are `.d.ts`).
-  assert.deepEqual(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")), [], "TypeScript sources in the package");
-});
+    assert.deepEqual(
+      files.filter((f) => /\.test\./.test(f) || /(^|\/)(test|tests|fixtures)\//.test(f)),
+      [],
+      "test files in the package",
+    );
+    assert.deepEqual(
+      files.filter((f) => /(^|\/)bench\//.test(f)),
+      [],
+      "bench/ in the package",
+    );
+    assert.deepEqual(
+      files.filter((f) => /(^|\/)docs\//.test(f)),
+      [],
+      "docs/ in the package",
+    );
+    assert.deepEqual(
+      files.filter((f) => /(^|\/)scripts\//.test(f)),
+      [],
+      "scripts/ in the package",
+    );
+    // Compiled output only: TypeScript sources stay in the repository (declarations are `.d.ts`).
+    assert.deepEqual(
+      files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts")),
+      [],
+      "TypeScript sources in the package",
+    );
+  },
+);

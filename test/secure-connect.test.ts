@@ -59,27 +59,53 @@ function exited(child: ChildProcess, timeout = 10_000): Promise<number | null> {
 
 test("confab connect --tls --ca speaks TLS to a listener server", async () => {
   const server = await start({ service: 0, tls: { key: certs.server.key, cert: certs.server.cert } });
-  const { code, stdout, stderr } = await runConfab(["connect", String(server.port), "--tls", "--ca", certs.ca.certFile], "1 + 2\n");
+  const { code, stdout, stderr } = await runConfab(
+    ["connect", String(server.port), "--tls", "--ca", certs.ca.certFile],
+    "1 + 2\n",
+  );
   assert.equal(stderr, "");
   assert.equal(stdout, "3\n");
   assert.equal(code, 0);
 });
 
 test("confab connect with a client certificate gets a listener where one is required; without one it does not", async () => {
-  const server = await start({ service: 0, tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert } });
+  const server = await start({
+    service: 0,
+    tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert },
+  });
   const port = String(server.port);
-  const good = await runConfab(["connect", port, "--tls", "--ca", certs.ca.certFile, "--cert", certs.client.certFile, "--key", certs.client.keyFile], "1 + 2\n");
+  const good = await runConfab(
+    [
+      "connect",
+      port,
+      "--tls",
+      "--ca",
+      certs.ca.certFile,
+      "--cert",
+      certs.client.certFile,
+      "--key",
+      certs.client.keyFile,
+    ],
+    "1 + 2\n",
+  );
   assert.deepEqual([good.code, good.stdout, good.stderr], [0, "3\n", ""]);
 
   const captured = captureReports();
   try {
     for (const args of [[], ["--cert", certs.stranger.certFile, "--key", certs.stranger.keyFile]]) {
-      const refused = await runConfab(["connect", port, "--tls", "--ca", certs.ca.certFile, ...args], "globalThis.confabSecurePwned = 1\n");
+      const refused = await runConfab(
+        ["connect", port, "--tls", "--ca", certs.ca.certFile, ...args],
+        "globalThis.confabSecurePwned = 1\n",
+      );
       assert.equal(refused.code, 1);
       assert.equal(refused.stdout, "");
       assert.match(refused.stderr, /client certificate signed by the server's CA is required/);
     }
-    assert.equal(captured.reports.filter((r) => /TLS client .* refused/.test(r.what)).length, 2, "both refusals are reported");
+    assert.equal(
+      captured.reports.filter((r) => /TLS client .* refused/.test(r.what)).length,
+      2,
+      "both refusals are reported",
+    );
   } finally {
     captured.restore();
   }
@@ -88,7 +114,10 @@ test("confab connect with a client certificate gets a listener where one is requ
 
 test("confab connect refuses a TLS server its CA did not sign", async () => {
   const server = await start({ service: 0, tls: { key: certs.server.key, cert: certs.server.cert } });
-  const { code, stdout, stderr } = await runConfab(["connect", String(server.port), "--ca", certs.otherCa.certFile], "1 + 2\n");
+  const { code, stdout, stderr } = await runConfab(
+    ["connect", String(server.port), "--ca", certs.otherCa.certFile],
+    "1 + 2\n",
+  );
   assert.equal(code, 1);
   assert.equal(stdout, "");
   assert.match(stderr, /^confab: cannot connect to 127\.0\.0\.1:\d+: TLS: unable to verify the first certificate/);
@@ -110,12 +139,26 @@ test("plain confab connect to a TLS listener server gets no listener", async () 
 
 test("confab serve --tls-cert --tls-key --tls-ca serves listeners only to holders of a client certificate", async () => {
   const { child, match } = await startConfab(
-    ["serve", "--service", "0", "--tls-cert", certs.server.certFile, "--tls-key", certs.server.keyFile, "--tls-ca", certs.ca.certFile, "--announce"],
+    [
+      "serve",
+      "--service",
+      "0",
+      "--tls-cert",
+      certs.server.certFile,
+      "--tls-key",
+      certs.server.keyFile,
+      "--tls-ca",
+      certs.ca.certFile,
+      "--announce",
+    ],
     /listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect (\d+) --tls\n/,
   );
   children.push(child);
   const port = match[1] as string;
-  const good = await runConfab(["connect", port, "--ca", certs.ca.certFile, "--cert", certs.client.certFile, "--key", certs.client.keyFile], "'over TLS'\n");
+  const good = await runConfab(
+    ["connect", port, "--ca", certs.ca.certFile, "--cert", certs.client.certFile, "--key", certs.client.keyFile],
+    "'over TLS'\n",
+  );
   assert.deepEqual([good.code, good.stdout], [0, "'over TLS'\n"]);
   const refused = await runConfab(["connect", port, "--ca", certs.ca.certFile], "1\n");
   assert.equal(refused.code, 1);
@@ -125,24 +168,43 @@ test("confab serve --tls-cert --tls-key --tls-ca serves listeners only to holder
 
 const hasOpenssl = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0;
 
-test("openssl s_client, a real TLS peer with a client certificate, drives a listener session", { skip: hasOpenssl ? false : "openssl is not installed" }, async () => {
-  const server = await start({ service: 0, tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert } });
-  const child = spawn(
-    "openssl",
-    ["s_client", "-quiet", "-connect", `127.0.0.1:${server.port}`, "-CAfile", certs.ca.certFile, "-cert", certs.client.certFile, "-key", certs.client.keyFile, "-verify_return_error"],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  children.push(child);
-  let out = "";
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (text: string) => (out += text));
-  child.stderr.resume();
-  child.stdin.write('"s_client"\n[1, 2, 3].map((x) => x * 2)\n');
-  await eventually(() => out.includes("CL-USER 2 > "), 10_000, `s_client's session (got ${JSON.stringify(out)})`);
-  assert.equal(out, "CL-USER 1 > [ 2, 4, 6 ]\nCL-USER 2 > ");
-  child.kill("SIGTERM");
-  await exited(child);
-});
+test(
+  "openssl s_client, a real TLS peer with a client certificate, drives a listener session",
+  { skip: hasOpenssl ? false : "openssl is not installed" },
+  async () => {
+    const server = await start({
+      service: 0,
+      tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert },
+    });
+    const child = spawn(
+      "openssl",
+      [
+        "s_client",
+        "-quiet",
+        "-connect",
+        `127.0.0.1:${server.port}`,
+        "-CAfile",
+        certs.ca.certFile,
+        "-cert",
+        certs.client.certFile,
+        "-key",
+        certs.client.keyFile,
+        "-verify_return_error",
+      ],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    children.push(child);
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (text: string) => (out += text));
+    child.stderr.resume();
+    child.stdin.write('"s_client"\n[1, 2, 3].map((x) => x * 2)\n');
+    await eventually(() => out.includes("CL-USER 2 > "), 10_000, `s_client's session (got ${JSON.stringify(out)})`);
+    assert.equal(out, "CL-USER 1 > [ 2, 4, 6 ]\nCL-USER 2 > ");
+    child.kill("SIGTERM");
+    await exited(child);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Token
@@ -159,7 +221,9 @@ test("confab connect sends $CONFAB_TOKEN or the content of --token-file first", 
 test("confab connect with a wrong or no token gets the refusal on stderr, exit 1, nothing evaluated", async () => {
   const server = await start({ service: 0, token: TOKEN });
   const port = String(server.port);
-  const wrong = await runConfab(["connect", port], "globalThis.confabSecurePwned = 3\n", { env: childEnv({ CONFAB_TOKEN: `x${TOKEN}` }) });
+  const wrong = await runConfab(["connect", port], "globalThis.confabSecurePwned = 3\n", {
+    env: childEnv({ CONFAB_TOKEN: `x${TOKEN}` }),
+  });
   assert.deepEqual([wrong.code, wrong.stdout, wrong.stderr], [1, "", `${REFUSAL_LINE}\n`]);
   const none = await runConfab(["connect", port], "globalThis.confabSecurePwned = 4\n");
   assert.deepEqual([none.code, none.stdout, none.stderr], [1, "", `${REFUSAL_LINE}\n`]);
@@ -187,7 +251,10 @@ test("confab connect speaks to a Unix socket given as a path or as unix:PATH", a
 
 test("confab serve on a Unix socket with a token file: 0600 socket, token required, socket removed on SIGTERM", async () => {
   const path = join(dir, "serve.sock");
-  const { child, match } = await startConfab(["serve", "--service", `unix:${path}`, "--token-file", tokenFile, "--announce"], /listening on (\S+); connect with: npx confab connect (\S+) \(with CONFAB_TOKEN set\)\n/);
+  const { child, match } = await startConfab(
+    ["serve", "--service", `unix:${path}`, "--token-file", tokenFile, "--announce"],
+    /listening on (\S+); connect with: npx confab connect (\S+) \(with CONFAB_TOKEN set\)\n/,
+  );
   children.push(child);
   assert.equal(match[1], path);
   assert.equal(match[2], path);
@@ -202,20 +269,27 @@ test("confab serve on a Unix socket with a token file: 0600 socket, token requir
 });
 
 const ncHelp = spawnSync("nc", ["-h"], { encoding: "utf8" });
-const hasNcU = ncHelp.error === undefined && /-U\b/.test(`${ncHelp.stdout}${ncHelp.stderr}`) && /-N\b/.test(`${ncHelp.stdout}${ncHelp.stderr}`);
+const hasNcU =
+  ncHelp.error === undefined &&
+  /-U\b/.test(`${ncHelp.stdout}${ncHelp.stderr}`) &&
+  /-N\b/.test(`${ncHelp.stdout}${ncHelp.stderr}`);
 
-test("netcat on the Unix socket, typing the token line by hand, gets a listener", { skip: hasNcU ? false : "netcat with -U and -N is not installed" }, async () => {
-  const path = join(dir, "nc.sock");
-  await start({ service: path, token: TOKEN });
-  const child = spawn("nc", ["-N", "-U", path], { stdio: ["pipe", "pipe", "pipe"] });
-  children.push(child);
-  let out = "";
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (text: string) => (out += text));
-  child.stdin.end(`token ${TOKEN}\n"netcat"\n'typed'\n`);
-  await exited(child);
-  assert.equal(out, "CL-USER 1 > 'typed'\nCL-USER 2 > ");
-});
+test(
+  "netcat on the Unix socket, typing the token line by hand, gets a listener",
+  { skip: hasNcU ? false : "netcat with -U and -N is not installed" },
+  async () => {
+    const path = join(dir, "nc.sock");
+    await start({ service: path, token: TOKEN });
+    const child = spawn("nc", ["-N", "-U", path], { stdio: ["pipe", "pipe", "pipe"] });
+    children.push(child);
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (text: string) => (out += text));
+    child.stdin.end(`token ${TOKEN}\n"netcat"\n'typed'\n`);
+    await exited(child);
+    assert.equal(out, "CL-USER 1 > 'typed'\nCL-USER 2 > ");
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // The non-loopback rule, from the command line (192.0.2.1 is no address of this machine)

@@ -25,7 +25,10 @@ test("confab serve --function MODULE#EXPORT serves a user's handler module", asy
       "}",
     ].join("\n"),
   );
-  const { child, match } = await startConfab(["serve", "--service", "0", "--function", `${module}#shout`, "--announce"], /listening on 127\.0\.0\.1:(\d+)\n/);
+  const { child, match } = await startConfab(
+    ["serve", "--service", "0", "--function", `${module}#shout`, "--announce"],
+    /listening on 127\.0\.0\.1:(\d+)\n/,
+  );
   children.push(child);
   const port = Number(match[1]);
   const c = await LineClient.connect(port);
@@ -38,11 +41,17 @@ test("confab serve --function MODULE#EXPORT serves a user's handler module", asy
 });
 
 test("confab serve --announce names the listener server and says how to connect", async () => {
-  const { child, match } = await startConfab(["serve", "--service", "0", "--announce"], /^0 server: listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect (\d+)\n/);
+  const { child, match } = await startConfab(
+    ["serve", "--service", "0", "--announce"],
+    /^0 server: listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect (\d+)\n/,
+  );
   children.push(child);
   assert.equal(match[1], match[2]);
   child.kill("SIGINT");
-  assert.deepEqual(await new Promise((resolve) => child.once("exit", (code, signal) => resolve([code, signal]))), [0, null]);
+  assert.deepEqual(await new Promise((resolve) => child.once("exit", (code, signal) => resolve([code, signal]))), [
+    0,
+    null,
+  ]);
 });
 
 test("confab serve reports a missing export clearly", async () => {
@@ -64,7 +73,16 @@ test("confab with an unknown command or option prints usage and exits 2", async 
 
 test("SIGTERM stops accepting at once, lets sessions finish until the drain deadline, then exits 0", async () => {
   const { child, match } = await startConfab(
-    ["serve", "--service", "0", "--function", "examples/talk.ts#makeStreamAndTalk", "--drain-timeout", "700", "--announce"],
+    [
+      "serve",
+      "--service",
+      "0",
+      "--function",
+      "examples/talk.ts#makeStreamAndTalk",
+      "--drain-timeout",
+      "700",
+      "--announce",
+    ],
     /listening on 127\.0\.0\.1:(\d+)\n/,
   );
   children.push(child);

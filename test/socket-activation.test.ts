@@ -26,20 +26,35 @@ function activate(port: number, args: string[]): { child: ChildProcess; output: 
   return { child, output: () => out };
 }
 
-test("confab serve takes the listening socket systemd passes, and serves the connection that started it", { skip }, async () => {
-  const port = await freePort();
-  const { child, output } = activate(port, ["serve", "--service", "1", "--function", "examples/talk.ts#makeStreamAndTalk", "--announce"]);
-  await eventually(() => /Listening on/.test(output()), 10_000, "systemd-socket-activate listens");
-  // The first connection makes systemd-socket-activate start confab with the socket.
-  const c = await LineClient.connect(port);
-  c.send("activated\n");
-  assert.equal(await c.line(15_000), "You sent: 'activated'");
-  assert.match(output(), new RegExp(`listening on 127\\.0\\.0\\.1:${port}\\n`), "the announce line names the inherited socket, not --service 1");
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  c.destroy();
-  assert.equal(await exited, 0);
-});
+test(
+  "confab serve takes the listening socket systemd passes, and serves the connection that started it",
+  { skip },
+  async () => {
+    const port = await freePort();
+    const { child, output } = activate(port, [
+      "serve",
+      "--service",
+      "1",
+      "--function",
+      "examples/talk.ts#makeStreamAndTalk",
+      "--announce",
+    ]);
+    await eventually(() => /Listening on/.test(output()), 10_000, "systemd-socket-activate listens");
+    // The first connection makes systemd-socket-activate start confab with the socket.
+    const c = await LineClient.connect(port);
+    c.send("activated\n");
+    assert.equal(await c.line(15_000), "You sent: 'activated'");
+    assert.match(
+      output(),
+      new RegExp(`listening on 127\\.0\\.0\\.1:${port}\\n`),
+      "the announce line names the inherited socket, not --service 1",
+    );
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    c.destroy();
+    assert.equal(await exited, 0);
+  },
+);
 
 test("the listener server behind an inherited socket keeps its loopback rule and works", { skip }, async () => {
   const port = await freePort();

@@ -17,7 +17,8 @@ after(() => {
 });
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 }
 
@@ -30,42 +31,52 @@ const STRAYS = [
   "queueMicrotask(() => { throw 1 })",
 ];
 
-test("errors left behind by typed code are shown in the session as Uncaught, and the host lives on", { timeout: 60_000 }, async () => {
-  const { child, match, output } = await startConfab(["serve", "--service", "0", "--announce", "--log", "none"], /listening on 127\.0\.0\.1:(\d+)/);
-  children.push(child);
-  const port = Number(match[1]);
-  const c = await LineClient.connect(port);
-  c.send('"stray"\n');
-  await c.until("CL-USER 1 > ");
-  let prompt = 2;
-  for (const input of STRAYS) {
+test(
+  "errors left behind by typed code are shown in the session as Uncaught, and the host lives on",
+  { timeout: 60_000 },
+  async () => {
+    const { child, match, output } = await startConfab(
+      ["serve", "--service", "0", "--announce", "--log", "none"],
+      /listening on 127\.0\.0\.1:(\d+)/,
+    );
+    children.push(child);
+    const port = Number(match[1]);
+    const c = await LineClient.connect(port);
+    c.send('"stray"\n');
+    await c.until("CL-USER 1 > ");
+    let prompt = 2;
+    for (const input of STRAYS) {
+      c.clear();
+      c.send(`${input}\n`);
+      await c.until(`CL-USER ${prompt} > `);
+      prompt++;
+      const seen = await c.until("Uncaught", 10_000);
+      assert.ok(seen.includes("Uncaught"), input);
+      assert.equal(child.exitCode, null, `the host survived ${input}`);
+    }
     c.clear();
-    c.send(`${input}\n`);
-    await c.until(`CL-USER ${prompt} > `);
-    prompt++;
-    const seen = await c.until("Uncaught", 10_000);
-    assert.ok(seen.includes("Uncaught"), input);
-    assert.equal(child.exitCode, null, `the host survived ${input}`);
-  }
-  c.clear();
-  c.send("1 + 1\n");
-  assert.match(await c.until(`CL-USER ${prompt} > `), /^2\n/m);
+    c.send("1 + 1\n");
+    assert.match(await c.until(`CL-USER ${prompt} > `), /^2\n/m);
 
-  // Once the session has ended, what its code leaves behind goes to the host's stderr, named.
-  c.send('setTimeout(() => { throw new Error("after the end") }, 300); 0\n');
-  await c.until(`CL-USER ${prompt + 1} > `);
-  c.end();
-  await c.closed();
-  const deadline = Date.now() + 10_000;
-  while (!output().includes("after the end") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.match(output(), /listener "stray" \(session ended\): uncaught error from code it evaluated: Error: after the end/);
-  const again = await LineClient.connect(port);
-  again.send('"still here"\n40 + 2\n');
-  assert.match(await again.until("CL-USER 2 > "), /42/);
-  again.destroy();
-  child.kill("SIGTERM");
-  assert.deepEqual(await exited(child), { code: 0, signal: null });
-});
+    // Once the session has ended, what its code leaves behind goes to the host's stderr, named.
+    c.send('setTimeout(() => { throw new Error("after the end") }, 300); 0\n');
+    await c.until(`CL-USER ${prompt + 1} > `);
+    c.end();
+    await c.closed();
+    const deadline = Date.now() + 10_000;
+    while (!output().includes("after the end") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(
+      output(),
+      /listener "stray" \(session ended\): uncaught error from code it evaluated: Error: after the end/,
+    );
+    const again = await LineClient.connect(port);
+    again.send('"still here"\n40 + 2\n');
+    assert.match(await again.until("CL-USER 2 > "), /42/);
+    again.destroy();
+    child.kill("SIGTERM");
+    assert.deepEqual(await exited(child), { code: 0, signal: null });
+  },
+);
 
 test("the host's own uncaught error keeps Node's default: printed, exit code 1", { timeout: 30_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), "confab-host-"));

@@ -78,7 +78,8 @@ export class LineClient {
     while (this.#lines.length === 0) {
       if (this.#ended) return null;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no line within ${timeout} ms (partial: ${JSON.stringify(this.#buffer.slice(0, 200))})`);
+      if (left <= 0)
+        throw new Error(`no line within ${timeout} ms (partial: ${JSON.stringify(this.#buffer.slice(0, 200))})`);
       await this.#waker.sleep(left);
     }
     return this.#lines.shift() as string;
@@ -90,8 +91,10 @@ export class LineClient {
     for (;;) {
       const all = this.#lines.map((l) => l + "\n").join("") + this.#buffer;
       if (all.includes(needle)) return all;
-      if (this.#ended) throw new Error(`connection ended before ${JSON.stringify(needle)}; got ${JSON.stringify(all.slice(-300))}`);
-      if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(needle)} within ${timeout} ms; got ${JSON.stringify(all.slice(-300))}`);
+      if (this.#ended)
+        throw new Error(`connection ended before ${JSON.stringify(needle)}; got ${JSON.stringify(all.slice(-300))}`);
+      if (Date.now() > deadline)
+        throw new Error(`no ${JSON.stringify(needle)} within ${timeout} ms; got ${JSON.stringify(all.slice(-300))}`);
       await this.#waker.sleep(deadline - Date.now());
     }
   }

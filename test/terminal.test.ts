@@ -76,7 +76,8 @@ class Pane {
   /** Types keys: text is sent literally, and names such as `Enter`, `Tab`, `C-c`, `Up` as keys. */
   async keys(...keys: string[]): Promise<void> {
     for (const key of keys) {
-      if (/^(Enter|Tab|Up|Down|Left|Right|Home|End|BSpace|C-[a-z])$/.test(key)) await tmux("send-keys", "-t", this.target, key);
+      if (/^(Enter|Tab|Up|Down|Left|Right|Home|End|BSpace|C-[a-z])$/.test(key))
+        await tmux("send-keys", "-t", this.target, key);
       else await tmux("send-keys", "-t", this.target, "-l", key);
     }
   }
@@ -88,7 +89,8 @@ class Pane {
     for (;;) {
       screen = await this.screen();
       if (expected.test(screen)) return screen;
-      if (Date.now() > deadline) throw new Error(`the pane did not show ${String(expected)} within ${timeout} ms; it shows:\n${screen}`);
+      if (Date.now() > deadline)
+        throw new Error(`the pane did not show ${String(expected)} within ${timeout} ms; it shows:\n${screen}`);
       await sleep(50);
     }
   }
@@ -107,7 +109,10 @@ class Pane {
     for (;;) {
       const status = await this.exitStatus();
       if (status !== undefined) return status;
-      if (Date.now() > deadline) throw new Error(`the client in ${this.target} still runs after ${timeout} ms; it shows:\n${await this.screen()}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the client in ${this.target} still runs after ${timeout} ms; it shows:\n${await this.screen()}`,
+        );
       await sleep(50);
     }
   }
@@ -148,7 +153,10 @@ test("input over several lines gets a continuation prompt, then its value", { sk
   await pane.until(/^\.\.\.$/m);
   await pane.keys("14)", "Enter");
   const screen = await pane.until(line("CL-USER 3 >"));
-  assert.match(screen, /^CL-USER 1 > function triple\(n: number\) \{\n\.\.\. return n \* 3\n\.\.\. \}\nundefined\nCL-USER 2 > triple\(\n\.\.\. 14\)\n42\nCL-USER 3 >$/m);
+  assert.match(
+    screen,
+    /^CL-USER 1 > function triple\(n: number\) \{\n\.\.\. return n \* 3\n\.\.\. \}\nundefined\nCL-USER 2 > triple\(\n\.\.\. 14\)\n42\nCL-USER 3 >$/m,
+  );
   await pane.close();
 });
 
@@ -209,16 +217,20 @@ test("Ctrl-C cancels a half-typed line or an unfinished input, and the next inpu
   await pane.close();
 });
 
-test("Ctrl-D ends the client and its session at once, even while an input is still being evaluated", { skip }, async () => {
-  const pane = await Pane.start(["--name", "terminal leaver"]);
-  await pane.until(line("CL-USER 1 >"));
-  await pane.keys("await new Promise(() => {})", "Enter");
-  await eventually(() => findProcessFromName("terminal leaver") !== undefined);
-  await pane.keys("C-d");
-  assert.equal(await pane.exited(), 0);
-  await eventually(() => findProcessFromName("terminal leaver") === undefined, 5000, "the session's process ends");
-  await tmux("kill-session", "-t", pane.target);
-});
+test(
+  "Ctrl-D ends the client and its session at once, even while an input is still being evaluated",
+  { skip },
+  async () => {
+    const pane = await Pane.start(["--name", "terminal leaver"]);
+    await pane.until(line("CL-USER 1 >"));
+    await pane.keys("await new Promise(() => {})", "Enter");
+    await eventually(() => findProcessFromName("terminal leaver") !== undefined);
+    await pane.keys("C-d");
+    assert.equal(await pane.exited(), 0);
+    await eventually(() => findProcessFromName("terminal leaver") === undefined, 5000, "the session's process ends");
+    await tmux("kill-session", "-t", pane.target);
+  },
+);
 
 test("Ctrl-C while an input awaits abandons it: the prompt comes back, declarations intact", { skip }, async () => {
   const pane = await Pane.start();

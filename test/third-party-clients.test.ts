@@ -12,7 +12,10 @@ import { Waker } from "./waker.js";
 
 // netcat-openbsd says so in its usage text; -N (shut down the socket after EOF on stdin) is its option.
 const ncUsage = spawnSync("nc", ["-h"], { encoding: "utf8" });
-const hasNc = ncUsage.error === undefined && /OpenBSD netcat/.test(`${ncUsage.stdout}${ncUsage.stderr}`) && /-N\b/.test(`${ncUsage.stdout}${ncUsage.stderr}`);
+const hasNc =
+  ncUsage.error === undefined &&
+  /OpenBSD netcat/.test(`${ncUsage.stdout}${ncUsage.stderr}`) &&
+  /-N\b/.test(`${ncUsage.stdout}${ncUsage.stderr}`);
 const hasSocat = spawnSync("socat", ["-V"], { stdio: "ignore" }).status === 0;
 const skipNc = hasNc ? false : "OpenBSD netcat (nc with -N) is not installed (CI installs netcat-openbsd with apt)";
 const skipSocat = hasSocat ? false : "socat is not installed (CI installs it with apt)";
@@ -53,7 +56,8 @@ function client(command: string, args: string[]): Client {
   });
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
-  const describe = (): string => `${command} ${args.join(" ")}: stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}`;
+  const describe = (): string =>
+    `${command} ${args.join(" ")}: stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}`;
   return {
     child,
     output: () => out,
@@ -70,7 +74,10 @@ function client(command: string, args: string[]): Client {
       return Promise.race([
         exit,
         new Promise<never>((_, reject) => {
-          const timer = setTimeout(() => reject(new Error(`still running after ${timeout} ms; ${describe()}`)), timeout);
+          const timer = setTimeout(
+            () => reject(new Error(`still running after ${timeout} ms; ${describe()}`)),
+            timeout,
+          );
           void exit.then(() => clearTimeout(timer));
         }),
       ]);
@@ -79,7 +86,11 @@ function client(command: string, args: string[]): Client {
 }
 
 /** Runs a client with all of `input` on stdin (then end of file) and returns its output once it exits. */
-async function transcript(command: string, args: string[], input: string): Promise<{ code: number | null; output: string }> {
+async function transcript(
+  command: string,
+  args: string[],
+  input: string,
+): Promise<{ code: number | null; output: string }> {
   const c = client(command, args);
   c.child.stdin.end(input);
   const code = await c.exited();
@@ -102,25 +113,32 @@ test("socat: a piped session prints prompts and values, declarations persist", {
   assert.equal(code, 0);
 });
 
-test("socat: TypeScript over several lines, awaits, console output and exposed objects", { skip: skipSocat }, async () => {
-  const input = [
-    '"socat typescript"',
-    "function widgets(extra: number): number {",
-    "  console.log('counting')",
-    "  return inventory.widgets + extra",
-    "}",
-    "await new Promise((r) => setTimeout(() => r(widgets(4)), 50))",
-    "'after the await'",
-    "",
-  ].join("\n");
-  // The input stays open until the last answer: end of file ends a session, even one whose input awaits.
-  const c = client(...socat(listener.port));
-  c.child.stdin.write(input);
-  await c.until("CL-USER 4 > ");
-  c.child.stdin.end();
-  assert.equal(await c.exited(), 0);
-  assert.equal(c.output(), "CL-USER 1 > undefined\nCL-USER 2 > counting\n7\nCL-USER 3 > 'after the await'\nCL-USER 4 > ");
-});
+test(
+  "socat: TypeScript over several lines, awaits, console output and exposed objects",
+  { skip: skipSocat },
+  async () => {
+    const input = [
+      '"socat typescript"',
+      "function widgets(extra: number): number {",
+      "  console.log('counting')",
+      "  return inventory.widgets + extra",
+      "}",
+      "await new Promise((r) => setTimeout(() => r(widgets(4)), 50))",
+      "'after the await'",
+      "",
+    ].join("\n");
+    // The input stays open until the last answer: end of file ends a session, even one whose input awaits.
+    const c = client(...socat(listener.port));
+    c.child.stdin.write(input);
+    await c.until("CL-USER 4 > ");
+    c.child.stdin.end();
+    assert.equal(await c.exited(), 0);
+    assert.equal(
+      c.output(),
+      "CL-USER 1 > undefined\nCL-USER 2 > counting\n7\nCL-USER 3 > 'after the await'\nCL-USER 4 > ",
+    );
+  },
+);
 
 test("socat: end of input ends the session at once, even while an input awaits", { skip: skipSocat }, async () => {
   const { code, output } = await transcript(...socat(listener.port), '"socat leaver"\nawait new Promise(() => {})\n');
@@ -148,28 +166,38 @@ test("netcat holds a live session: each line is answered while its input stays o
   assert.equal(p.state, "finished", "end of file ends the listener's process");
 });
 
-test("two third-party sessions at once: one lists the other and kills it, which hangs up on it", { skip: skipNc || skipSocat }, async () => {
-  // socat as the victim: unlike nc, it quits when the connection ends even though its input is open.
-  const victim = client("socat", ["-", `TCP:127.0.0.1:${listener.port}`]);
-  victim.child.stdin.write('"victim via socat"\n');
-  await victim.until("CL-USER 1 > ");
-  const p = findProcessFromName("victim via socat");
-  assert.ok(p);
-  const killer = client(...nc(listener.port));
-  killer.child.stdin.write('"killer via nc"\n');
-  await killer.until("CL-USER 1 > ");
-  killer.child.stdin.write("ps().filter((r) => r.name === 'victim via socat').map((r) => [r.state, r.peer?.startsWith('127.0.0.1:')])\n");
-  await killer.until("CL-USER 2 > ");
-  killer.child.stdin.write("kill('victim via socat')\n");
-  await killer.until("CL-USER 3 > ");
-  assert.equal(killer.output(), "CL-USER 1 > [ [ 'running', true ] ]\nCL-USER 2 > true\nCL-USER 3 > ");
-  assert.equal(p.state, "killed");
-  // The victim's input is still open: socat quits because the listener closed the connection.
-  assert.equal(await victim.exited(), 0);
-  assert.match(victim.output(), /^CL-USER 1 > Error: session killed \(process \d+ "victim via socat" was killed\)\n$/, "told why, then hung up on");
-  killer.child.stdin.end();
-  assert.equal(await killer.exited(), 0);
-});
+test(
+  "two third-party sessions at once: one lists the other and kills it, which hangs up on it",
+  { skip: skipNc || skipSocat },
+  async () => {
+    // socat as the victim: unlike nc, it quits when the connection ends even though its input is open.
+    const victim = client("socat", ["-", `TCP:127.0.0.1:${listener.port}`]);
+    victim.child.stdin.write('"victim via socat"\n');
+    await victim.until("CL-USER 1 > ");
+    const p = findProcessFromName("victim via socat");
+    assert.ok(p);
+    const killer = client(...nc(listener.port));
+    killer.child.stdin.write('"killer via nc"\n');
+    await killer.until("CL-USER 1 > ");
+    killer.child.stdin.write(
+      "ps().filter((r) => r.name === 'victim via socat').map((r) => [r.state, r.peer?.startsWith('127.0.0.1:')])\n",
+    );
+    await killer.until("CL-USER 2 > ");
+    killer.child.stdin.write("kill('victim via socat')\n");
+    await killer.until("CL-USER 3 > ");
+    assert.equal(killer.output(), "CL-USER 1 > [ [ 'running', true ] ]\nCL-USER 2 > true\nCL-USER 3 > ");
+    assert.equal(p.state, "killed");
+    // The victim's input is still open: socat quits because the listener closed the connection.
+    assert.equal(await victim.exited(), 0);
+    assert.match(
+      victim.output(),
+      /^CL-USER 1 > Error: session killed \(process \d+ "victim via socat" was killed\)\n$/,
+      "told why, then hung up on",
+    );
+    killer.child.stdin.end();
+    assert.equal(await killer.exited(), 0);
+  },
+);
 
 test("a first line that is not a string: nc gets a one-line error and is hung up on", { skip: skipNc }, async () => {
   const { code, output } = await transcript(...nc(listener.port), "globalThis.pwned = 1\nglobalThis.pwned = 2\n");

@@ -38,21 +38,63 @@ async function pair(dir: string, name: string): Promise<KeyPair> {
 
 async function makeCa(dir: string, name: string): Promise<KeyPair> {
   await run("openssl", [
-    "req", "-x509", ...EC, "-keyout", join(dir, `${name}.key`), "-out", join(dir, `${name}.crt`),
-    "-subj", `/CN=confab test ${name}`, "-days", "2",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    ...EC,
+    "-keyout",
+    join(dir, `${name}.key`),
+    "-out",
+    join(dir, `${name}.crt`),
+    "-subj",
+    `/CN=confab test ${name}`,
+    "-days",
+    "2",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   return pair(dir, name);
 }
 
-async function makeSigned(dir: string, name: string, ca: KeyPair, extensions: string, serial: number): Promise<KeyPair> {
+async function makeSigned(
+  dir: string,
+  name: string,
+  ca: KeyPair,
+  extensions: string,
+  serial: number,
+): Promise<KeyPair> {
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
   await writeFile(ext, extensions);
-  await run("openssl", ["req", "-new", ...EC, "-keyout", join(dir, `${name}.key`), "-out", csr, "-subj", `/CN=confab test ${name}`]);
   await run("openssl", [
-    "x509", "-req", "-in", csr, "-CA", ca.certFile, "-CAkey", ca.keyFile, "-set_serial", String(serial),
-    "-out", join(dir, `${name}.crt`), "-days", "2", "-extfile", ext,
+    "req",
+    "-new",
+    ...EC,
+    "-keyout",
+    join(dir, `${name}.key`),
+    "-out",
+    csr,
+    "-subj",
+    `/CN=confab test ${name}`,
+  ]);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    ca.certFile,
+    "-CAkey",
+    ca.keyFile,
+    "-set_serial",
+    String(serial),
+    "-out",
+    join(dir, `${name}.crt`),
+    "-days",
+    "2",
+    "-extfile",
+    ext,
   ]);
   return pair(dir, name);
 }

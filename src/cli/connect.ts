@@ -70,7 +70,10 @@ export async function connect(argv: string[]): Promise<number> {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "usage: confab connect [HOST] SERVICE [--name NAME]");
   }
   if ((values.cert === undefined) !== (values.key === undefined)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "--cert and --key go together: a client certificate and its private key");
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "--cert and --key go together: a client certificate and its private key",
+    );
   }
   const service = positionals[positionals.length - 1] as string;
   const host = positionals.length === 2 ? (positionals[0] as string) : (values.host ?? "127.0.0.1");
@@ -88,12 +91,15 @@ export async function connect(argv: string[]): Promise<number> {
   const socket = await open(target, tlsOptions);
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
   const authentication = token === undefined ? "" : `${tokenLine(token)}\n`;
-  socket.write(`${authentication}${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`);
+  socket.write(
+    `${authentication}${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`,
+  );
   return interactive ? terminalSession(socket) : pipeSession(socket);
 }
 
 /** A TCP host and port, or a Unix socket's path (`host` then names the server for TLS). */
-type ConnectTarget = { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
+type ConnectTarget =
+  { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
 
 function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined): Promise<net.Socket> {
   const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
@@ -101,10 +107,13 @@ function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined):
   return new Promise((resolve, reject) => {
     // Not half-open: when the listener ends the session (end of its input, or its process
     // killed), our side ends too, so the session ends without waiting for more input.
-    const socket = secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
+    const socket =
+      secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
-      reject(new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${what}${error.message}`));
+      reject(
+        new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${what}${error.message}`),
+      );
     });
     socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       socket.removeAllListeners("error");
@@ -166,7 +175,9 @@ class ListenerReader {
 
 /** What the user is told when a server says too much before greeting. */
 function refuseGreeting(socket: net.Socket): void {
-  process.stderr.write(`confab: the server sent over ${MAX_GREETING} bytes without a listener's greeting; is it a confab listener?\n`);
+  process.stderr.write(
+    `confab: the server sent over ${MAX_GREETING} bytes without a listener's greeting; is it a confab listener?\n`,
+  );
   socket.destroy();
 }
 
@@ -209,7 +220,9 @@ function pipeSession(socket: net.Socket): Promise<number> {
         return;
       }
       if (!framed) {
-        process.stderr.write(rest.endsWith("\n") || rest === "" ? rest || "confab: the server closed the connection\n" : `${rest}\n`);
+        process.stderr.write(
+          rest.endsWith("\n") || rest === "" ? rest || "confab: the server closed the connection\n" : `${rest}\n`,
+        );
         resolve(1);
         return;
       }
@@ -242,7 +255,11 @@ function pipeSession(socket: net.Socket): Promise<number> {
 
 function loadHistory(): string[] {
   try {
-    return readFileSync(historyFile(), "utf8").split("\n").filter((l) => l !== "").reverse().slice(0, HISTORY_SIZE);
+    return readFileSync(historyFile(), "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .reverse()
+      .slice(0, HISTORY_SIZE);
   } catch {
     return [];
   }
@@ -341,7 +358,10 @@ function terminalSession(socket: net.Socket): Promise<number> {
         resolve(2);
         return;
       }
-      if (!framed) process.stderr.write(rest === "" ? "confab: the server closed the connection\n" : rest.endsWith("\n") ? rest : `${rest}\n`);
+      if (!framed)
+        process.stderr.write(
+          rest === "" ? "confab: the server closed the connection\n" : rest.endsWith("\n") ? rest : `${rest}\n`,
+        );
       else if (rest !== "") process.stdout.write(rest);
       process.stdout.write("\n");
       rl.close();

@@ -16,7 +16,11 @@ export function readToken(tokenFile: string | undefined): string | undefined {
     try {
       text = readFileSync(tokenFile, "utf8");
     } catch (error) {
-      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--token-file: cannot read ${tokenFile}: ${(error as Error).message}`, { cause: error });
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `--token-file: cannot read ${tokenFile}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     return validateToken(text.trim(), `the token in ${tokenFile}`);
   }
@@ -30,6 +34,8 @@ export function readPem(file: string, option: string): Buffer {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${option}: cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${option}: cannot read ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }

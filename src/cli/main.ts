@@ -39,9 +39,15 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const usageError = error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true;
+    const usageError =
+      error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true;
     // Errors the user can act on print as one line; anything else is a bug, shown with its stack.
-    const text = error instanceof ConfabError || usageError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    const text =
+      error instanceof ConfabError || usageError
+        ? error.message
+        : error instanceof Error
+          ? (error.stack ?? error.message)
+          : String(error);
     process.stderr.write(`confab: ${text}\n`);
     process.exitCode = usageError ? 2 : 1;
   },

@@ -21,7 +21,8 @@ const WORKER_EXIT_MARGIN_MS = 2000;
 function cliLogger(kind: string, announce: boolean): Logger | false {
   if (kind === "none") return false;
   if (kind === "json") return jsonLogger(process.stdout);
-  if (kind !== "text") throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--log must be text, json or none, got "${kind}"`);
+  if (kind !== "text")
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--log must be text, json or none, got "${kind}"`);
   const text = textLogger(process.stdout);
   // With --announce the announce line already says the server started.
   if (!announce) return text;
@@ -48,7 +49,8 @@ function inheritedSocket(): number | undefined {
 function numberOption(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative number, got "${text}"`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative number, got "${text}"`);
   return value;
 }
 
@@ -105,7 +107,10 @@ export async function serve(argv: string[]): Promise<never> {
   const drainTimeout = numberOption(values["drain-timeout"], "--drain-timeout") ?? DRAIN_MS;
   const workers = numberOption(values.workers, "--workers");
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--workers must be a whole number of processes, at least 1, got "${String(values.workers)}"`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `--workers must be a whole number of processes, at least 1, got "${String(values.workers)}"`,
+    );
   }
   // cluster re-runs this command, options and all, in each worker: there it just listens.
   if (workers !== undefined && workers > 1) inWorker = (await import("node:cluster")).default.isWorker;
@@ -113,11 +118,15 @@ export async function serve(argv: string[]): Promise<never> {
   // With a token the listener asks every client for it (`token SECRET` first); from
   // --token-file or $CONFAB_TOKEN, never from the command line, where `ps` would show it.
   if (fn !== undefined && values["token-file"] !== undefined) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "--token-file is for the listener server; a --function server authenticates its own clients");
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "--token-file is for the listener server; a --function server authenticates its own clients",
+    );
   }
   const token = fn === undefined ? readToken(values["token-file"]) : undefined;
   // A numeric service given on the command line is a port, named as a number (`10243 server`).
-  const service = values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
+  const service =
+    values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
   const fd = inheritedSocket();
   const server = await startUpServer({
     ...(fd === undefined ? {} : { fd }),
@@ -140,7 +149,12 @@ export async function serve(argv: string[]): Promise<never> {
   if (values.announce && !inWorker) {
     const where = describeEndpoint(server);
     // A wildcard address is not one to connect to: name this host instead.
-    const host = server.address === "0.0.0.0" || server.address === "::" ? "HOST " : server.address === "127.0.0.1" ? "" : `${server.address} `;
+    const host =
+      server.address === "0.0.0.0" || server.address === "::"
+        ? "HOST "
+        : server.address === "127.0.0.1"
+          ? ""
+          : `${server.address} `;
     const target = server.family === "unix" ? server.address : `${host}${server.port}`;
     const auth = `${tls === undefined ? "" : " --tls"}${token === undefined ? "" : " (with CONFAB_TOKEN set)"}`;
     const hint = fn === undefined ? `; connect with: npx confab connect ${target}${auth}` : "";
@@ -163,10 +177,17 @@ export async function serve(argv: string[]): Promise<never> {
 }
 
 /** `--tls-cert FILE --tls-key FILE [--tls-ca FILE]` as the server's TLS options; a CA means client certificates are required. */
-function tlsOptions(cert: string | undefined, key: string | undefined, ca: string | undefined): ServerTlsOptions | undefined {
+function tlsOptions(
+  cert: string | undefined,
+  key: string | undefined,
+  ca: string | undefined,
+): ServerTlsOptions | undefined {
   if (cert === undefined && key === undefined && ca === undefined) return undefined;
   if (cert === undefined || key === undefined) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "TLS needs both --tls-cert FILE and --tls-key FILE (--tls-ca FILE adds client certificates)");
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "TLS needs both --tls-cert FILE and --tls-key FILE (--tls-ca FILE adds client certificates)",
+    );
   }
   return {
     cert: readPem(cert, "--tls-cert"),
@@ -187,11 +208,18 @@ async function loadFunction(spec: string): Promise<ConnectionFunction<Socket>> {
   try {
     loaded = (await import(specifier)) as Record<string, unknown>;
   } catch (error) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--function: cannot import ${modulePart}: ${(error as Error).message}`, { cause: error });
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `--function: cannot import ${modulePart}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const fn = loaded[exportName];
   if (typeof fn !== "function") {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--function: ${modulePart} has no exported function "${exportName}"`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `--function: ${modulePart} has no exported function "${exportName}"`,
+    );
   }
   return fn as ConnectionFunction<Socket>;
 }

@@ -63,20 +63,29 @@ test("an unknown service name is an error saying where it looked", async () => {
 test("a connection that is not answered in time rejects with a timeout naming host and port", async () => {
   // A listener that never accepts, with a full queue: further SYNs are dropped, so the
   // connection neither succeeds nor fails until our timeout.
-  const child = spawn("python3", ["-c", [
-    "import socket, sys, time",
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
-    "port = s.getsockname()[1]",
-    "fillers = []",
-    "for _ in range(4):",
-    "    c = socket.socket(); c.setblocking(False)",
-    "    try: c.connect(('127.0.0.1', port))",
-    "    except BlockingIOError: pass",
-    "    fillers.append(c)",
-    "time.sleep(0.2); print(port, flush=True); time.sleep(30)",
-  ].join("\n")], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    "python3",
+    [
+      "-c",
+      [
+        "import socket, sys, time",
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+        "port = s.getsockname()[1]",
+        "fillers = []",
+        "for _ in range(4):",
+        "    c = socket.socket(); c.setblocking(False)",
+        "    try: c.connect(('127.0.0.1', port))",
+        "    except BlockingIOError: pass",
+        "    fillers.append(c)",
+        "time.sleep(0.2); print(port, flush=True); time.sleep(30)",
+      ].join("\n"),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   children.push(child);
-  const port = await new Promise<number>((resolve) => child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))));
+  const port = await new Promise<number>((resolve) =>
+    child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
   const started = Date.now();
   await assert.rejects(openTcpStream("127.0.0.1", port, { connectTimeout: 300 }), (error: unknown) => {
     assert.ok(error instanceof ConfabError);

@@ -62,15 +62,32 @@ export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"
  * talk.close();
  * ```
  */
-export function openTcpStream(host: string, service: number | string, options: OpenTcpStreamOptions & { errorp: false }): Promise<SocketStream | null>;
-export function openTcpStream(host: string, service: number | string, options?: OpenTcpStreamOptions): Promise<SocketStream>;
-export async function openTcpStream(host: string, service: number | string, options: OpenTcpStreamOptions = {}): Promise<SocketStream | null> {
+export function openTcpStream(
+  host: string,
+  service: number | string,
+  options: OpenTcpStreamOptions & { errorp: false },
+): Promise<SocketStream | null>;
+export function openTcpStream(
+  host: string,
+  service: number | string,
+  options?: OpenTcpStreamOptions,
+): Promise<SocketStream>;
+export async function openTcpStream(
+  host: string,
+  service: number | string,
+  options: OpenTcpStreamOptions = {},
+): Promise<SocketStream | null> {
   const { connectTimeout, errorp, localAddress, tls: tlsOptions, token, ...streamOptions } = options;
   try {
     if (token !== undefined) validateToken(token);
     const path = unixSocketPath(service);
     const target: Target = path === undefined ? { host, port: resolveService(service) } : { host, path };
-    const socket = await connect(target, connectTimeout, localAddress, tlsOptions === true ? {} : tlsOptions === false ? undefined : tlsOptions);
+    const socket = await connect(
+      target,
+      connectTimeout,
+      localAddress,
+      tlsOptions === true ? {} : tlsOptions === false ? undefined : tlsOptions,
+    );
     const stream = new SocketStream({ ...streamOptions, socket });
     if (token !== undefined) {
       stream.writeLine(tokenLine(token));
@@ -86,16 +103,27 @@ export async function openTcpStream(host: string, service: number | string, opti
 /** Where to connect: a TCP host and port, or a Unix socket's path (`host` then names the peer for TLS). */
 type Target = { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
 
-function connect(target: Target, timeout: number | undefined, localAddress: string | undefined, secure: ClientTlsOptions | undefined): Promise<net.Socket> {
+function connect(
+  target: Target,
+  timeout: number | undefined,
+  localAddress: string | undefined,
+  secure: ClientTlsOptions | undefined,
+): Promise<net.Socket> {
   const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
   const address = "path" in target ? { path: target.path } : { host: target.host, port: target.port };
   return new Promise((resolve, reject) => {
-    const socket = secure === undefined ? net.connect({ ...address, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) }) : tls.connect(tlsConnectOptions(target, address, localAddress, secure));
+    const socket =
+      secure === undefined
+        ? net.connect({ ...address, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) })
+        : tls.connect(tlsConnectOptions(target, address, localAddress, secure));
     let timer: NodeJS.Timeout | undefined;
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       const code = systemCode({ code: error.code ?? firstCode(error) }, ErrorCodes.CONNECT);
-      const why = secure !== undefined && !CONNECT_CODES.has(code) ? `TLS handshake failed: ${error.message} (${code})` : describe(code, error, "path" in target);
+      const why =
+        secure !== undefined && !CONNECT_CODES.has(code)
+          ? `TLS handshake failed: ${error.message} (${code})`
+          : describe(code, error, "path" in target);
       reject(new ConfabError(code, `cannot connect to ${where}: ${why}`, { cause: error }));
     };
     socket.once("error", onError);
@@ -109,7 +137,12 @@ function connect(target: Target, timeout: number | undefined, localAddress: stri
         socket.off("error", onError);
         socket.on("error", () => undefined);
         socket.destroy();
-        reject(new ConfabError(ErrorCodes.CONNECT_TIMEOUT, `cannot connect to ${where}: no answer within ${timeout} ms (connectTimeout)`));
+        reject(
+          new ConfabError(
+            ErrorCodes.CONNECT_TIMEOUT,
+            `cannot connect to ${where}: no answer within ${timeout} ms (connectTimeout)`,
+          ),
+        );
       }, timeout);
     }
   });
@@ -126,7 +159,12 @@ function firstCode(error: Error): string | undefined {
   return undefined;
 }
 
-function tlsConnectOptions(target: Target, address: object, localAddress: string | undefined, secure: ClientTlsOptions): tls.ConnectionOptions {
+function tlsConnectOptions(
+  target: Target,
+  address: object,
+  localAddress: string | undefined,
+  secure: ClientTlsOptions,
+): tls.ConnectionOptions {
   // `allowHalfOpen` is honoured by tls.connect, though the typings leave it out.
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
     ...address,
@@ -143,12 +181,23 @@ function tlsConnectOptions(target: Target, address: object, localAddress: string
 }
 
 // Failures to reach the server at all, as opposed to a TLS handshake that went wrong.
-const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOENT", "EACCES", "EAI_AGAIN"]);
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOENT",
+  "EACCES",
+  "EAI_AGAIN",
+]);
 
 function describe(code: string, error: Error, unix: boolean): string {
   switch (code) {
     case "ECONNREFUSED":
-      return unix ? "connection refused (nothing is listening on this socket)" : "connection refused (nothing is listening there)";
+      return unix
+        ? "connection refused (nothing is listening on this socket)"
+        : "connection refused (nothing is listening there)";
     case "ENOENT":
       return unix ? "no such socket (nothing is listening there)" : `${error.message} (${code})`;
     case "EACCES":

@@ -60,7 +60,7 @@ async function echoServer(
       const stream = new SocketStream({ socket: handle });
       streams.push(stream);
       void (async () => {
-        for (let line; (line = await stream.readLine().catch(() => null)) !== null; ) {
+        for (let line; (line = await stream.readLine().catch(() => null)) !== null;) {
           stream.writeLine(`echo: ${line}`);
           stream.forceOutput();
         }
@@ -72,7 +72,11 @@ async function echoServer(
 }
 
 async function tlsClient(port: number, options: tls.ConnectionOptions = {}): Promise<SocketStream> {
-  const stream = await openTcpStream("127.0.0.1", port, { tls: { ca: certs.ca.cert, ...(options as object) }, connectTimeout: 5000, readTimeout: 5000 });
+  const stream = await openTcpStream("127.0.0.1", port, {
+    tls: { ca: certs.ca.cert, ...(options as object) },
+    connectTimeout: 5000,
+    readTimeout: 5000,
+  });
   streams.push(stream);
   return stream;
 }
@@ -91,7 +95,10 @@ function isTlsReport(what: string): boolean {
 // TLS
 
 test("a TLS server gives function a TLSSocket after its handshake, and no byte sent at once is lost", async () => {
-  const { server, handles, paused } = await echoServer({ tls: { key: certs.server.key, cert: certs.server.cert } }, 150);
+  const { server, handles, paused } = await echoServer(
+    { tls: { key: certs.server.key, cert: certs.server.cert } },
+    150,
+  );
   const stream = await tlsClient(server.port);
   stream.writeLine("first");
   stream.writeLine("second");
@@ -128,11 +135,17 @@ test("openTcpStream over TLS rejects a server its CA did not sign, and that clie
 
 test("openTcpStream over TLS checks the server's name: a certificate for another host is refused", async () => {
   const { server } = await echoServer({ tls: { key: certs.server.key, cert: certs.server.cert } });
-  await assert.rejects(openTcpStream("127.0.0.1", server.port, { tls: { ca: certs.ca.cert, servername: "example.com" }, connectTimeout: 5000 }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, "ERR_TLS_CERT_ALTNAME_INVALID");
-    return true;
-  });
+  await assert.rejects(
+    openTcpStream("127.0.0.1", server.port, {
+      tls: { ca: certs.ca.cert, servername: "example.com" },
+      connectTimeout: 5000,
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, "ERR_TLS_CERT_ALTNAME_INVALID");
+      return true;
+    },
+  );
 });
 
 test("a plain-TCP client of a TLS server never reaches function, is reported, and does not hold up TLS clients", async () => {
@@ -146,7 +159,10 @@ test("a plain-TCP client of a TLS server never reaches function, is reported, an
     assert.doesNotMatch(plain.received, /echo/);
     await eventually(() => captured.reports.some((r) => isTlsReport(r.what)), 3000, "the failed handshake is reported");
     const report = captured.reports.find((r) => isTlsReport(r.what));
-    assert.match(report?.what ?? "", new RegExp(`^0 server on 127\\.0\\.0\\.1:${server.port}: TLS handshake with 127\\.0\\.0\\.1:\\d+ failed$`));
+    assert.match(
+      report?.what ?? "",
+      new RegExp(`^0 server on 127\\.0\\.0\\.1:${server.port}: TLS handshake with 127\\.0\\.0\\.1:\\d+ failed$`),
+    );
 
     const good = await tlsClient(server.port);
     good.writeLine("still served");
@@ -162,7 +178,9 @@ test("a plain-TCP client of a TLS server never reaches function, is reported, an
 });
 
 test("a client that never completes its handshake is dropped after handshakeTimeout and reported", async () => {
-  const { server, handles } = await echoServer({ tls: { key: certs.server.key, cert: certs.server.cert, handshakeTimeout: 300 } });
+  const { server, handles } = await echoServer({
+    tls: { key: certs.server.key, cert: certs.server.cert, handshakeTimeout: 300 },
+  });
   const captured = captureReports();
   try {
     const started = Date.now();
@@ -178,7 +196,9 @@ test("a client that never completes its handshake is dropped after handshakeTime
 });
 
 test("with ca, a client holding a certificate signed by that CA gets through, and function can see who it is", async () => {
-  const { server, handles } = await echoServer({ tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert } });
+  const { server, handles } = await echoServer({
+    tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert },
+  });
   const stream = await tlsClient(server.port, { cert: certs.client.cert, key: certs.client.key });
   stream.writeLine("hello");
   stream.forceOutput();
@@ -194,12 +214,18 @@ for (const [which, credentials] of [
   ["a certificate signed by another CA", () => ({ cert: certs.stranger.cert, key: certs.stranger.key })],
 ] as const) {
   test(`with ca, a client with ${which} is refused in one line, never reaches function, and is reported`, async () => {
-    const { server, handles } = await echoServer({ tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert } });
+    const { server, handles } = await echoServer({
+      tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert },
+    });
     const captured = captureReports();
     try {
       // TLS 1.3: the client's handshake completes before the server has judged its certificate;
       // the server then says why in one line and closes.
-      const stream = await openTcpStream("127.0.0.1", server.port, { tls: { ca: certs.ca.cert, ...credentials() }, connectTimeout: 5000, readTimeout: 5000 });
+      const stream = await openTcpStream("127.0.0.1", server.port, {
+        tls: { ca: certs.ca.cert, ...credentials() },
+        connectTimeout: 5000,
+        readTimeout: 5000,
+      });
       streams.push(stream);
       stream.writeLine("let me in");
       stream.forceOutput();
@@ -209,7 +235,10 @@ for (const [which, credentials] of [
       const report = captured.reports.find((r) => /refused/.test(r.what));
       assert.ok(report?.error instanceof ConfabError);
       assert.equal(report.error.code, ErrorCodes.TLS_CLIENT_REFUSED);
-      assert.match(report.error.message, which === "no certificate" ? /no client certificate/ : /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+      assert.match(
+        report.error.message,
+        which === "no certificate" ? /no client certificate/ : /UNABLE_TO_VERIFY_LEAF_SIGNATURE/,
+      );
       assert.equal(handles.length, 0);
       // ... and a good client is still served.
       const good = await tlsClient(server.port, { cert: certs.client.cert, key: certs.client.key });
@@ -224,18 +253,28 @@ for (const [which, credentials] of [
 }
 
 test("TLS options that cannot work are refused before anything listens", async () => {
-  await assert.rejects(startUpServer({ service: 0, function: () => undefined, tls: { key: certs.server.key, cert: certs.server.cert, requestCert: true } }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
-    assert.match(error.message, /requestCert needs tls\.ca/);
-    return true;
-  });
-  await assert.rejects(startUpServer({ service: 0, function: () => undefined, tls: { key: "not a key", cert: certs.server.cert } }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
-    assert.match(error.message, /invalid TLS key or certificate/);
-    return true;
-  });
+  await assert.rejects(
+    startUpServer({
+      service: 0,
+      function: () => undefined,
+      tls: { key: certs.server.key, cert: certs.server.cert, requestCert: true },
+    }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+      assert.match(error.message, /requestCert needs tls\.ca/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    startUpServer({ service: 0, function: () => undefined, tls: { key: "not a key", cert: certs.server.cert } }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.INVALID_ARGUMENT);
+      assert.match(error.message, /invalid TLS key or certificate/);
+      return true;
+    },
+  );
 });
 
 test("killing a TLS server frees its port at once, and a handshake finishing afterwards reaches nobody", async () => {
@@ -275,7 +314,10 @@ test("a service that is a path names a Unix socket: unix:PATH or any string with
   assert.equal(unixSocketPath("confab"), undefined);
   assert.equal(unixSocketPath("10243"), undefined);
   assert.equal(unixSocketPath(10243), undefined);
-  assert.throws(() => unixSocketPath("unix:"), (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  assert.throws(
+    () => unixSocketPath("unix:"),
+    (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT,
+  );
 });
 
 test("a Unix socket server listens with owner-only permissions; address is the path, port 0", async () => {
@@ -316,7 +358,11 @@ test("the socket is 0600 even when the process umask would let everyone in", asy
 test("a stale socket file left by a crashed server is replaced", async () => {
   const path = join(dir, "stale.sock");
   // A real crash: a process that binds the path and dies by SIGKILL, leaving the file.
-  const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, "SIGKILL"))`], { stdio: "ignore" });
+  const child = spawn(
+    process.execPath,
+    ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, "SIGKILL"))`],
+    { stdio: "ignore" },
+  );
   await new Promise((resolve) => child.once("exit", resolve));
   assert.ok(lstatSync(path).isSocket(), "the crashed server left its socket file");
   const { server } = await echoServer({ service: path });
@@ -379,8 +425,14 @@ test("openTcpStream to a Unix socket nobody serves says so", async () => {
 
 test("TLS runs over a Unix socket too", async () => {
   const path = join(dir, "tls.sock");
-  const { handles } = await echoServer({ service: path, tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert } });
-  const stream = await openTcpStream("localhost", path, { tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key }, readTimeout: 5000 });
+  const { handles } = await echoServer({
+    service: path,
+    tls: { key: certs.server.key, cert: certs.server.cert, ca: certs.ca.cert },
+  });
+  const stream = await openTcpStream("localhost", path, {
+    tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key },
+    readTimeout: 5000,
+  });
   streams.push(stream);
   stream.writeLine("both");
   stream.forceOutput();

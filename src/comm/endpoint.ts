@@ -94,7 +94,11 @@ export interface BoundEndpoint {
  */
 export function unixSocketPath(service: number | string | undefined): string | undefined {
   if (typeof service !== "string") return undefined;
-  const path = service.startsWith("unix:") ? service.slice("unix:".length) : service.includes("/") ? service : undefined;
+  const path = service.startsWith("unix:")
+    ? service.slice("unix:".length)
+    : service.includes("/")
+      ? service
+      : undefined;
   if (path === undefined) return undefined;
   if (path === "" || path.includes("\0")) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${JSON.stringify(service)} is not a usable Unix socket path`);
@@ -122,7 +126,8 @@ export function describeEndpoint(endpoint: Pick<BoundEndpoint, "address" | "port
  * is not a socket is never deleted (`ERR_NOT_A_SOCKET`). Closing the server removes the file.
  */
 export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
-  const where = spec.fd !== undefined ? `inherited socket (fd ${spec.fd})` : (spec.path ?? formatHostPort(spec.host, spec.port));
+  const where =
+    spec.fd !== undefined ? `inherited socket (fd ${spec.fd})` : (spec.path ?? formatHostPort(spec.host, spec.port));
   const server = processContext.exit(() => createServer(spec, where));
   try {
     if (spec.fd !== undefined) {
@@ -140,14 +145,32 @@ export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
   }
   if (spec.path !== undefined) {
     unlinkAtExit(server, spec.path);
-    return { server, address: spec.path, port: 0, family: UNIX_FAMILY, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
+    return {
+      server,
+      address: spec.path,
+      port: 0,
+      family: UNIX_FAMILY,
+      proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true,
+    };
   }
   const bound = server.address();
   if (bound === null || typeof bound === "string") {
     // An inherited Unix domain socket: its path, if any, is all there is to say.
-    return { server, address: bound ?? where, port: 0, family: UNIX_FAMILY, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
+    return {
+      server,
+      address: bound ?? where,
+      port: 0,
+      family: UNIX_FAMILY,
+      proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true,
+    };
   }
-  return { server, address: bound.address, port: bound.port, family: bound.family, proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true };
+  return {
+    server,
+    address: bound.address,
+    port: bound.port,
+    family: bound.family,
+    proxyHandled: server instanceof TlsEndpointServer && spec.proxyProtocol === true,
+  };
 }
 
 function createServer(spec: EndpointSpec, where: string): net.Server {
@@ -226,16 +249,25 @@ async function removeStaleSocket(path: string, processName: string): Promise<voi
   }
   const answer = await probeSocket(path);
   if (answer === "live") {
-    throw new ConfabError("EADDRINUSE", `cannot start ${processName}: ${path} is already in use (a server answers on it) (EADDRINUSE)`);
+    throw new ConfabError(
+      "EADDRINUSE",
+      `cannot start ${processName}: ${path} is already in use (a server answers on it) (EADDRINUSE)`,
+    );
   }
   if (answer !== "stale") {
-    throw new ConfabError(answer, `cannot start ${processName}: cannot tell whether ${path} is in use (${answer}); not replacing it`);
+    throw new ConfabError(
+      answer,
+      `cannot start ${processName}: cannot tell whether ${path} is in use (${answer}); not replacing it`,
+    );
   }
   // The same file as the one probed, still: never unlink something swapped in meanwhile.
   const again = lstatSync(path, { throwIfNoEntry: false });
   if (again === undefined) return;
   if (!again.isSocket() || again.ino !== stat.ino || again.dev !== stat.dev) {
-    throw new ConfabError("EADDRINUSE", `cannot start ${processName}: ${path} changed while it was checked (EADDRINUSE)`);
+    throw new ConfabError(
+      "EADDRINUSE",
+      `cannot start ${processName}: ${path} changed while it was checked (EADDRINUSE)`,
+    );
   }
   unlinkSync(path);
 }
@@ -329,7 +361,10 @@ class TlsEndpointServer extends net.Server {
     const what = `${name} on ${where}`;
     this.#requireCert = requiresClientCertificates(options);
     if (options.requestCert === true && options.ca === undefined) {
-      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${what}: tls.requestCert needs tls.ca, the CA that signs the client certificates`);
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `cannot start ${what}: tls.requestCert needs tls.ca, the CA that signs the client certificates`,
+      );
     }
     const handshakeTimeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     try {
@@ -345,7 +380,11 @@ class TlsEndpointServer extends net.Server {
         allowHalfOpen: true,
       });
     } catch (error) {
-      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${what}: invalid TLS key or certificate: ${(error as Error).message}`, { cause: error });
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `cannot start ${what}: invalid TLS key or certificate: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     this.#tls.on("secureConnection", this.#onSecure);
     this.#tls.on("tlsClientError", this.#onHandshakeError);
@@ -386,8 +425,17 @@ class TlsEndpointServer extends net.Server {
       // Node puts the verification error's code (a string) here, whatever the typings say.
       const reason: unknown = socket.authorizationError;
       const presented = Object.keys(socket.getPeerCertificate()).length > 0;
-      const why = !presented ? "no client certificate" : typeof reason === "string" ? reason : reason instanceof Error ? reason.message : "not verified";
-      this.#report(`TLS client ${peerOf(socket)} refused`, new ConfabError(ErrorCodes.TLS_CLIENT_REFUSED, `client certificate refused: ${why}`));
+      const why = !presented
+        ? "no client certificate"
+        : typeof reason === "string"
+          ? reason
+          : reason instanceof Error
+            ? reason.message
+            : "not verified";
+      this.#report(
+        `TLS client ${peerOf(socket)} refused`,
+        new ConfabError(ErrorCodes.TLS_CLIENT_REFUSED, `client certificate refused: ${why}`),
+      );
       socket.end("Error: a client certificate signed by the server's CA is required\n");
       socket.resume(); // what the client sent is drained unread
       socket.setTimeout(1000, () => socket.destroy());
@@ -424,7 +472,9 @@ class TlsEndpointServer extends net.Server {
 }
 
 function peerOf(socket: net.Socket): string {
-  return socket.remoteAddress === undefined ? "a local client" : formatHostPort(socket.remoteAddress, socket.remotePort ?? "?");
+  return socket.remoteAddress === undefined
+    ? "a local client"
+    : formatHostPort(socket.remoteAddress, socket.remotePort ?? "?");
 }
 
 /** At most `max` reports per `interval` ms; says how many were held back when it speaks again. */

@@ -19,7 +19,14 @@ test("a server on ::1 talks IPv6 and announces its address in brackets", async (
   const out = new PassThrough();
   let text = "";
   out.on("data", (chunk: Buffer) => (text += chunk.toString()));
-  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, address: "::1", processName: "six", announce: out, logger: false });
+  const server = await startUpServer({
+    function: makeStreamAndTalk,
+    service: 0,
+    address: "::1",
+    processName: "six",
+    announce: out,
+    logger: false,
+  });
   servers.push(server);
   assert.equal(server.address, "::1");
   assert.equal(server.family, "IPv6");

@@ -17,7 +17,7 @@ function framerOf(text: string | Buffer, options = UTF8, end = true): LineFramer
 /** Every line until the end of input. */
 function allLines(framer: LineFramer): (string | false | undefined)[] {
   const lines: (string | false | undefined)[] = [];
-  for (let line; (line = framer.takeLine()) !== null; ) {
+  for (let line; (line = framer.takeLine()) !== null;) {
     lines.push(line);
     if (typeof line !== "string") break;
   }
@@ -26,7 +26,10 @@ function allLines(framer: LineFramer): (string | false | undefined)[] {
 
 test("lines lose their LF or CRLF; a last line without newline comes before null, and only after end()", () => {
   const framer = framerOf("one\ntwo\r\n\nthree\r\nlast", UTF8, false);
-  assert.deepEqual([framer.takeLine(), framer.takeLine(), framer.takeLine(), framer.takeLine()], ["one", "two", "", "three"]);
+  assert.deepEqual(
+    [framer.takeLine(), framer.takeLine(), framer.takeLine(), framer.takeLine()],
+    ["one", "two", "", "three"],
+  );
   assert.equal(framer.takeLine(), undefined, "no whole line yet");
   assert.equal(framer.length, 4);
   framer.end();
@@ -51,7 +54,7 @@ test("a UTF-8 character split across chunks, one byte per chunk, is decoded whol
   const lines: (string | false | null | undefined)[] = [];
   for (const b of Buffer.from("zwölf € 🎉\nß\n")) {
     framer.push(Buffer.from([b]));
-    for (let line; (line = framer.takeLine()) !== undefined; ) lines.push(line);
+    for (let line; (line = framer.takeLine()) !== undefined;) lines.push(line);
   }
   assert.deepEqual(lines, ["zwölf € 🎉", "ß"]);
 });
@@ -159,39 +162,51 @@ test("dropPartialLine keeps the whole lines and drops what follows the last LF",
 
 // ---------------------------------------------------------------- properties
 
-const lineArbitrary = fc.string({ unit: fc.constantFrom("a", "é", "€", "🎉", " ", "\r", "x", "\u0000"), maxLength: 30 });
+const lineArbitrary = fc.string({
+  unit: fc.constantFrom("a", "é", "€", "🎉", " ", "\r", "x", "\u0000"),
+  maxLength: 30,
+});
 
 test("property: any split of a byte stream into chunks yields the same lines", () => {
   fc.assert(
-    fc.property(fc.array(lineArbitrary, { maxLength: 12 }), fc.boolean(), fc.boolean(), fc.array(fc.nat(), { maxLength: 20 }), (lines, crlf, finalNewline, cutPoints) => {
-      const text = lines.map((l, i) => l + (i < lines.length - 1 || finalNewline ? (crlf ? "\r\n" : "\n") : "")).join("");
-      const bytes = Buffer.from(text);
-      const cuts = [...new Set(cutPoints.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b);
-      const framer = new LineFramer(UTF8);
-      const got: string[] = [];
-      const drain = (): void => {
-        for (let line; typeof (line = framer.takeLine()) === "string"; ) got.push(line);
-      };
-      let from = 0;
-      for (const cut of [...cuts, bytes.length]) {
-        if (cut > from) framer.push(bytes.subarray(from, cut));
-        from = Math.max(from, cut);
+    fc.property(
+      fc.array(lineArbitrary, { maxLength: 12 }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (lines, crlf, finalNewline, cutPoints) => {
+        const text = lines
+          .map((l, i) => l + (i < lines.length - 1 || finalNewline ? (crlf ? "\r\n" : "\n") : ""))
+          .join("");
+        const bytes = Buffer.from(text);
+        const cuts = [...new Set(cutPoints.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort(
+          (a, b) => a - b,
+        );
+        const framer = new LineFramer(UTF8);
+        const got: string[] = [];
+        const drain = (): void => {
+          for (let line; typeof (line = framer.takeLine()) === "string";) got.push(line);
+        };
+        let from = 0;
+        for (const cut of [...cuts, bytes.length]) {
+          if (cut > from) framer.push(bytes.subarray(from, cut));
+          from = Math.max(from, cut);
+          drain();
+        }
+        framer.end();
         drain();
-      }
-      framer.end();
-      drain();
-      assert.equal(framer.takeLine(), null);
-      // A terminated line loses its LF or CRLF (so a CR just before a bare LF goes too);
-      // an empty unterminated last line is no line at all.
-      const expected = lines
-        .map((l, i) => (i < lines.length - 1 || finalNewline ? (crlf ? l : l.replace(/\r$/, "")) : l))
-        .filter((l, i) => i < lines.length - 1 || finalNewline || l !== "");
-      assert.deepEqual(got, expected);
-    }),
+        assert.equal(framer.takeLine(), null);
+        // A terminated line loses its LF or CRLF (so a CR just before a bare LF goes too);
+        // an empty unterminated last line is no line at all.
+        const expected = lines
+          .map((l, i) => (i < lines.length - 1 || finalNewline ? (crlf ? l : l.replace(/\r$/, "")) : l))
+          .filter((l, i) => i < lines.length - 1 || finalNewline || l !== "");
+        assert.deepEqual(got, expected);
+      },
+    ),
     { numRuns: 500 },
   );
 });
-
 
 test("property: lines, characters and byte reads match a reference over any chunking, in both encodings", () => {
   fc.assert(
@@ -208,7 +223,12 @@ test("property: lines, characters and byte reads match a reference over any chun
         let i = 0;
         const got = ops.map((op) => {
           for (;;) {
-            const value = op.kind === "line" ? framer.takeLine() : op.kind === "char" ? framer.takeChar() : framer.takeBytes(op.count);
+            const value =
+              op.kind === "line"
+                ? framer.takeLine()
+                : op.kind === "char"
+                  ? framer.takeChar()
+                  : framer.takeBytes(op.count);
             assert.notEqual(value, false);
             if (value !== undefined) return value;
             if (at >= bytes.length) framer.end();
@@ -235,7 +255,7 @@ test("property: a line longer than maxLine is refused however it is split, and t
       const got: (string | false | null | undefined)[] = [];
       for (let i = 0; i < data.length && got.at(-1) !== false; i += chunkSize) {
         framer.push(data.subarray(i, i + chunkSize));
-        for (let line; (line = framer.takeLine()) !== undefined; ) {
+        for (let line; (line = framer.takeLine()) !== undefined;) {
           got.push(line);
           if (line === false) break;
         }

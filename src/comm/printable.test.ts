@@ -16,7 +16,9 @@ test("printable escapes C0 and C1 controls, bidi controls, zero-width characters
     ["\u061c", "\\u061c"],
     ["\u200e", "\\u200e"],
     ["\u200f", "\\u200f"],
-    ...["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"].map((c): [string, string] => [c, `\\u${c.charCodeAt(0).toString(16)}`]),
+    ...["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"].map(
+      (c): [string, string] => [c, `\\u${c.charCodeAt(0).toString(16)}`],
+    ),
     ["\u200b", "\\u200b"],
     ["\u200c", "\\u200c"],
     ["\u200d", "\\u200d"],

@@ -10,7 +10,24 @@ after(() => {
 });
 
 function v2(command: number, family: number, body: Buffer): Buffer {
-  const head = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20 | command, family, 0, 0]);
+  const head = Buffer.from([
+    0x0d,
+    0x0a,
+    0x0d,
+    0x0a,
+    0x00,
+    0x0d,
+    0x0a,
+    0x51,
+    0x55,
+    0x49,
+    0x54,
+    0x0a,
+    0x20 | command,
+    family,
+    0,
+    0,
+  ]);
   head.writeUInt16BE(body.length, 14);
   return Buffer.concat([head, body]);
 }
@@ -28,7 +45,13 @@ test("a v1 TCP4 line gives the client's address and port", () => {
   const parsed = parseProxyHeader(Buffer.from("PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\nhello"));
   assert.deepEqual(parsed, {
     kind: "header",
-    header: { version: 1, sourceAddress: "192.0.2.7", sourcePort: 56324, destinationAddress: "198.51.100.1", destinationPort: 443 },
+    header: {
+      version: 1,
+      sourceAddress: "192.0.2.7",
+      sourcePort: 56324,
+      destinationAddress: "198.51.100.1",
+      destinationPort: 443,
+    },
     length: 45,
   });
 });
@@ -41,10 +64,21 @@ test("v1 TCP6 and UNKNOWN are understood", () => {
 });
 
 test("v2 PROXY over IPv4 and IPv6, and v2 LOCAL, are understood; TLVs are skipped", () => {
-  const four = parseProxyHeader(Buffer.concat([v2ipv4([10, 0, 0, 9], [10, 0, 0, 1], 5000, 10243, Buffer.from([0x04, 0, 1, 0xff])), Buffer.from("data")]));
+  const four = parseProxyHeader(
+    Buffer.concat([
+      v2ipv4([10, 0, 0, 9], [10, 0, 0, 1], 5000, 10243, Buffer.from([0x04, 0, 1, 0xff])),
+      Buffer.from("data"),
+    ]),
+  );
   assert.deepEqual(four, {
     kind: "header",
-    header: { version: 2, sourceAddress: "10.0.0.9", sourcePort: 5000, destinationAddress: "10.0.0.1", destinationPort: 10243 },
+    header: {
+      version: 2,
+      sourceAddress: "10.0.0.9",
+      sourcePort: 5000,
+      destinationAddress: "10.0.0.1",
+      destinationPort: 10243,
+    },
     length: 32,
   });
   const addr6 = Buffer.alloc(36);
@@ -61,7 +95,13 @@ test("v2 PROXY over IPv4 and IPv6, and v2 LOCAL, are understood; TLVs are skippe
 });
 
 test("malformed or missing headers are invalid, with a reason", () => {
-  for (const bad of ["GET / HTTP/1.1\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n", "PROXY TCP5 a b 1 2\r\n", `PROXY ${"x".repeat(120)}`]) {
+  for (const bad of [
+    "GET / HTTP/1.1\r\n",
+    "PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n",
+    "PROXY TCP4 ::1 ::1 1 2\r\n",
+    "PROXY TCP5 a b 1 2\r\n",
+    `PROXY ${"x".repeat(120)}`,
+  ]) {
     const parsed = parseProxyHeader(Buffer.from(bad));
     assert.equal(parsed.kind, "invalid", bad);
   }
@@ -71,8 +111,14 @@ test("malformed or missing headers are invalid, with a reason", () => {
 });
 
 test("a v2 header too short for its family's addresses is invalid, naming the family", () => {
-  assert.deepEqual(parseProxyHeader(v2(1, 0x11, Buffer.alloc(11))), { kind: "invalid", reason: "PROXY v2 IPv4 addresses are truncated" });
-  assert.deepEqual(parseProxyHeader(v2(1, 0x21, Buffer.alloc(35))), { kind: "invalid", reason: "PROXY v2 IPv6 addresses are truncated" });
+  assert.deepEqual(parseProxyHeader(v2(1, 0x11, Buffer.alloc(11))), {
+    kind: "invalid",
+    reason: "PROXY v2 IPv4 addresses are truncated",
+  });
+  assert.deepEqual(parseProxyHeader(v2(1, 0x21, Buffer.alloc(35))), {
+    kind: "invalid",
+    reason: "PROXY v2 IPv6 addresses are truncated",
+  });
   assert.equal(parseProxyHeader(v2(1, 0x21, Buffer.alloc(36))).kind, "header");
 });
 
@@ -80,18 +126,26 @@ test("property: any prefix of a valid header asks for more, the whole parses bac
   const octet = fc.integer({ min: 0, max: 255 });
   const portArb = fc.integer({ min: 0, max: 65535 });
   fc.assert(
-    fc.property(fc.tuple(octet, octet, octet, octet), fc.tuple(octet, octet, octet, octet), portArb, portArb, fc.boolean(), (src, dst, sport, dport, binary) => {
-      const header = binary
-        ? v2ipv4(src, dst, sport, dport)
-        : Buffer.from(`PROXY TCP4 ${src.join(".")} ${dst.join(".")} ${sport} ${dport}\r\n`);
-      for (let cut = 0; cut < header.length; cut++) assert.equal(parseProxyHeader(header.subarray(0, cut)).kind, "more");
-      const parsed = parseProxyHeader(Buffer.concat([header, Buffer.from("payload")]));
-      assert.ok(parsed.kind === "header");
-      assert.equal(parsed.length, header.length);
-      assert.equal(parsed.header.sourceAddress, src.join("."));
-      assert.equal(parsed.header.sourcePort, sport);
-      assert.equal(parsed.header.destinationPort, dport);
-    }),
+    fc.property(
+      fc.tuple(octet, octet, octet, octet),
+      fc.tuple(octet, octet, octet, octet),
+      portArb,
+      portArb,
+      fc.boolean(),
+      (src, dst, sport, dport, binary) => {
+        const header = binary
+          ? v2ipv4(src, dst, sport, dport)
+          : Buffer.from(`PROXY TCP4 ${src.join(".")} ${dst.join(".")} ${sport} ${dport}\r\n`);
+        for (let cut = 0; cut < header.length; cut++)
+          assert.equal(parseProxyHeader(header.subarray(0, cut)).kind, "more");
+        const parsed = parseProxyHeader(Buffer.concat([header, Buffer.from("payload")]));
+        assert.ok(parsed.kind === "header");
+        assert.equal(parsed.length, header.length);
+        assert.equal(parsed.header.sourceAddress, src.join("."));
+        assert.equal(parsed.header.sourcePort, sport);
+        assert.equal(parsed.header.destinationPort, dport);
+      },
+    ),
     { numRuns: 200 },
   );
 });
@@ -99,7 +153,9 @@ test("property: any prefix of a valid header asks for more, the whole parses bac
 test("property: arbitrary bytes never throw and never claim more than they have", () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, withSignature) => {
-      const data = withSignature ? Buffer.concat([Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]), bytes]) : Buffer.from(bytes);
+      const data = withSignature
+        ? Buffer.concat([Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]), bytes])
+        : Buffer.from(bytes);
       const parsed = parseProxyHeader(data);
       if (parsed.kind === "header") assert.ok(parsed.length <= data.length);
     }),
@@ -137,7 +193,10 @@ test("readProxyHeader sets the socket's peer to the client and loses no byte aft
 test("readProxyHeader rejects a connection without a header, and one that sends nothing in time", async () => {
   const plain = await acceptedPair();
   plain.client.write("hello\n");
-  await assert.rejects(readProxyHeader(plain.server, 2000), { code: BAD_PROXY_HEADER, message: /did not start with one/ });
+  await assert.rejects(readProxyHeader(plain.server, 2000), {
+    code: BAD_PROXY_HEADER,
+    message: /did not start with one/,
+  });
   const silent = await acceptedPair();
   await assert.rejects(readProxyHeader(silent.server, 100), { code: BAD_PROXY_HEADER, message: /within 100 ms/ });
 });

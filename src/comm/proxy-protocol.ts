@@ -58,29 +58,49 @@ function startsLike(data: Buffer, prefix: Buffer): boolean {
 }
 
 function parseV1(data: Buffer): ProxyParse {
-  if (!startsLike(data, V1_PREFIX)) return { kind: "invalid", reason: "no PROXY header: the connection did not start with one" };
+  if (!startsLike(data, V1_PREFIX))
+    return { kind: "invalid", reason: "no PROXY header: the connection did not start with one" };
   const end = data.indexOf("\r\n");
   if (end === -1) {
-    return data.length >= V1_MAX ? { kind: "invalid", reason: `PROXY v1 line longer than ${V1_MAX} bytes` } : { kind: "more" };
+    return data.length >= V1_MAX
+      ? { kind: "invalid", reason: `PROXY v1 line longer than ${V1_MAX} bytes` }
+      : { kind: "more" };
   }
   if (end + 2 > V1_MAX) return { kind: "invalid", reason: `PROXY v1 line longer than ${V1_MAX} bytes` };
   const fields = data.toString("latin1", 0, end).split(" ");
   const length = end + 2;
   if (fields[1] === "UNKNOWN") return { kind: "header", header: { version: 1 }, length };
   if (fields.length !== 6 || (fields[1] !== "TCP4" && fields[1] !== "TCP6")) {
-    return { kind: "invalid", reason: `malformed PROXY v1 line: ${JSON.stringify(data.toString("latin1", 0, Math.min(end, 60)))}` };
+    return {
+      kind: "invalid",
+      reason: `malformed PROXY v1 line: ${JSON.stringify(data.toString("latin1", 0, Math.min(end, 60)))}`,
+    };
   }
-  const [, family, source, destination, sourcePort, destinationPort] = fields as [string, string, string, string, string, string];
+  const [, family, source, destination, sourcePort, destinationPort] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const ipVersion = family === "TCP4" ? 4 : 6;
   if (isIP(source) !== ipVersion || isIP(destination) !== ipVersion) {
     return { kind: "invalid", reason: `malformed PROXY v1 line: addresses are not ${family}` };
   }
   const sport = port(sourcePort);
   const dport = port(destinationPort);
-  if (sport === undefined || dport === undefined) return { kind: "invalid", reason: "malformed PROXY v1 line: bad port" };
+  if (sport === undefined || dport === undefined)
+    return { kind: "invalid", reason: "malformed PROXY v1 line: bad port" };
   return {
     kind: "header",
-    header: { version: 1, sourceAddress: source, sourcePort: sport, destinationAddress: destination, destinationPort: dport },
+    header: {
+      version: 1,
+      sourceAddress: source,
+      sourcePort: sport,
+      destinationAddress: destination,
+      destinationPort: dport,
+    },
     length,
   };
 }
@@ -92,10 +112,12 @@ function port(text: string): number | undefined {
 }
 
 function parseV2(data: Buffer): ProxyParse {
-  if (!startsLike(data, V2_SIGNATURE)) return { kind: "invalid", reason: "no PROXY header: the connection did not start with one" };
+  if (!startsLike(data, V2_SIGNATURE))
+    return { kind: "invalid", reason: "no PROXY header: the connection did not start with one" };
   if (data.length < 16) return { kind: "more" };
   const versionCommand = data[12] as number;
-  if (versionCommand >> 4 !== 2) return { kind: "invalid", reason: `PROXY v2 header with version ${versionCommand >> 4}` };
+  if (versionCommand >> 4 !== 2)
+    return { kind: "invalid", reason: `PROXY v2 header with version ${versionCommand >> 4}` };
   const command = versionCommand & 0x0f;
   if (command > 1) return { kind: "invalid", reason: `PROXY v2 header with unknown command ${command}` };
   const family = data[13] as number;
@@ -120,7 +142,13 @@ function parseV2(data: Buffer): ProxyParse {
 }
 
 // A v2 address block: source and destination addresses of `size` bytes each, then the two ports.
-function v2Addresses(body: Buffer, length: number, family: string, size: number, format: (bytes: Buffer) => string): ProxyParse {
+function v2Addresses(
+  body: Buffer,
+  length: number,
+  family: string,
+  size: number,
+  format: (bytes: Buffer) => string,
+): ProxyParse {
   if (body.length < 2 * size + 4) return { kind: "invalid", reason: `PROXY v2 ${family} addresses are truncated` };
   return {
     kind: "header",
@@ -145,7 +173,7 @@ function ipv6(bytes: Buffer): string {
   // The canonical short form: the longest run of zero groups becomes "::".
   let best = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== "0") {
       i++;
       continue;

@@ -21,9 +21,7 @@ export type ConnectionFunction<H> = (handle: H) => unknown;
  * with the bound address once listening (or with the error if binding failed).
  */
 export type Announce =
-  | boolean
-  | NodeJS.WritableStream
-  | ((address: net.AddressInfo | null, error: Error | null) => void);
+  boolean | NodeJS.WritableStream | ((address: net.AddressInfo | null, error: Error | null) => void);
 
 /** Limits on a server's connections. */
 export interface ConnectionLimits {
@@ -273,7 +271,12 @@ export function errorMessage(error: unknown, withName = true): string {
 }
 
 /** @internal Writes the start-up line to `announce`, or hands it the address or the error. */
-export function announceTo(announce: Announce | undefined, line: string, address: net.AddressInfo | null, error: Error | null): void {
+export function announceTo(
+  announce: Announce | undefined,
+  line: string,
+  address: net.AddressInfo | null,
+  error: Error | null,
+): void {
   if (announce === undefined || announce === false) return;
   try {
     if (typeof announce === "function") announce(address, error);
@@ -284,4 +287,7 @@ export function announceTo(announce: Announce | undefined, line: string, address
 }
 
 /** @internal What starts one server in this process: `workers.ts` calls it in each worker. */
-export type StartOneServer = (options: ServerOptions | StreamServerOptions, hooks: ServerHooks) => Promise<ServerProcess>;
+export type StartOneServer = (
+  options: ServerOptions | StreamServerOptions,
+  hooks: ServerHooks,
+) => Promise<ServerProcess>;

@@ -76,9 +76,20 @@ test("a connection closed by idleTimeout is told why in one line first, after wh
     await sleep(50);
   }
   await idle.closed(2000);
-  assert.equal(idle.received, "You sent: 'hi'\nError: connection idle for 150 ms (the server's idleTimeout); closing\n");
-  assert.equal(busy.received, Array.from({ length: 6 }, (_, i) => `You sent: 'tick ${i}'\n`).join(""), "no reason line on a connection that is not cut off");
-  await eventually(() => !listAllProcesses().some((p) => p.name === `talk ${String(idle.socket.localPort)}`), 2000, "the idle connection's process ended");
+  assert.equal(
+    idle.received,
+    "You sent: 'hi'\nError: connection idle for 150 ms (the server's idleTimeout); closing\n",
+  );
+  assert.equal(
+    busy.received,
+    Array.from({ length: 6 }, (_, i) => `You sent: 'tick ${i}'\n`).join(""),
+    "no reason line on a connection that is not cut off",
+  );
+  await eventually(
+    () => !listAllProcesses().some((p) => p.name === `talk ${String(idle.socket.localPort)}`),
+    2000,
+    "the idle connection's process ended",
+  );
 });
 
 test("a server whose function keeps the raw socket tells an idle connection why too, and the socket closes", async () => {
@@ -88,7 +99,11 @@ test("a server whose function keeps the raw socket tells an idle connection why 
   await idle.closed(2000);
   assert.equal(idle.received, "Error: connection idle for 100 ms (the server's idleTimeout); closing\n");
   idle.end();
-  await eventually(() => handles[0]?.destroyed === true && server.counters.active === 0, 2000, "the server's socket closed");
+  await eventually(
+    () => handles[0]?.destroyed === true && server.counters.active === 0,
+    2000,
+    "the server's socket closed",
+  );
   assert.equal(server.counters.timedOut, 1);
 });
 
@@ -111,7 +126,9 @@ test("killing a server with 500 open connections frees the port at once and leav
 
 test("out of file descriptors, the server keeps its port and recovers when descriptors free up", async () => {
   const fixture = fileURLToPath(new URL("../../test/fixtures/talk-server.ts", import.meta.url));
-  const child = spawn("prlimit", ["--nofile=64:64", process.execPath, "--import", "tsx", fixture], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn("prlimit", ["--nofile=64:64", process.execPath, "--import", "tsx", fixture], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   children.push(child);
   let out = "";
   child.stdout.setEncoding("utf8");
@@ -130,7 +147,7 @@ test("out of file descriptors, the server keeps its port and recovers when descr
   // The child frees its descriptors as it sees the connections close: until then a new
   // connection may still be one it cannot accept, so try again until one is served.
   let recovered: string | null = null;
-  for (const deadline = Date.now() + 10_000; recovered === null && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 10_000; recovered === null && Date.now() < deadline;) {
     const fresh = await client(port);
     fresh.send("recovered\n");
     recovered = await fresh.line(1000).catch(() => null);

@@ -44,12 +44,17 @@ test("a logger function hears started, accepted, refused, process-ended and stop
       logger: (e) => events.push(e),
       function: (handle: net.Socket) => {
         const stream = new SocketStream({ socket: handle });
-        processRunFunction(`doomed ${String(stream.remotePort)}`, {}, async (s: SocketStream) => {
-          const line = await s.readLine();
-          if (line === "fail") throw new Error("asked to fail");
-          if (line === "finish") s.close();
-          else await s.readLine();
-        }, stream);
+        processRunFunction(
+          `doomed ${String(stream.remotePort)}`,
+          {},
+          async (s: SocketStream) => {
+            const line = await s.readLine();
+            if (line === "fail") throw new Error("asked to fail");
+            if (line === "finish") s.close();
+            else await s.readLine();
+          },
+          stream,
+        );
       },
     });
     servers.push(server);
@@ -60,7 +65,11 @@ test("a logger function hears started, accepted, refused, process-ended and stop
     await refused.closed();
     failing.send("fail\n");
     finishing.send("finish\n");
-    await eventually(() => events.filter((e) => e.event === "process-ended").length === 2, 3000, JSON.stringify(events));
+    await eventually(
+      () => events.filter((e) => e.event === "process-ended").length === 2,
+      3000,
+      JSON.stringify(events),
+    );
     for (const c of [failing, finishing]) {
       await c.closed();
       c.end(); // our half of the connection: the server counts it closed once both halves are
@@ -76,7 +85,10 @@ test("a logger function hears started, accepted, refused, process-ended and stop
     const byKind = (kind: ServerEvent["event"]): ServerEvent[] => events.filter((e) => e.event === kind);
     assert.equal(byKind("accepted").length, 3);
     assert.match((byKind("accepted")[0] as { peer: string }).peer, /^127\.0\.0\.1:\d+$/);
-    assert.deepEqual(byKind("refused").map((e) => (e as { reason: string }).reason), ["maxConnections 2"]);
+    assert.deepEqual(
+      byKind("refused").map((e) => (e as { reason: string }).reason),
+      ["maxConnections 2"],
+    );
     const ended = byKind("process-ended") as Extract<ServerEvent, { event: "process-ended" }>[];
     assert.deepEqual(ended.map((e) => e.state).sort(), ["failed", "finished", "killed"]);
     assert.equal(ended.find((e) => e.state === "failed")?.reason, "Error: asked to fail");
@@ -97,13 +109,22 @@ test("by default a server with an announce stream logs human-readable lines ther
   await eventually(() => text().includes("accepted"));
   const lines = text().trimEnd().split("\n");
   assert.equal(lines[0], `texty: listening on 127.0.0.1:${server.port}`);
-  assert.match(lines[1] ?? "", new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z texty: accepted 127\\.0\\.0\\.1:${c.socket.localPort}$`));
+  assert.match(
+    lines[1] ?? "",
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z texty: accepted 127\\.0\\.0\\.1:${c.socket.localPort}$`),
+  );
 });
 
 test("logger json writes one JSON object per line with a time", async () => {
   const out = new PassThrough();
   const text = collect(out);
-  const server = await startUpServer({ function: makeStreamAndTalk, service: 0, processName: "jsony", announce: out, logger: "json" });
+  const server = await startUpServer({
+    function: makeStreamAndTalk,
+    service: 0,
+    processName: "jsony",
+    announce: out,
+    logger: "json",
+  });
   servers.push(server);
   const c = await client(server.port);
   c.send("x\n");
@@ -112,8 +133,15 @@ test("logger json writes one JSON object per line with a time", async () => {
   await c.closed();
   processKill(server);
   await eventually(() => text().includes('"stopped"'));
-  const records = text().trimEnd().split("\n").slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(records.map((r) => r.event), ["started", "accepted", "process-ended", "stopped"]);
+  const records = text()
+    .trimEnd()
+    .split("\n")
+    .slice(1)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    records.map((r) => r.event),
+    ["started", "accepted", "process-ended", "stopped"],
+  );
   for (const r of records) assert.match(String(r.time), /^\d{4}-\d\d-\d\dT/);
   assert.equal(records[2]?.state, "finished");
 });
@@ -158,7 +186,13 @@ function sink(): { out: NodeJS.WritableStream; text: () => string } {
 test("the text logger shows names, peers and messages with controls, bidi and zero-width characters escaped, one event per line", () => {
   const { out, text } = sink();
   const log = textLogger(out);
-  log({ event: "process-ended", server: "srv\u001b[2J", process: 'evil\tname\u202e" finished\nforged', id: 7, state: "killed" });
+  log({
+    event: "process-ended",
+    server: "srv\u001b[2J",
+    process: 'evil\tname\u202e" finished\nforged',
+    id: 7,
+    state: "killed",
+  });
   log({ event: "refused", server: "srv", peer: "1.2.3.4:5\u200b", reason: "bad\r\nheader\u0085" });
   log({ event: "error", server: "srv", message: "C:\\path\u2066x\u2069" });
   const lines = text().split("\n");
@@ -166,7 +200,11 @@ test("the text logger shows names, peers and messages with controls, bidi and ze
   assert.match(lines[0] ?? "", / srv\\u001b\[2J: process 7 "evil\\tname\\u202e\\" finished\\nforged" killed$/);
   assert.match(lines[1] ?? "", / srv: refused 1\.2\.3\.4:5\\u200b: bad\\r\\nheader\\u0085$/);
   assert.match(lines[2] ?? "", / srv: error: C:\\\\path\\u2066x\\u2069$/);
-  assert.doesNotMatch(text(), /[\t\r\u001b\u0085\u200b\u202e\u2066\u2069]/u, "no raw control, bidi or zero-width character");
+  assert.doesNotMatch(
+    text(),
+    /[\t\r\u001b\u0085\u200b\u202e\u2066\u2069]/u,
+    "no raw control, bidi or zero-width character",
+  );
 });
 
 test("the JSON logger writes bidi and zero-width characters and C1 controls as \\u escapes, and the values parse back unchanged", () => {
@@ -180,7 +218,13 @@ test("the JSON logger writes bidi and zero-width characters and C1 controls as \
 
 test("what a client sends that reaches a text log line (a malformed PROXY header, with a C1 control in it) is shown escaped", async () => {
   const { out, text } = sink();
-  const server = await startUpServer({ service: 0, processName: "proxied", logger: textLogger(out), proxyProtocol: true, function: makeStreamAndTalk });
+  const server = await startUpServer({
+    service: 0,
+    processName: "proxied",
+    logger: textLogger(out),
+    proxyProtocol: true,
+    function: makeStreamAndTalk,
+  });
   servers.push(server);
   const c = await client(server.port);
   // U+009B is CSI, a one-character escape sequence introducer: raw, `cat` on the log would clear the screen.
@@ -197,7 +241,12 @@ test("the text log names a Unix socket server by its path, without a port; IPv6 
     const path = join(dir, "log.sock");
     const out = new PassThrough();
     const text = collect(out);
-    const server = await startUpServer({ function: makeStreamAndTalk, service: `unix:${path}`, processName: "unixy", logger: textLogger(out) });
+    const server = await startUpServer({
+      function: makeStreamAndTalk,
+      service: `unix:${path}`,
+      processName: "unixy",
+      logger: textLogger(out),
+    });
     servers.push(server);
     assert.match(text(), new RegExp(`^\\S+ unixy: listening on ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n$`));
     assert.doesNotMatch(text(), /:0\b/);
@@ -205,7 +254,13 @@ test("the text log names a Unix socket server by its path, without a port; IPv6 
 
     const six = new PassThrough();
     const sixText = collect(six);
-    const onSix = await startUpServer({ function: makeStreamAndTalk, service: 0, address: "::1", processName: "sixy", logger: textLogger(six) });
+    const onSix = await startUpServer({
+      function: makeStreamAndTalk,
+      service: 0,
+      address: "::1",
+      processName: "sixy",
+      logger: textLogger(six),
+    });
     servers.push(onSix);
     assert.match(sixText(), new RegExp(`^\\S+ sixy: listening on \\[::1\\]:${onSix.port}\\n$`));
   } finally {

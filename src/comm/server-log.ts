@@ -133,7 +133,11 @@ export function jsonLogger(out: NodeJS.WritableStream): Logger {
 export function serverLogger(option: LoggerOption | undefined, announce: unknown): Logger | undefined {
   if (typeof option === "function") return option;
   if (option === false) return undefined;
-  const stream = isWritable(announce) ? announce : announce === true || option !== undefined ? process.stdout : undefined;
+  const stream = isWritable(announce)
+    ? announce
+    : announce === true || option !== undefined
+      ? process.stdout
+      : undefined;
   if (stream === undefined) return undefined;
   return option === "json" ? jsonLogger(stream) : textLogger(stream);
 }

@@ -30,7 +30,7 @@ test("the server process carries the bound port and address, on loopback by defa
   assert.equal(await c.line(), "You sent: 'hi'");
 });
 
-test("the default process name is Lisp's (format nil \"~S server\" service)", () => {
+test('the default process name is Lisp\'s (format nil "~S server" service)', () => {
   assert.equal(defaultProcessName(10243), "10243 server");
   assert.equal(defaultProcessName("confab"), '"confab" server');
   assert.equal(defaultProcessName('we"ird\\'), '"we\\"ird\\\\" server');
@@ -71,18 +71,23 @@ test("a port in use is refused with an error naming the port", async () => {
 });
 
 test("an unknown service is refused with an error naming the service", async () => {
-  await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: "no-such-service-here" }), (error: unknown) => {
-    assert.ok(error instanceof ConfabError);
-    assert.equal(error.code, ErrorCodes.UNKNOWN_SERVICE);
-    assert.match(error.message, /no-such-service-here/);
-    return true;
-  });
+  await assert.rejects(
+    startUpServer({ function: makeStreamAndTalk, service: "no-such-service-here" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfabError);
+      assert.equal(error.code, ErrorCodes.UNKNOWN_SERVICE);
+      assert.match(error.message, /no-such-service-here/);
+      return true;
+    },
+  );
 });
 
 test("a bind error is also handed to an announce function", async () => {
   const first = await talkServer();
   const calls: [net.AddressInfo | null, Error | null][] = [];
-  await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: first.port, announce: (a, e) => calls.push([a, e]) }));
+  await assert.rejects(
+    startUpServer({ function: makeStreamAndTalk, service: first.port, announce: (a, e) => calls.push([a, e]) }),
+  );
   assert.equal(calls.length, 1);
   const [address, failure] = calls[0] ?? [];
   assert.equal(address, null);
@@ -158,7 +163,7 @@ test("an error thrown by function is reported and the server keeps serving", asy
         return undefined;
       },
     });
-      await client(server.port);
+    await client(server.port);
     await client(server.port);
     const good = await client(server.port);
     good.send("still here\n");
@@ -175,10 +180,15 @@ test("createStream hands function a ready SocketStream", async () => {
   const server = await talkServer({
     createStream: true,
     function: (stream: SocketStream) => {
-      processRunFunction("greeter", {}, async (s: SocketStream) => {
-        s.writeLine(`hello ${String(await s.readLine())}`);
-        s.close();
-      }, stream);
+      processRunFunction(
+        "greeter",
+        {},
+        async (s: SocketStream) => {
+          s.writeLine(`hello ${String(await s.readLine())}`);
+          s.close();
+        },
+        stream,
+      );
     },
   });
   const c = await client(server.port);

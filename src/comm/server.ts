@@ -56,7 +56,13 @@ export class TcpServerProcess extends ServerProcess {
   #lastAcceptErrorAt = 0;
 
   /** Not for users: use {@link startUpServer}. */
-  constructor(name: string, endpoint: BoundEndpoint, dispatch: (handle: net.Socket) => unknown, limits: ConnectionLimits = {}, logger?: Logger) {
+  constructor(
+    name: string,
+    endpoint: BoundEndpoint,
+    dispatch: (handle: net.Socket) => unknown,
+    limits: ConnectionLimits = {},
+    logger?: Logger,
+  ) {
     super(name, endpoint, limits, logger);
     this.#idleTimeout = limits.idleTimeout ?? 0;
     this.#proxyProtocol = (limits.proxyProtocol ?? false) && endpoint.proxyHandled !== true;
@@ -97,7 +103,9 @@ export class TcpServerProcess extends ServerProcess {
       // Without a listener, a reset while we say why would crash the host.
       socket.on("error", ignoreError);
       this.countRefused(socket, `maxConnections ${this.maxConnections}`);
-      socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () => socket.destroy());
+      socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () =>
+        socket.destroy(),
+      );
       return;
     }
     // Sockets fail while waiting or after: the shared listeners keep a reset from crashing
@@ -180,7 +188,10 @@ export class TcpServerProcess extends ServerProcess {
     if (code === this.#lastAcceptError && now - this.#lastAcceptErrorAt < ACCEPT_ERROR_REPORT_MS) return;
     this.#lastAcceptError = code;
     this.#lastAcceptErrorAt = now;
-    const hint = code === "EMFILE" || code === "ENFILE" ? " (out of file descriptors: connections are dropped until some close)" : "";
+    const hint =
+      code === "EMFILE" || code === "ENFILE"
+        ? " (out of file descriptors: connections are dropped until some close)"
+        : "";
     this.log({ event: "error", server: this.name, message: `${error.message}${hint}` });
     reportError(`${this.name} on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
@@ -256,7 +267,6 @@ function ignoreError(): void {
   // The stream or handler that owns the socket sees the error through its own listener.
 }
 
-
 /**
  * comm's core `comm:start-up-server`: starts a TCP server in a new process serving `function`
  * and resolves to that process once the port is bound. Rejects with a {@link ConfabError}
@@ -288,7 +298,10 @@ function ignoreError(): void {
  */
 export function startUpServer(options: StreamServerOptions, hooks?: ServerHooks): Promise<ServerProcess>;
 export function startUpServer(options?: ServerOptions, hooks?: ServerHooks): Promise<ServerProcess>;
-export async function startUpServer(options: ServerOptions | StreamServerOptions = {}, hooks: ServerHooks = {}): Promise<ServerProcess> {
+export async function startUpServer(
+  options: ServerOptions | StreamServerOptions = {},
+  hooks: ServerHooks = {},
+): Promise<ServerProcess> {
   if (options.workers !== undefined && options.workers !== 1) {
     // Loaded on demand: a one-process server never loads node:cluster.
     return (await import("./workers.js")).startUpWorkers(options, hooks, startOneServer);
@@ -297,7 +310,10 @@ export async function startUpServer(options: ServerOptions | StreamServerOptions
 }
 
 /** Starts a server that listens in this process: {@link startUpServer} without workers. */
-async function startOneServer(options: ServerOptions | StreamServerOptions, hooks: ServerHooks = {}): Promise<TcpServerProcess> {
+async function startOneServer(
+  options: ServerOptions | StreamServerOptions,
+  hooks: ServerHooks = {},
+): Promise<TcpServerProcess> {
   const service = options.service ?? DEFAULT_SERVICE;
   const processName = options.processName ?? defaultProcessName(service);
   const host = options.address ?? "127.0.0.1";
@@ -318,7 +334,16 @@ async function startOneServer(options: ServerOptions | StreamServerOptions, hook
   const dispatch = await connectionDispatcher(options, hooks, processName);
   let endpoint: BoundEndpoint;
   try {
-    endpoint = await bindEndpoint({ port, host, path, fd: options.fd, backlog: options.backlog, tls: options.tls, proxyProtocol: options.proxyProtocol, processName });
+    endpoint = await bindEndpoint({
+      port,
+      host,
+      path,
+      fd: options.fd,
+      backlog: options.backlog,
+      tls: options.tls,
+      proxyProtocol: options.proxyProtocol,
+      processName,
+    });
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
@@ -336,25 +361,35 @@ async function startOneServer(options: ServerOptions | StreamServerOptions, hook
   const limits: ConnectionLimits = {
     // A function that limits its connections itself gets none from here, so that (for the
     // listener server) a connection still starting never takes a session's place.
-    ...(hooks.limitsConnections === true || options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+    ...(hooks.limitsConnections === true || options.maxConnections === undefined
+      ? {}
+      : { maxConnections: options.maxConnections }),
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
   const logger = serverLogger(options.logger, options.announce);
-    const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
-    startProcess(started, () => started.untilClosed(), []);
+  const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
+  startProcess(started, () => started.untilClosed(), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.
-  if (options.logger !== undefined) started.log({ event: "started", server: processName, address: bound.address, port: bound.port });
+  if (options.logger !== undefined)
+    started.log({ event: "started", server: processName, address: bound.address, port: bound.port });
   return started;
 }
 
-async function connectionDispatcher(options: ServerOptions | StreamServerOptions, hooks: ServerHooks, processName: string): Promise<(handle: net.Socket) => unknown> {
+async function connectionDispatcher(
+  options: ServerOptions | StreamServerOptions,
+  hooks: ServerHooks,
+  processName: string,
+): Promise<(handle: net.Socket) => unknown> {
   const fn = options.function;
   if (fn === undefined) {
     if (hooks.dispatcher !== undefined) return hooks.dispatcher();
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `cannot start ${processName}: comm's core startUpServer needs a function; the package's startUpServer serves listeners without one`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `cannot start ${processName}: comm's core startUpServer needs a function; the package's startUpServer serves listeners without one`,
+    );
   }
   if (options.createStream === true) {
     const streamFn = fn as ConnectionFunction<SocketStream>;

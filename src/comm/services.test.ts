@@ -57,7 +57,12 @@ function isConfabError(code: string, check?: (message: string) => void) {
 void test("a name is found by any of its aliases, and the entry carries its official name", async () => {
   await useServicesFile("kerberos\t88/tcp\t\tkerberos5 krb5 kerberos-sec\t# Kerberos v5\n");
   const entry = getServiceEntry("krb5");
-  assert.deepEqual(entry, { name: "kerberos", port: 88, aliases: ["kerberos5", "krb5", "kerberos-sec"], protocol: "tcp" });
+  assert.deepEqual(entry, {
+    name: "kerberos",
+    port: 88,
+    aliases: ["kerberos5", "krb5", "kerberos-sec"],
+    protocol: "tcp",
+  });
   assert.equal(resolveService("kerberos-sec"), 88);
 });
 
@@ -188,7 +193,20 @@ void test("integers and numeric strings are ports as they are", () => {
 });
 
 void test("out-of-range, negative, fractional and empty services are INVALID_ARGUMENT", () => {
-  for (const bad of [-1, 65536, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "65536", "-1", "1.5", "+80", "1e3", "", "   "]) {
+  for (const bad of [
+    -1,
+    65536,
+    1.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    "65536",
+    "-1",
+    "1.5",
+    "+80",
+    "1e3",
+    "",
+    "   ",
+  ]) {
     assert.throws(() => resolveService(bad), isConfabError(ErrorCodes.INVALID_ARGUMENT), `for ${String(bad)}`);
   }
 });
@@ -211,19 +229,28 @@ void test("names are case-sensitive", async () => {
 
 // --- properties -------------------------------------------------------------------------------
 
-const nameChar = fc.constantFrom(...Array.from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+/:é€"));
+const nameChar = fc.constantFrom(
+  ...Array.from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+/:é€"),
+);
 const nameArb = fc.string({ unit: nameChar, minLength: 1, maxLength: 12 });
 const protocolArb = fc.constantFrom("tcp", "udp", "sctp", "ddp");
-const entryArb = fc.record({
-  name: nameArb,
-  port: fc.integer({ min: 0, max: 65535 }),
-  aliases: fc.array(nameArb, { maxLength: 4 }),
-  protocol: protocolArb,
-}).map((entry): ServiceEntry => ({ ...entry })); // fc.record builds null-prototype objects; deepEqual would tell them apart
+const entryArb = fc
+  .record({
+    name: nameArb,
+    port: fc.integer({ min: 0, max: 65535 }),
+    aliases: fc.array(nameArb, { maxLength: 4 }),
+    protocol: protocolArb,
+  })
+  .map((entry): ServiceEntry => ({ ...entry })); // fc.record builds null-prototype objects; deepEqual would tell them apart
 const gapArb = fc.string({ unit: fc.constantFrom(" ", "\t"), minLength: 1, maxLength: 4 });
 const optGapArb = fc.string({ unit: fc.constantFrom(" ", "\t"), maxLength: 3 });
 const commentArb = fc.option(
-  fc.tuple(optGapArb, fc.string({ maxLength: 10 }).map((s) => s.replace(/[\r\n]/g, ""))).map(([gap, text]) => `${gap}#${text}`),
+  fc
+    .tuple(
+      optGapArb,
+      fc.string({ maxLength: 10 }).map((s) => s.replace(/[\r\n]/g, "")),
+    )
+    .map(([gap, text]) => `${gap}#${text}`),
   { nil: "" },
 );
 const lineEndArb = fc.constantFrom("\n", "\r\n");
@@ -231,9 +258,19 @@ const protoCaseArb = fc.array(fc.boolean(), { minLength: 4, maxLength: 4 });
 
 void test("property: well-formed entries rendered with random spacing, comments and line endings parse back exactly", () => {
   const renderedEntry = fc
-    .tuple(entryArb, optGapArb, fc.array(gapArb, { minLength: 6, maxLength: 6 }), commentArb, lineEndArb, protoCaseArb, optGapArb)
+    .tuple(
+      entryArb,
+      optGapArb,
+      fc.array(gapArb, { minLength: 6, maxLength: 6 }),
+      commentArb,
+      lineEndArb,
+      protoCaseArb,
+      optGapArb,
+    )
     .map(([entry, lead, gaps, comment, eol, upper, trail]) => {
-      const proto = Array.from(entry.protocol).map((c, i) => (upper[i] === true ? c.toUpperCase() : c)).join("");
+      const proto = Array.from(entry.protocol)
+        .map((c, i) => (upper[i] === true ? c.toUpperCase() : c))
+        .join("");
       let line = `${lead}${entry.name}${gaps[0]}${entry.port}/${proto}`;
       entry.aliases.forEach((alias, i) => {
         line += `${gaps[(i + 1) % gaps.length]}${alias}`;
@@ -242,11 +279,23 @@ void test("property: well-formed entries rendered with random spacing, comments 
     });
   const noiseLine = fc.oneof(
     fc.tuple(optGapArb, lineEndArb).map(([gap, eol]) => gap + eol),
-    fc.tuple(optGapArb, commentArb.filter((c) => c !== ""), lineEndArb).map(([gap, c, eol]) => gap + c + eol),
+    fc
+      .tuple(
+        optGapArb,
+        commentArb.filter((c) => c !== ""),
+        lineEndArb,
+      )
+      .map(([gap, c, eol]) => gap + c + eol),
   );
   const lineArb = fc.oneof(
     { arbitrary: renderedEntry.map((r): { entry: ServiceEntry | undefined; text: string } => r), weight: 3 },
-    { arbitrary: noiseLine.map((text): { entry: ServiceEntry | undefined; text: string } => ({ entry: undefined, text })), weight: 1 },
+    {
+      arbitrary: noiseLine.map((text): { entry: ServiceEntry | undefined; text: string } => ({
+        entry: undefined,
+        text,
+      })),
+      weight: 1,
+    },
   );
   fc.assert(
     fc.property(fc.array(lineArb, { maxLength: 20 }), fc.boolean(), (lines, dropFinalNewline) => {
@@ -261,7 +310,24 @@ void test("property: well-formed entries rendered with random spacing, comments 
 void test("property: parseServicesFile never throws and every port is an integer from 0 to 65535", () => {
   const noisy = fc.string({
     unit: fc.oneof(
-      fc.constantFrom(" ", "\t", "\n", "\r", "#", "/", "0", "9", "6", "5", "tcp", "UDP", "-", "x", "65536", "99999999999999999999"),
+      fc.constantFrom(
+        " ",
+        "\t",
+        "\n",
+        "\r",
+        "#",
+        "/",
+        "0",
+        "9",
+        "6",
+        "5",
+        "tcp",
+        "UDP",
+        "-",
+        "x",
+        "65536",
+        "99999999999999999999",
+      ),
       fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
     ),
     maxLength: 200,

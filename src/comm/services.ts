@@ -133,7 +133,12 @@ function loadDatabase(): ServicesDatabase {
   if (!byKey.has(builtInKey)) {
     byKey.set(
       builtInKey,
-      Object.freeze({ name: DEFAULT_SERVICE, port: DEFAULT_PORT, aliases: Object.freeze([]), protocol: DEFAULT_PROTOCOL }),
+      Object.freeze({
+        name: DEFAULT_SERVICE,
+        port: DEFAULT_PORT,
+        aliases: Object.freeze([]),
+        protocol: DEFAULT_PROTOCOL,
+      }),
     );
   }
   return { byKey, sources };
@@ -219,7 +224,10 @@ export function resolveService(service: number | string | undefined, protocol: s
   }
   const text = service.trim();
   if (text === "") {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `service ${JSON.stringify(service)} is empty: give a port number or a service name`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `service ${JSON.stringify(service)} is empty: give a port number or a service name`,
+    );
   }
   if (/^[0-9]+$/.test(text)) {
     const port = Number(text);

@@ -29,7 +29,11 @@ async function socketPair(): Promise<{ client: net.Socket; server: net.Socket }>
   const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
   await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
   const accepted = new Promise<net.Socket>((resolve) => listener.once("connection", resolve));
-  const client = net.connect({ port: (listener.address() as net.AddressInfo).port, host: "127.0.0.1", allowHalfOpen: true });
+  const client = net.connect({
+    port: (listener.address() as net.AddressInfo).port,
+    host: "127.0.0.1",
+    allowHalfOpen: true,
+  });
   const server = await accepted;
   await new Promise<void>((resolve) => (client.connecting ? client.once("connect", resolve) : resolve()));
   listener.close();
@@ -43,7 +47,7 @@ after(() => {
 
 async function readAllLines(stream: SocketStream): Promise<string[]> {
   const lines: string[] = [];
-  for (let line; (line = await stream.readLine()) !== null; ) lines.push(line);
+  for (let line; (line = await stream.readLine()) !== null;) lines.push(line);
   return lines;
 }
 
@@ -117,7 +121,14 @@ test("property, end to end: reads match the framing reference over any chunking,
         const stream = new SocketStream({ socket, elementType: baseChar ? "base-char" : "character" });
         const reading = (async () => {
           const got: (string | Buffer | null)[] = [];
-          for (const op of ops) got.push(await (op.kind === "line" ? stream.readLine() : op.kind === "char" ? stream.readChar() : stream.readBytes(op.count)));
+          for (const op of ops)
+            got.push(
+              await (op.kind === "line"
+                ? stream.readLine()
+                : op.kind === "char"
+                  ? stream.readChar()
+                  : stream.readBytes(op.count)),
+            );
           return got;
         })();
         for (let at = 0, i = 0; at < bytes.length; i++) {
@@ -256,10 +267,20 @@ test("bad options are refused with a clear error", () => {
     code: ErrorCodes.INVALID_ARGUMENT,
     message: /maxLineLength/,
   });
-  const wrong = { socket: chunkedSocket().socket, direction: "in" } as unknown as ConstructorParameters<typeof SocketStream>[0];
-  assert.throws(() => new SocketStream(wrong), { code: ErrorCodes.INVALID_ARGUMENT, message: /direction must be "io", "input" or "output", got "in"/ });
-  const latin = { socket: chunkedSocket().socket, elementType: "latin1" } as unknown as ConstructorParameters<typeof SocketStream>[0];
-  assert.throws(() => new SocketStream(latin), { code: ErrorCodes.INVALID_ARGUMENT, message: /elementType must be "character" or "base-char", got "latin1"/ });
+  const wrong = { socket: chunkedSocket().socket, direction: "in" } as unknown as ConstructorParameters<
+    typeof SocketStream
+  >[0];
+  assert.throws(() => new SocketStream(wrong), {
+    code: ErrorCodes.INVALID_ARGUMENT,
+    message: /direction must be "io", "input" or "output", got "in"/,
+  });
+  const latin = { socket: chunkedSocket().socket, elementType: "latin1" } as unknown as ConstructorParameters<
+    typeof SocketStream
+  >[0];
+  assert.throws(() => new SocketStream(latin), {
+    code: ErrorCodes.INVALID_ARGUMENT,
+    message: /elementType must be "character" or "base-char", got "latin1"/,
+  });
 });
 
 test("close settles a pending read with null and later reads reject", async () => {
@@ -333,7 +354,7 @@ test("over real sockets: a reader that echoes stops taking input while the peer 
   const { client, server } = await socketPair();
   const stream = new SocketStream({ socket: server });
   const echo = (async () => {
-    for (let line; (line = await stream.readLine()) !== null; ) {
+    for (let line; (line = await stream.readLine()) !== null;) {
       stream.writeLine(line);
       stream.forceOutput();
     }
@@ -401,8 +422,11 @@ test("close with a reason sends the buffered output, then one line Error: <reaso
   const received = readToEnd(client);
   const stream = new SocketStream({ socket: server });
   stream.writeString("buffered, not forced\n");
-  stream.close({ reason: "session killed (process 7 \"evil\tname\u202e\nCL-USER 1 > \" was killed)" });
-  assert.equal(await received, 'buffered, not forced\nError: session killed (process 7 "evil\\tname\\u202e\\nCL-USER 1 > " was killed)\n');
+  stream.close({ reason: 'session killed (process 7 "evil\tname\u202e\nCL-USER 1 > " was killed)' });
+  assert.equal(
+    await received,
+    'buffered, not forced\nError: session killed (process 7 "evil\\tname\\u202e\\nCL-USER 1 > " was killed)\n',
+  );
 });
 
 test("over maxOutputBuffer, a client that does not read gets, once it reads again, what was queued and then one line saying why", async () => {
@@ -414,7 +438,10 @@ test("over maxOutputBuffer, a client that does not read gets, once it reads agai
   let failure: unknown;
   let written = 0;
   const writer = processRunFunction("writer to a client that does not read", {}, async () => {
-    const pending = stream.readLine().then(() => undefined, (error: unknown) => error); // a pending read fails too
+    const pending = stream.readLine().then(
+      () => undefined,
+      (error: unknown) => error,
+    ); // a pending read fails too
     try {
       // Far past what the kernel buffers on loopback: the rest waits in the stream's socket.
       for (let i = 0; i < 10_000; i++) {
@@ -435,8 +462,14 @@ test("over maxOutputBuffer, a client that does not read gets, once it reads agai
   client.resume();
   const lines = (await received).split("\n");
   assert.equal(lines.pop(), "", "the last line ends with a newline, then end of file");
-  assert.equal(lines.pop(), `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`);
-  assert.ok(lines.length > 0 && lines.length <= written && lines.every((l) => l === line), "before it, whole lines of what was queued");
+  assert.equal(
+    lines.pop(),
+    `Error: output buffer over ${limit} bytes (maxOutputBuffer; the client is not reading); closing`,
+  );
+  assert.ok(
+    lines.length > 0 && lines.length <= written && lines.every((l) => l === line),
+    "before it, whole lines of what was queued",
+  );
 });
 
 test("a stream's public surface is exactly the documented API: no plumbing is reachable from outside", () => {
@@ -469,7 +502,10 @@ test("a stream's public surface is exactly the documented API: no plumbing is re
   );
   // Symbol-keyed: the ProcessResource protocol (kOwner, kKill) and `for await`.
   assert.deepEqual(Object.getOwnPropertySymbols(stream), [kOwner]);
-  assert.deepEqual(new Set(Object.getOwnPropertySymbols(SocketStream.prototype)), new Set([Symbol.asyncIterator, kKill]));
+  assert.deepEqual(
+    new Set(Object.getOwnPropertySymbols(SocketStream.prototype)),
+    new Set([Symbol.asyncIterator, kKill]),
+  );
   assert.deepEqual(names(SocketStream), ["length", "name", "prototype"], "no static members");
   stream.close({ abort: true });
 });

@@ -5,7 +5,14 @@ import { getCurrentProcess } from "../mp/registry.js";
 import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";
 import { LineFramer, type LineFramingOptions } from "./line-framing.js";
-import { hearReaderEvents, knownLocalEnd, kReader, readerOf, watchForReader, type LocalEnd } from "./socket-listeners.js";
+import {
+  hearReaderEvents,
+  knownLocalEnd,
+  kReader,
+  readerOf,
+  watchForReader,
+  type LocalEnd,
+} from "./socket-listeners.js";
 
 /** Which way a stream carries data, as Lisp's `:direction`. */
 export type StreamDirection = "io" | "input" | "output";
@@ -284,7 +291,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
    */
   readBytes(count: number): Promise<Buffer | null> {
     if (!Number.isSafeInteger(count) || count < 0) {
-      return Promise.reject(new ConfabError(ErrorCodes.INVALID_ARGUMENT, `readBytes: count must be a non-negative integer, got ${String(count)}`));
+      return Promise.reject(
+        new ConfabError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `readBytes: count must be a non-negative integer, got ${String(count)}`,
+        ),
+      );
     }
     const blocked = this.#startRead();
     if (blocked !== undefined) return blocked;
@@ -300,12 +312,17 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   /** Lines until end of file: `for await (const line of stream)`. */
   async *[Symbol.asyncIterator](): AsyncIterator<string> {
-    for (let line; (line = await this.readLine()) !== null; ) yield line;
+    for (let line; (line = await this.readLine()) !== null;) yield line;
   }
 
   #startRead(): Promise<never> | undefined {
     if (this.#pending !== Read.None) {
-      return Promise.reject(new ConfabError(ErrorCodes.READ_IN_PROGRESS, "a read is already pending on this stream; await it before starting another"));
+      return Promise.reject(
+        new ConfabError(
+          ErrorCodes.READ_IN_PROGRESS,
+          "a read is already pending on this stream; await it before starting another",
+        ),
+      );
     }
     if (this.#config.direction === "output") {
       return Promise.reject(new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot read from an output-only stream"));
@@ -345,7 +362,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #serve(): void {
     if (this.#pending === Read.None || this.#waitingDrain) return;
     const input = this.#input;
-    const value = this.#pending === Read.Line ? input.takeLine() : this.#pending === Read.Char ? input.takeChar() : input.takeBytes(this.#pendingCount);
+    const value =
+      this.#pending === Read.Line
+        ? input.takeLine()
+        : this.#pending === Read.Char
+          ? input.takeChar()
+          : input.takeBytes(this.#pendingCount);
     if (value === false) {
       this.#settle(undefined, this.#lineTooLong());
       return;
@@ -364,7 +386,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   static #readTimedOut(stream: SocketStream): void {
     if (stream.#pending === Read.None) return;
-    stream.#settle(undefined, new ConfabError(ErrorCodes.READ_TIMEOUT, `no data from ${stream.#peer()} within ${stream.#config.readTimeout} ms (readTimeout)`));
+    stream.#settle(
+      undefined,
+      new ConfabError(
+        ErrorCodes.READ_TIMEOUT,
+        `no data from ${stream.#peer()} within ${stream.#config.readTimeout} ms (readTimeout)`,
+      ),
+    );
   }
 
   /** A read took input: reading from the socket starts again once the input has room. */
@@ -373,7 +401,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #lineTooLong(): Error {
-    return this.#failInput(new ConfabError(ErrorCodes.LINE_TOO_LONG, `line from ${this.#peer()} is longer than ${this.#config.maxLine} bytes (maxLineLength); input closed`));
+    return this.#failInput(
+      new ConfabError(
+        ErrorCodes.LINE_TOO_LONG,
+        `line from ${this.#peer()} is longer than ${this.#config.maxLine} bytes (maxLineLength); input closed`,
+      ),
+    );
   }
 
   /** Fails the input side for good; writing still works so the caller can say why. */
@@ -514,7 +547,12 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       };
       if (this.#config.writeTimeout > 0) {
         timer = setTimeout(() => {
-          reject(new ConfabError(ErrorCodes.WRITE_TIMEOUT, `${this.#peer()} did not take our output within ${this.#config.writeTimeout} ms (writeTimeout)`));
+          reject(
+            new ConfabError(
+              ErrorCodes.WRITE_TIMEOUT,
+              `${this.#peer()} did not take our output within ${this.#config.writeTimeout} ms (writeTimeout)`,
+            ),
+          );
         }, this.#config.writeTimeout);
       }
       // A zero-length write completes after every write queued before it.
@@ -523,7 +561,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #checkWritable(): void {
-    if (this.#config.direction === "input") throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
+    if (this.#config.direction === "input")
+      throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
     if (this.#closed) throw closedError();
     if (this.#outputError?.name === "ConfabError") throw this.#outputError;
     if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
@@ -570,7 +609,9 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       // The peer is not reading, so the reason can only go after what it has not taken yet:
       // it reads the line if it ever catches up within the deadline, which also bounds how
       // long the queued output holds memory. Nothing more is queued (#flush discards).
-      this.#endWith(`output buffer over ${this.#config.maxOutput} bytes (maxOutputBuffer; the client is not reading); closing`);
+      this.#endWith(
+        `output buffer over ${this.#config.maxOutput} bytes (maxOutputBuffer; the client is not reading); closing`,
+      );
     }
   }
 
@@ -727,12 +768,22 @@ function streamConfig(options: SocketStreamOptions): StreamConfig {
   const elementType = options.elementType ?? "character";
   // Checked at run time too: a caller from JavaScript could pass anything.
   if (!DIRECTIONS.has(direction)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `direction must be "io", "input" or "output", got ${JSON.stringify(direction)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `direction must be "io", "input" or "output", got ${JSON.stringify(direction)}`,
+    );
   }
   if (!ELEMENT_TYPES.has(elementType)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `elementType must be "character" or "base-char", got ${JSON.stringify(elementType)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `elementType must be "character" or "base-char", got ${JSON.stringify(elementType)}`,
+    );
   }
-  const defaults = options.maxLineLength === undefined && options.maxOutputBuffer === undefined && options.readTimeout === undefined && options.writeTimeout === undefined;
+  const defaults =
+    options.maxLineLength === undefined &&
+    options.maxOutputBuffer === undefined &&
+    options.readTimeout === undefined &&
+    options.writeTimeout === undefined;
   const key = `${direction} ${elementType}`;
   const shared = defaults ? defaultConfigs.get(key) : undefined;
   if (shared !== undefined) return shared;
@@ -752,7 +803,10 @@ function streamConfig(options: SocketStreamOptions): StreamConfig {
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative number of ${name.startsWith("max") ? "bytes" : "milliseconds"}, got ${String(value)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `${name} must be a non-negative number of ${name.startsWith("max") ? "bytes" : "milliseconds"}, got ${String(value)}`,
+    );
   }
   return value;
 }

@@ -70,7 +70,11 @@ interface Fixture {
 }
 
 function startFixture(env: Record<string, string> = {}): Fixture {
-  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE], { cwd: root, env: childEnv(env), stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE], {
+    cwd: root,
+    env: childEnv(env),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   children.add(child);
   const lines: string[] = [];
   let partial = "";
@@ -108,7 +112,9 @@ function startFixture(env: Record<string, string> = {}): Fixture {
         }
         const dead = child.exitCode !== null || child.signalCode !== null;
         if (dead || Date.now() > deadline) {
-          throw new Error(`no line matching ${String(pattern)} ${dead ? "before the fixture exited" : `within ${String(timeout)} ms`}; stdout: ${lines.join(" / ")}; stderr: ${errors}`);
+          throw new Error(
+            `no line matching ${String(pattern)} ${dead ? "before the fixture exited" : `within ${String(timeout)} ms`}; stdout: ${lines.join(" / ")}; stderr: ${errors}`,
+          );
         }
         await waker.sleep(Math.min(100, deadline - Date.now()));
       }
@@ -183,7 +189,7 @@ test("workers: 2 serves one port (asked for as 0) from two worker processes, nev
 
   // The workers report their counters to the primary about once a second.
   let accepted = 0;
-  for (const deadline = Date.now() + 5000; accepted < 6 && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 5000; accepted < 6 && Date.now() < deadline;) {
     fixture.send("counters");
     const [, json = "{}"] = await fixture.line(/^COUNTERS (.*)$/);
     accepted = (JSON.parse(json) as { accepted?: number }).accepted ?? 0;
@@ -196,7 +202,11 @@ test("workers: 2 serves one port (asked for as 0) from two worker processes, nev
   for (const pid of pids) assert.equal(alive(pid), false, `worker ${String(pid)} has exited`);
   assert.equal(await portOpen(port), false);
   assert.equal(await canBind(port), true, "the port is free once stopped resolves");
-  assert.equal(await withTimeout(fixture.exited, 5000, "the primary's exit"), 0, "nothing keeps the primary alive after a kill");
+  assert.equal(
+    await withTimeout(fixture.exited, 5000, "the primary's exit"),
+    0,
+    "nothing keeps the primary alive after a kill",
+  );
 });
 
 test("a worker that dies is reported and replaced, and the port keeps being served", async () => {
@@ -260,17 +270,27 @@ test("workers: the listener server, and counts that are not whole numbers of pro
     assert.match(error.message, /listener server runs in one process and cannot have workers/);
     return true;
   });
-  await assert.rejects(startUpServer({ service: "unix:/tmp/confab-workers.sock", workers: 2, function: () => undefined }), {
-    code: "ERR_INVALID_ARGUMENT",
-    message: /Unix socket service .* cannot have workers/,
-  });
+  await assert.rejects(
+    startUpServer({ service: "unix:/tmp/confab-workers.sock", workers: 2, function: () => undefined }),
+    {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /Unix socket service .* cannot have workers/,
+    },
+  );
   for (const workers of [0, -1, 1.5, Number.NaN, 100_000]) {
-    await assert.rejects(startUpServer({ service: 0, workers, function: () => undefined }), { code: "ERR_INVALID_ARGUMENT", message: /workers must be a whole number/ });
+    await assert.rejects(startUpServer({ service: 0, workers, function: () => undefined }), {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /workers must be a whole number/,
+    });
   }
 });
 
 test("workers: 1 is a plain one-process server, as without the option", async () => {
-  const server = await startUpServer({ service: 0, workers: 1, function: (socket: net.Socket) => socket.end(`${String(process.pid)}\n`) });
+  const server = await startUpServer({
+    service: 0,
+    workers: 1,
+    function: (socket: net.Socket) => socket.end(`${String(process.pid)}\n`),
+  });
   try {
     assert.ok(server instanceof ServerProcess);
     assert.ok(!(server instanceof ClusterServerProcess));
@@ -293,7 +313,9 @@ test("confab serve --workers 2 --function serves from two workers and exits 0 on
   assert.ok(seen.size >= 2, `served by more than one worker: ${[...seen].join(", ")}`);
   assert.ok(!seen.has(child.pid ?? -1), "the primary serves no connection");
 
-  const exited = new Promise<[number | null, string | null]>((resolve) => child.once("exit", (code, signal) => resolve([code, signal])));
+  const exited = new Promise<[number | null, string | null]>((resolve) =>
+    child.once("exit", (code, signal) => resolve([code, signal])),
+  );
   child.kill("SIGTERM");
   assert.deepEqual(await withTimeout(exited, 10_000, "confab serve's exit"), [0, null]);
   for (const pid of seen) assert.equal(alive(pid), false, `worker ${String(pid)} has exited`);

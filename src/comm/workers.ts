@@ -125,7 +125,16 @@ function workerStartError(message: string): ConfabError {
 }
 
 /** Counters of a server that accepts nothing itself: all zero. */
-const NO_COUNTERS: ServerCounters = Object.freeze({ accepted: 0, active: 0, waiting: 0, refused: 0, timedOut: 0, bytesIn: 0, bytesOut: 0, errors: 0 });
+const NO_COUNTERS: ServerCounters = Object.freeze({
+  accepted: 0,
+  active: 0,
+  waiting: 0,
+  refused: 0,
+  timedOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  errors: 0,
+});
 
 /** A report-only error: the primary's stack says nothing about why a child died. */
 function workerExitError(message: string): ConfabError {
@@ -137,7 +146,6 @@ function workerExitError(message: string): ConfabError {
 function describeExit(code: number | null, signal: string | null): string {
   return signal !== null ? `was killed by ${signal}` : `exited with code ${code ?? "?"}`;
 }
-
 
 /**
  * @internal Forks, watches, replaces and stops the workers of one server, in the primary. Kept
@@ -179,7 +187,11 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const waiting = [...this.#slots.values()].filter((s) => s.listenedAt === undefined).length;
-        this.#failStart(workerStartError(`cannot start ${this.name}: ${waiting} of ${this.count} workers did not listen within ${WORKER_START_TIMEOUT_MS} ms`));
+        this.#failStart(
+          workerStartError(
+            `cannot start ${this.name}: ${waiting} of ${this.count} workers did not listen within ${WORKER_START_TIMEOUT_MS} ms`,
+          ),
+        );
       }, WORKER_START_TIMEOUT_MS);
       this.#starting = { resolve, reject, timer };
       for (let i = 0; i < this.count; i++) this.#fork(this.#basePort);
@@ -212,9 +224,12 @@ export class WorkerPool {
       for (const timer of this.#timers) clearTimeout(timer);
       this.#timers.clear();
       for (const slot of this.#slots.values()) signal(slot.worker, "SIGTERM");
-      this.#killTimer = setTimeout(() => {
-        for (const slot of this.#slots.values()) signal(slot.worker, "SIGKILL");
-      }, Math.max(0, graceMs));
+      this.#killTimer = setTimeout(
+        () => {
+          for (const slot of this.#slots.values()) signal(slot.worker, "SIGKILL");
+        },
+        Math.max(0, graceMs),
+      );
       this.#killTimer.unref(); // the workers themselves keep the primary alive meanwhile
       this.#checkStopped();
     }
@@ -240,7 +255,8 @@ export class WorkerPool {
     });
     // A spawn failure is an 'error' on the worker; without a listener it would crash the primary.
     worker.on("error", (error: Error) => {
-      if (this.#starting !== undefined) this.#failStart(workerStartError(`cannot start ${this.name}: worker ${worker.id}: ${error.message}`));
+      if (this.#starting !== undefined)
+        this.#failStart(workerStartError(`cannot start ${this.name}: worker ${worker.id}: ${error.message}`));
       else if (!this.#stopping) reportError(`${this.name}: worker ${worker.id}`, error);
     });
     worker.once("exit", (code: number | null, sig: string | null) => {
@@ -272,7 +288,9 @@ export class WorkerPool {
           if (!this.#stopping) {
             reportError(
               `${this.name}: worker ${worker.id}`,
-              workerExitError(`listened on ${formatHostPort(message.address, message.port)} instead of ${formatHostPort(this.bound.address, this.bound.port)}; replacing it`),
+              workerExitError(
+                `listened on ${formatHostPort(message.address, message.port)} instead of ${formatHostPort(this.bound.address, this.bound.port)}; replacing it`,
+              ),
             );
             signal(worker, "SIGKILL");
           }
@@ -280,7 +298,11 @@ export class WorkerPool {
         }
         slot.listenedAt = Date.now();
         const starting = this.#starting;
-        if (starting !== undefined && [...this.#slots.values()].every((s) => s.listenedAt !== undefined) && this.#slots.size === this.count) {
+        if (
+          starting !== undefined &&
+          [...this.#slots.values()].every((s) => s.listenedAt !== undefined) &&
+          this.#slots.size === this.count
+        ) {
           this.#starting = undefined;
           clearTimeout(starting.timer);
           starting.resolve(this.bound);
@@ -296,7 +318,8 @@ export class WorkerPool {
     const last = slot.counters;
     if (last !== undefined) {
       for (const key of Object.keys(last) as (keyof ServerCounters)[]) {
-        if (!GAUGES.has(key) && typeof last[key] === "number") this.#retired[key] = (this.#retired[key] ?? 0) + last[key];
+        if (!GAUGES.has(key) && typeof last[key] === "number")
+          this.#retired[key] = (this.#retired[key] ?? 0) + last[key];
       }
     }
     if (this.#stopping) {
@@ -315,7 +338,11 @@ export class WorkerPool {
     if (slot.listenedAt !== undefined && Date.now() - slot.listenedAt >= STABLE_MS) this.#streak = 0;
     // A terminal's Ctrl-C reaches the whole process group: a worker dead of SIGINT is most
     // likely a primary about to stop too, so it is reported only if the pool still runs then.
-    this.#replaceLater(`${this.name}: worker ${worker.id} (pid ${worker.process.pid ?? "?"})`, `${how} unexpectedly`, sig === "SIGINT");
+    this.#replaceLater(
+      `${this.name}: worker ${worker.id} (pid ${worker.process.pid ?? "?"})`,
+      `${how} unexpectedly`,
+      sig === "SIGINT",
+    );
   }
 
   /** Reports a lost worker and forks a replacement after the backoff: 100 ms, doubling per loss in a row, at most 5 s. */
@@ -449,14 +476,20 @@ export class ClusterServerProcess extends ServerProcess {
 function checkWorkers(options: AnyOptions, hooks: ServerHooks): number {
   const workers = options.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `workers must be a whole number from 1 to ${MAX_WORKERS}, got ${String(workers)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `workers must be a whole number from 1 to ${MAX_WORKERS}, got ${String(workers)}`,
+    );
   }
   if (hooks.workersRefused !== undefined) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, hooks.workersRefused);
   if (options.function === undefined) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "a server with workers needs a function: the workers run it");
   }
   if (unixSocketPath(options.service) !== undefined) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `workers share a TCP port; a Unix socket service (${String(options.service)}) cannot have workers`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `workers share a TCP port; a Unix socket service (${String(options.service)}) cannot have workers`,
+    );
   }
   return workers;
 }
@@ -469,7 +502,11 @@ function checkWorkers(options: AnyOptions, hooks: ServerHooks): number {
  * Rejects with a {@link ConfabError}: `ERR_INVALID_ARGUMENT` for a bad count or a server
  * whose hooks refuse workers (the listener server), the bind error of the workers (`EADDRINUSE`, ...), or `ERR_WORKER_START`.
  */
-export async function startUpWorkers(options: AnyOptions, hooks: ServerHooks, startOne: StartOneServer): Promise<ServerProcess> {
+export async function startUpWorkers(
+  options: AnyOptions,
+  hooks: ServerHooks,
+  startOne: StartOneServer,
+): Promise<ServerProcess> {
   const processName = options.processName ?? defaultProcessName(options.service ?? DEFAULT_SERVICE);
   let count: number;
   let cluster: Cluster;
@@ -485,10 +522,14 @@ export async function startUpWorkers(options: AnyOptions, hooks: ServerHooks, st
   if (cluster.isWorker) return serveInWorker(options, hooks, startOne, processName, port);
 
   if (activePool !== undefined) {
-    throw workerStartError(`cannot start ${processName} with workers: ${activePool.name} already runs workers in this program (one pool at a time)`);
+    throw workerStartError(
+      `cannot start ${processName} with workers: ${activePool.name} already runs workers in this program (one pool at a time)`,
+    );
   }
   if (process.argv[1] === undefined && cluster.settings.exec === undefined) {
-    throw workerStartError(`cannot start ${processName} with workers: workers re-run the program's entry script, and this program has none (node -e, a REPL)`);
+    throw workerStartError(
+      `cannot start ${processName} with workers: workers re-run the program's entry script, and this program has none (node -e, a REPL)`,
+    );
   }
   const pool = new WorkerPool(cluster, processName, count, port);
   activePool = pool;
@@ -514,9 +555,17 @@ export async function startUpWorkers(options: AnyOptions, hooks: ServerHooks, st
   return server;
 }
 
-async function serveInWorker(options: AnyOptions, hooks: ServerHooks, startOne: StartOneServer, processName: string, port: number): Promise<ServerProcess> {
+async function serveInWorker(
+  options: AnyOptions,
+  hooks: ServerHooks,
+  startOne: StartOneServer,
+  processName: string,
+  port: number,
+): Promise<ServerProcess> {
   if (servingInWorker) {
-    throw workerStartError(`cannot start ${processName} with workers: this program already serves with workers (one pool at a time)`);
+    throw workerStartError(
+      `cannot start ${processName} with workers: this program already serves with workers (one pool at a time)`,
+    );
   }
   servingInWorker = true;
   const portText = process.env[PORT_ENV];

@@ -41,13 +41,25 @@ async function timed<T>(promise: Promise<T>): Promise<{ value: T; ms: number }> 
 
 test("a token must be 16+ visible ASCII characters, and the error never quotes it", () => {
   assert.equal(validateToken(TOKEN), TOKEN);
-  for (const bad of ["short-secret", "has a space in it, sixteen+", "ünïcödé-characters-here", "tab\tinside-the-token-x", ""]) {
+  for (const bad of [
+    "short-secret",
+    "has a space in it, sixteen+",
+    "ünïcödé-characters-here",
+    "tab\tinside-the-token-x",
+    "",
+  ]) {
     assert.throws(
       () => validateToken(bad),
-      (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT && (bad === "" || !error.message.includes(bad)),
+      (error: unknown) =>
+        error instanceof ConfabError &&
+        error.code === ErrorCodes.INVALID_ARGUMENT &&
+        (bad === "" || !error.message.includes(bad)),
     );
   }
-  assert.throws(() => new TokenAuthenticator("tiny"), (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  assert.throws(
+    () => new TokenAuthenticator("tiny"),
+    (error: unknown) => error instanceof ConfabError && error.code === ErrorCodes.INVALID_ARGUMENT,
+  );
 });
 
 test("a token line is the word token, one space and the secret", () => {
@@ -74,7 +86,14 @@ test("the right token passes at once; a wrong or missing one fails only after th
   const right = await timed(auth.verify("192.0.2.1", TOKEN));
   assert.equal(right.value, true);
   assert.ok(right.ms < 100, `right token answered in ${right.ms} ms`);
-  for (const presented of ["wrong-token-of-good-length", TOKEN.slice(0, -1), `${TOKEN}x`, "", "x".repeat(10_000), undefined]) {
+  for (const presented of [
+    "wrong-token-of-good-length",
+    TOKEN.slice(0, -1),
+    `${TOKEN}x`,
+    "",
+    "x".repeat(10_000),
+    undefined,
+  ]) {
     const wrong = await timed(new TokenAuthenticator(TOKEN, { refusalDelay: 150 }).verify("192.0.2.1", presented));
     assert.equal(wrong.value, false);
     assert.ok(wrong.ms >= 140, `refused after ${wrong.ms} ms`);
@@ -163,8 +182,15 @@ test("a client that gives up frees no place: its peer's place stays taken until 
 });
 
 test("answers waiting at once are bounded for all peers together (maxPending)", async () => {
-  const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 100, maxRefusalDelay: 100, maxPendingPerPeer: 2, maxPending: 4 });
-  const guesses = [1, 2, 3].flatMap((peer) => [1, 2].map((i) => auth.verify(`198.51.100.${peer}`, `overall-wrong-guess-${i}`)));
+  const auth = new TokenAuthenticator(TOKEN, {
+    refusalDelay: 100,
+    maxRefusalDelay: 100,
+    maxPendingPerPeer: 2,
+    maxPending: 4,
+  });
+  const guesses = [1, 2, 3].flatMap((peer) =>
+    [1, 2].map((i) => auth.verify(`198.51.100.${peer}`, `overall-wrong-guess-${i}`)),
+  );
   assert.equal(auth.pending, 4);
   assert.equal(auth.turnedAway, 2, "the newest two were refused at once");
   assert.deepEqual(await Promise.all(guesses), Array<boolean>(6).fill(false));
@@ -322,14 +348,21 @@ test("the right token gets its prompt at once while 20 wrong ones from the same 
   }
   // All twenty judged and waiting: answered one after another, the last some 4 s from now.
   const answeredSoFar = (): number => wrong.filter((c) => c.received !== "").length;
-  await eventually(() => auth.pendingOf("127.0.0.1") + answeredSoFar() === 20, 5000, "the twenty wrong tokens are judged");
+  await eventually(
+    () => auth.pendingOf("127.0.0.1") + answeredSoFar() === 20,
+    5000,
+    "the twenty wrong tokens are judged",
+  );
   const answeredBefore = answeredSoFar();
   const right = await LineClient.connect(port);
   clients.push(right);
   right.send(`token ${TOKEN}\n"the right one"\n`);
   await right.until("CL-USER 1 > ", 2000);
   const answered = answeredSoFar();
-  assert.ok(answered - answeredBefore <= 3 && answered <= 15, `the right token got in while ${20 - answered} of 20 refusals were outstanding`);
+  assert.ok(
+    answered - answeredBefore <= 3 && answered <= 15,
+    `the right token got in while ${20 - answered} of 20 refusals were outstanding`,
+  );
   right.send("6 * 7\n");
   assert.match(await right.until("CL-USER 2 > "), /42/);
   right.end();

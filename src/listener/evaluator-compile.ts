@@ -375,7 +375,11 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
         if (body.type === "BlockStatement") {
           checkBody(body);
         } else {
-          const edit: Edit = { start: body.start, end: body.end, text: () => `(${h}.check(), ${nodeText(body, edit)})` };
+          const edit: Edit = {
+            start: body.start,
+            end: body.end,
+            text: () => `(${h}.check(), ${nodeText(body, edit)})`,
+          };
           edits.push(edit);
         }
         return;

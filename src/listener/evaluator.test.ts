@@ -134,7 +134,10 @@ void describe("Evaluator: the program's own realm", () => {
     assert.equal(context.db, "second");
     assert.equal(await value(other, "db"), "second");
     assert.equal(await value(ev, "typeof toString"), "function"); // Object.prototype is not in scope via context
-    assert.equal(await value(ev, "typeof hasOwnProperty"), typeof (globalThis as Record<string, unknown>).hasOwnProperty);
+    assert.equal(
+      await value(ev, "typeof hasOwnProperty"),
+      typeof (globalThis as Record<string, unknown>).hasOwnProperty,
+    );
   });
 });
 
@@ -158,7 +161,10 @@ void describe("Evaluator: TypeScript", () => {
     assert.equal(await value(ev, "enum Color { Red, Green = 5 } Color.Green"), 5);
     assert.equal(await value(ev, "Color[5]"), "Green");
     await value(ev, "abstract class Shape { abstract area(): number; describe() { return `area ${this.area()}` } }");
-    await value(ev, "class Sq extends Shape { constructor(private readonly side: number) { super() } area() { return this.side ** 2 } }");
+    await value(
+      ev,
+      "class Sq extends Shape { constructor(private readonly side: number) { super() } area() { return this.side ** 2 } }",
+    );
     assert.equal(await value(ev, "new Sq(3).describe()"), "area 9");
   });
 
@@ -175,7 +181,11 @@ void describe("Evaluator: TypeScript", () => {
       "let { a = 1, ...rest } = o; var [x, , y] = arr;",
     ];
     for (const code of samples) {
-      const out = transform(code, { transforms: ["typescript"], disableESTransforms: true, keepUnusedImports: true }).code;
+      const out = transform(code, {
+        transforms: ["typescript"],
+        disableESTransforms: true,
+        keepUnusedImports: true,
+      }).code;
       assert.equal(out, code);
     }
   });
@@ -199,7 +209,13 @@ void describe("Evaluator: top-level await", () => {
     assert.equal(await value(ev, "x"), "done");
     assert.equal(await value(ev, "const [a, b] = await Promise.all([1, 2]); let c = a + b; await null; c"), 3);
     assert.equal(await value(ev, "a + b + c"), 6);
-    assert.deepEqual(await value(ev, "const out = []; for await (const v of (async function* () { yield 1; yield 2 })()) out.push(v); out"), [1, 2]);
+    assert.deepEqual(
+      await value(
+        ev,
+        "const out = []; for await (const v of (async function* () { yield 1; yield 2 })()) out.push(v); out",
+      ),
+      [1, 2],
+    );
   });
 
   void test("static imports become awaited dynamic imports whose bindings persist", async () => {
@@ -237,7 +253,10 @@ void describe("Evaluator: declarations persist", () => {
 
   void test("var in top-level blocks and loops persists, block-scoped let does not", async () => {
     const ev = new Evaluator();
-    await value(ev, "for (var i = 0; i < 3; i++) {}\nif (true) { var inIf = 'y' }\nfor (var k in { key: 1 }) {}\n{ let hidden = 1 }");
+    await value(
+      ev,
+      "for (var i = 0; i < 3; i++) {}\nif (true) { var inIf = 'y' }\nfor (var k in { key: 1 }) {}\n{ let hidden = 1 }",
+    );
     assert.deepEqual(await value(ev, "[i, inIf, k, typeof hidden]"), [3, "y", "key", "undefined"]);
   });
 
@@ -336,7 +355,10 @@ void describe("Evaluator: errors", () => {
     assert.equal(err.message, "evaluation timed out after 100 ms (the listener's timeout option)");
     assert.ok(elapsed < 2000, `took ${elapsed} ms`);
     assert.equal(await value(ev, "2 + 2"), 4);
-    assert.match(ev.format({ ok: false, error: err }), /^ConfabError: evaluation timed out after 100 ms.*ERR_EVAL_TIMEOUT/s);
+    assert.match(
+      ev.format({ ok: false, error: err }),
+      /^ConfabError: evaluation timed out after 100 ms.*ERR_EVAL_TIMEOUT/s,
+    );
   });
 
   void test("the time limit stops user code that catches the timeout, recurses, or was defined by an earlier input", async () => {
@@ -361,7 +383,10 @@ void describe("Evaluator: errors", () => {
   void test("printing a value and completing a name run user code under the time limit", async () => {
     const ev = new Evaluator({ timeout: 50 });
     const looping = await value(ev, "({ [Symbol.for('nodejs.util.inspect.custom')]() { while (true) {} } })");
-    assert.equal(ev.format({ ok: true, value: looping }), "<unprintable: printing the value timed out after 50 ms (the listener's timeout option)>");
+    assert.equal(
+      ev.format({ ok: true, value: looping }),
+      "<unprintable: printing the value timed out after 50 ms (the listener's timeout option)>",
+    );
     const err = await failure(ev, "throw Object.defineProperty(new Error('e'), 'stack', { get() { for (;;) {} } })");
     assert.match(ev.format({ ok: false, error: err }), /^<unprintable: printing the value timed out/);
     await value(ev, "const trap = { get deep() { while (true) {} } }");
@@ -378,7 +403,11 @@ void describe("Evaluator: errors", () => {
     assert.equal(await value(ev, "1 + 1"), 2, "not queued behind the abandoned input");
     await value(ev, "release(99)");
     assert.deepEqual(await abandoned, { ok: true, value: 99 });
-    assert.equal(await value(ev, "_"), undefined, "`_` was not set by the abandoned input (release() returned undefined)");
+    assert.equal(
+      await value(ev, "_"),
+      undefined,
+      "`_` was not set by the abandoned input (release() returned undefined)",
+    );
   });
 
   void test("a timeout of 0 or Infinity disables the limit, and a bad one is refused", async () => {
@@ -395,7 +424,10 @@ void describe("Evaluator: console", () => {
     const out: string[] = [];
     const ev = new Evaluator({ writeOutput: (text) => out.push(text) });
     const written = await capturingStdout(async () => {
-      await value(ev, "console.log('log', { a: 1 }); console.info('info'); console.warn('warn'); console.error('error')");
+      await value(
+        ev,
+        "console.log('log', { a: 1 }); console.info('info'); console.warn('warn'); console.error('error')",
+      );
       await value(ev, "console.debug('debug'); console.dir([1]); console.table([{ c: 1 }])");
     });
     assert.deepEqual(written, []);
@@ -551,7 +583,10 @@ void describe("Evaluator: completion", () => {
   void test("completion never calls functions or proxy traps", () => {
     let called = 0;
     const trapped: string[] = [];
-    const proxy = new Proxy({}, { get: (_t, k) => (trapped.push(String(k)), undefined), ownKeys: () => (trapped.push("ownKeys"), []) });
+    const proxy = new Proxy(
+      {},
+      { get: (_t, k) => (trapped.push(String(k)), undefined), ownKeys: () => (trapped.push("ownKeys"), []) },
+    );
     const ev = new Evaluator({ context: { fn: () => (called++, { x: 1 }), proxy } });
     assert.deepEqual(ev.complete("fn().").completions, []);
     assert.deepEqual(ev.complete("proxy.").completions, []);
@@ -592,7 +627,10 @@ test("types are stripped silently, enums included, on every Node line", async ()
     "const r = await e.evaluate('enum Color { Red = 1 }\\nconst n: number = Color.Red as number; n + 1');",
     "console.log(JSON.stringify(r));",
   ].join("\n");
-  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", cwd: new URL("../..", import.meta.url).pathname });
+  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    cwd: new URL("../..", import.meta.url).pathname,
+  });
   assert.equal(child.stderr, "", "no warning reaches the program's standard error");
   assert.deepEqual(JSON.parse(child.stdout), { ok: true, value: 2 }, "an enum (which strip-only mode refuses) works");
 });

@@ -92,10 +92,52 @@ const SELF_PATH = fileURLToPath(import.meta.url);
 
 /** Reserved words offered by completion: they are what a user most often starts typing. */
 const KEYWORDS = [
-  "async", "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
-  "do", "else", "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in",
-  "instanceof", "interface", "let", "new", "null", "of", "return", "satisfies", "static", "super", "switch",
-  "this", "throw", "true", "try", "type", "typeof", "undefined", "var", "void", "while", "with", "yield",
+  "async",
+  "await",
+  "break",
+  "case",
+  "catch",
+  "class",
+  "const",
+  "continue",
+  "debugger",
+  "default",
+  "delete",
+  "do",
+  "else",
+  "enum",
+  "export",
+  "extends",
+  "false",
+  "finally",
+  "for",
+  "function",
+  "if",
+  "import",
+  "in",
+  "instanceof",
+  "interface",
+  "let",
+  "new",
+  "null",
+  "of",
+  "return",
+  "satisfies",
+  "static",
+  "super",
+  "switch",
+  "this",
+  "throw",
+  "true",
+  "try",
+  "type",
+  "typeof",
+  "undefined",
+  "var",
+  "void",
+  "while",
+  "with",
+  "yield",
 ];
 
 const IDENTIFIER = /^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u;
@@ -341,7 +383,8 @@ export class Evaluator {
     const generation = this.#generation;
     // #run never rejects, so its promise is the queue itself. With nothing running, the input
     // starts at once: each promise hop costs a turn of the async hooks that track processes.
-    const outcome = this.#running === 0 ? this.#run(source, generation) : this.#queue.then(() => this.#run(source, generation));
+    const outcome =
+      this.#running === 0 ? this.#run(source, generation) : this.#queue.then(() => this.#run(source, generation));
     this.#running++;
     this.#queue = outcome;
     return outcome;
@@ -456,8 +499,10 @@ export class Evaluator {
       },
     });
     try {
-      return withinTimeLimit(timeout, "evaluation", () =>
-        script.runInThisContext(timeout === undefined ? {} : { timeout }) as Promise<unknown>,
+      return withinTimeLimit(
+        timeout,
+        "evaluation",
+        () => script.runInThisContext(timeout === undefined ? {} : { timeout }) as Promise<unknown>,
       );
     } finally {
       Reflect.deleteProperty(global, key);
@@ -465,7 +510,11 @@ export class Evaluator {
   }
 
   #translateLaunchError(err: unknown): unknown {
-    if (typeof err === "object" && err !== null && (err as { code?: unknown }).code === "ERR_SCRIPT_EXECUTION_TIMEOUT") {
+    if (
+      typeof err === "object" &&
+      err !== null &&
+      (err as { code?: unknown }).code === "ERR_SCRIPT_EXECUTION_TIMEOUT"
+    ) {
       return timeoutError("evaluation", this.#timeout ?? 0, err);
     }
     return err;
@@ -565,7 +614,8 @@ export class Evaluator {
       const head = stack !== "" ? stack : `${e.name}: ${e.message}`;
       const extras: Record<string, unknown> = {};
       for (const key of Object.keys(e)) {
-        if (key !== "stack" && key !== "message" && key !== "name") extras[key] = (e as unknown as Record<string, unknown>)[key];
+        if (key !== "stack" && key !== "message" && key !== "name")
+          extras[key] = (e as unknown as Record<string, unknown>)[key];
       }
       return Object.keys(extras).length > 0 ? `${head} ${util.inspect(extras, this.#inspectOptions)}` : head;
     }

@@ -58,13 +58,20 @@ test("kill(name) refuses a name that two live processes share, listing their ids
   const refused = await evaluate(killer, "kill('twin server')", 2);
   assert.ok(refused.includes(`2 live processes are named "twin server" (ids ${ids}): kill one by id`), refused);
   assert.ok(refused.includes(ErrorCodes.AMBIGUOUS_NAME), refused);
-  assert.ok(twins.every((p) => p.alive), "neither was killed");
+  assert.ok(
+    twins.every((p) => p.alive),
+    "neither was killed",
+  );
   const impostorProcess = twins.find((p) => p !== server);
   assert.ok(impostorProcess);
   assert.match(await evaluate(killer, `kill(${impostorProcess.id})`, 3), /true/);
   await impostor.closed();
   assert.equal(server.alive, true, "the server lives on");
-  assert.match(await evaluate(killer, "ps().filter((r) => r.name === 'twin server').length", 4), /^1\n$/, "one left: the name is no longer ambiguous");
+  assert.match(
+    await evaluate(killer, "ps().filter((r) => r.name === 'twin server').length", 4),
+    /^1\n$/,
+    "one left: the name is no longer ambiguous",
+  );
   killer.end();
 });
 

@@ -45,7 +45,11 @@ export class ProcessTable extends Array<ProcessRow> {
       r.bytesOut === undefined ? "" : formatBytes(r.bytesOut),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
-    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ").trimEnd();
+    const line = (cells: string[]): string =>
+      cells
+        .map((c, i) => c.padEnd(widths[i] as number))
+        .join("  ")
+        .trimEnd();
     return [line(header), ...rows.map(line)].join("\n");
   }
 }
@@ -76,7 +80,12 @@ function rowOf(p: Process): ProcessRow {
   if (p instanceof ServerProcess) {
     // A server's row: where it listens, how many connections are open, and their traffic.
     const c = p.counters;
-    return { ...base, peer: `${formatHostPort(p.address, p.port)} (${c.active} open)`, bytesIn: c.bytesIn, bytesOut: c.bytesOut };
+    return {
+      ...base,
+      peer: `${formatHostPort(p.address, p.port)} (${c.active} open)`,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+    };
   }
   const stream = p.resources.find((r): r is SocketStream => r instanceof SocketStream);
   if (stream === undefined) return base;

@@ -147,12 +147,18 @@ void describe("InputScanner: regular expressions and division", () => {
   });
 
   void test("after a value a / divides, and a trailing division needs its right operand", () => {
-    expectAll(["a / b", "(a) / (b)", "x[0] / 2", "1 / 2 / 3", "a /= 2", "f(a / 2, \"/\")", "`a` / 2", "a.b / c(d)"], true);
-    expectAll(["a / b /", "a /\n", "a /=", "(a) /", "f(a / 2, \"/\"", "x = a / (b / c"], false);
+    expectAll(
+      ["a / b", "(a) / (b)", "x[0] / 2", "1 / 2 / 3", "a /= 2", 'f(a / 2, "/")', "`a` / 2", "a.b / c(d)"],
+      true,
+    );
+    expectAll(["a / b /", "a /\n", "a /=", "(a) /", 'f(a / 2, "/"', "x = a / (b / c"], false);
   });
 
   void test("after an operator, `(`, `,`, `=`, `:`, `[`, `{`, `;`, or a keyword such as return, a / starts a regex", () => {
-    expectAll(["x = a + /(/.source", "f(/(/, /(/)", "x = [/(/]", "x = { a: /(/ }", "x = !/(/.test(s)", "x = 1; /(/"], true);
+    expectAll(
+      ["x = a + /(/.source", "f(/(/, /(/)", "x = [/(/]", "x = { a: /(/ }", "x = !/(/.test(s)", "x = 1; /(/"],
+      true,
+    );
     expectAll(["x = typeof /(/", "x = a in /(/", "x = void /\\(/"], true);
   });
 
@@ -163,7 +169,10 @@ void describe("InputScanner: regular expressions and division", () => {
   void test("a / whose reading is uncertain makes the scanner defer to the parser", () => {
     // After `}` (block or object literal?), at the start of a line after a value (ASI after a TypeScript
     // type?), after TypeScript's `x!`, `yield`, `await` or a generic's `>`: the answer is "maybe complete".
-    expectAll(["{}\n/(/.test(s)", "type T = string\n/\\(abc/.test(y)", "x = a\n  / (b", "y = x! / (", "x = a > /(/"], true);
+    expectAll(
+      ["{}\n/(/.test(s)", "type T = string\n/\\(abc/.test(y)", "x = a\n  / (b", "y = x! / (", "x = a > /(/"],
+      true,
+    );
     expectAll(["x = a?.return / (", "x = yield / (", "x = await / (", "x = a++ / ("], true);
   });
 
@@ -175,22 +184,77 @@ void describe("InputScanner: regular expressions and division", () => {
 void describe("InputScanner: the last token", () => {
   void test("a trailing binary, assignment or other operator needing an operand means incomplete", () => {
     const operators = [
-      "+", "-", "*", "/", "%", "**", "=", "+=", "-=", "*=", "/=", "%=", "**=", "<<=", ">>=", ">>>=", "&=", "|=",
-      "^=", "&&=", "||=", "??=", "&&", "||", "??", "?.", ".", ",", "?", ":", "=>", "<", "<=", ">=", "==", "===",
-      "!=", "!==", "&", "|", "^", "<<", "~", "...", "in", "instanceof",
+      "+",
+      "-",
+      "*",
+      "/",
+      "%",
+      "**",
+      "=",
+      "+=",
+      "-=",
+      "*=",
+      "/=",
+      "%=",
+      "**=",
+      "<<=",
+      ">>=",
+      ">>>=",
+      "&=",
+      "|=",
+      "^=",
+      "&&=",
+      "||=",
+      "??=",
+      "&&",
+      "||",
+      "??",
+      "?.",
+      ".",
+      ",",
+      "?",
+      ":",
+      "=>",
+      "<",
+      "<=",
+      ">=",
+      "==",
+      "===",
+      "!=",
+      "!==",
+      "&",
+      "|",
+      "^",
+      "<<",
+      "~",
+      "...",
+      "in",
+      "instanceof",
     ];
-    expectAll(operators.map((op) => `a ${op}`), false);
-    expectAll(operators.map((op) => `a ${op}\n  // a comment`), false);
+    expectAll(
+      operators.map((op) => `a ${op}`),
+      false,
+    );
+    expectAll(
+      operators.map((op) => `a ${op}\n  // a comment`),
+      false,
+    );
     expectAll(["a ? b :", "x =>", "!", "x = !", "new", "typeof", "delete", "a =\n\n"], false);
   });
 
   void test("keywords that need something after them mean incomplete", () => {
-    expectAll(["if (x) {} else", "do", "x = new", "throw", "class A extends", "switch", "try {} catch", "function"], false);
+    expectAll(
+      ["if (x) {} else", "do", "x = new", "throw", "class A extends", "switch", "try {} catch", "function"],
+      false,
+    );
     expectAll(["case", "if (x) {} else if (y)", "try {} finally"], false);
   });
 
   void test("tokens that can end a statement leave the input possibly complete", () => {
-    expectAll(["a++", "a--", "return", "break", "this", "yield", "await x", "x", "1.", ".5", "1e3", "0x1F", "10n"], true);
+    expectAll(
+      ["a++", "a--", "return", "break", "this", "yield", "await x", "x", "1.", ".5", "1e3", "0x1F", "10n"],
+      true,
+    );
     expectAll(["a > b", "a >> b", "void 0", "null", "'s'", "`t`", "/r/g", "a.b", "f()", "a[0]", "{}", "x;"], true);
   });
 
@@ -200,7 +264,10 @@ void describe("InputScanner: the last token", () => {
   });
 
   void test("the ) of an if, for, with or loop-while header needs a statement after it", () => {
-    expectAll(["if (x)", "if (x) // c", "for (;;)", "for (const k in o)", "for await (const x of xs)", "with (o)"], false);
+    expectAll(
+      ["if (x)", "if (x) // c", "for (;;)", "for (const k in o)", "for await (const x of xs)", "with (o)"],
+      false,
+    );
     expectAll(["while (x)", "while (f(\n))", "if (a) {} else if (b)"], false);
     expectAll(["if (x)\n  y()", "if (x) {}", "for (;;) {}", "while (x) x--", "with (o) f()"], true);
   });
@@ -240,7 +307,10 @@ void describe("InputScanner: TypeScript", () => {
   });
 
   void test("an unfinished type is incomplete", () => {
-    expectAll(["let a: Array<", "type A =", "type A = B |", "let x:", "function f(a: number,", "let a: Array<{"], false);
+    expectAll(
+      ["let a: Array<", "type A =", "type A = B |", "let x:", "function f(a: number,", "let a: Array<{"],
+      false,
+    );
     expectAll(["type F = (a: string) =>", "interface I {", "let o: { a: number; b:"], false);
   });
 });
@@ -268,7 +338,10 @@ void describe("InputScanner: everything else", () => {
   });
 
   void test("Unicode identifiers, numeric separators and identifier escapes do not confuse it", () => {
-    expectAll(["const élan = 1", "let a = 1_000_000", "x = \\u0061bc", "x = \\u{62}", "const 𝒳 = 2", "a.\\u0069f"], true);
+    expectAll(
+      ["const élan = 1", "let a = 1_000_000", "x = \\u0061bc", "x = \\u{62}", "const 𝒳 = 2", "a.\\u0069f"],
+      true,
+    );
     expectAll(["const 𝒳 = (", "x = \\u{62} +", "y = 1_0 *"], false);
   });
 
@@ -289,7 +362,7 @@ function gapped(...parts: string[]): string {
 }
 
 /** What a gap may become: spaces, line breaks, and comments with brackets, quotes and markers in them. */
-const GAP_FILLS = [" ", " ", "\n", "\n  ", " /* ( ` \" [ */ ", " /* two\n lines { */ ", " // line ( { ` \"\n"];
+const GAP_FILLS = [" ", " ", "\n", "\n  ", ' /* ( ` " [ */ ', " /* two\n lines { */ ", ' // line ( { ` "\n'];
 
 /** Replaces the gaps of `text`, cycling through `choices`. */
 function fillGaps(text: string, choices: readonly number[]): string {
@@ -304,15 +377,60 @@ const numberLiteral = fc.constantFrom("0", "1", "42", "3.14", "1e3", "2e-3", "0x
 const propertyName = fc.constantFrom("length", "x", "if", "else", "do", "return", "new", "while", "for", "in", "of");
 
 const BINARY_OPERATORS = [
-  "+", "-", "*", "/", "%", "**", "==", "===", "!=", "!==", "<", ">", "<=", ">=", "&&", "||", "??", "&", "|", "^",
-  "<<", ">>", ">>>", "in", "instanceof", ",",
+  "+",
+  "-",
+  "*",
+  "/",
+  "%",
+  "**",
+  "==",
+  "===",
+  "!=",
+  "!==",
+  "<",
+  ">",
+  "<=",
+  ">=",
+  "&&",
+  "||",
+  "??",
+  "&",
+  "|",
+  "^",
+  "<<",
+  ">>",
+  ">>>",
+  "in",
+  "instanceof",
+  ",",
 ];
 
 const stringLiteral = fc
   .tuple(
     fc.constantFrom('"', "'"),
     fc.array(
-      fc.constantFrom("a", " ", "(", ")", "{", "}", "[", "`", "/", "*", "${", "\\n", "\\\\", "\\'", '\\"', "'", '"', "\\\n", "//", "/*"),
+      fc.constantFrom(
+        "a",
+        " ",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "`",
+        "/",
+        "*",
+        "${",
+        "\\n",
+        "\\\\",
+        "\\'",
+        '\\"',
+        "'",
+        '"',
+        "\\\n",
+        "//",
+        "/*",
+      ),
       { maxLength: 8 },
     ),
   )
@@ -410,7 +528,14 @@ const grammar = fc.letrec<Grammar>((tie) => {
       fc.tuple(regexLiteral, expr).map(([r, e]) => gapped(`${r}.test(`, e, ");")),
       tie("block"),
       fc
-        .tuple(expr, fc.oneof(tie("block"), expr.map((e) => gapped("(", e, ");"))), fc.option(tie("statement")))
+        .tuple(
+          expr,
+          fc.oneof(
+            tie("block"),
+            expr.map((e) => gapped("(", e, ");")),
+          ),
+          fc.option(tie("statement")),
+        )
         .map(([c, then, otherwise]) =>
           otherwise === null ? gapped("if", "(", c, ")", then) : gapped("if", "(", c, ")", then, "else", otherwise),
         ),
@@ -427,7 +552,9 @@ const grammar = fc.letrec<Grammar>((tie) => {
         .map(([d, c, body]) => gapped("switch", "(", d, ")", "{", "case", c, ":", body, "break;", "default:", "}")),
       fc
         .tuple(tie("block"), tie("block"), fc.boolean())
-        .map(([body, handler, binding]) => gapped("try", body, binding ? "catch (err)" : "catch", handler, "finally", "{}")),
+        .map(([body, handler, binding]) =>
+          gapped("try", body, binding ? "catch (err)" : "catch", handler, "finally", "{}"),
+        ),
       expr.map((e) => `throw ${gapped("(", e, ")")};`),
     ),
     block: tie("statements").map((body) => gapped("{", body, "}")),
@@ -443,7 +570,9 @@ const program = fc
         grammar.statement,
         fc
           .tuple(fc.constantFrom("fa", "fb"), fc.constantFrom("", "a", "a, b"), grammar.statements, grammar.expr)
-          .map(([name, p, body, result]) => gapped("function", name, `(${p})`, "{", body, `return ${result}`, ";", "}")),
+          .map(([name, p, body, result]) =>
+            gapped("function", name, `(${p})`, "{", body, `return ${result}`, ";", "}"),
+          ),
       ),
       { maxLength: 4 },
     ),
@@ -564,7 +693,10 @@ void describe("InputScanner: linear work", () => {
     const body = Array.from({ length: LINES }, (_, i) => `  key${row(i)}: ${i % 10}, // entry ${row(i)}`);
     const { reads, answers } = countReads(["const big = {", ...body, "};"]);
     const perLine = reads.slice(1, -1);
-    assert.ok(perLine.every((n) => n === perLine[0]), "every body line costs the same");
+    assert.ok(
+      perLine.every((n) => n === perLine[0]),
+      "every body line costs the same",
+    );
     assert.ok((perLine[0] ?? Infinity) <= 4 * (body[0]?.length ?? 0), `reads per line: ${perLine[0]}`);
     assert.deepEqual(answers.slice(0, -1), Array<boolean>(LINES + 1).fill(false), "incomplete until the end");
     assert.equal(answers.at(-1), true);
@@ -574,7 +706,10 @@ void describe("InputScanner: linear work", () => {
     const body = Array.from({ length: LINES }, (_, i) => `row ${row(i)}: \${f(${i % 10}, "}")} and \\\` { ( [`);
     const { reads, answers } = countReads(["const text = `", ...body, "`;"]);
     const perLine = reads.slice(1, -1);
-    assert.ok(perLine.every((n) => n === perLine[0]), "every body line costs the same");
+    assert.ok(
+      perLine.every((n) => n === perLine[0]),
+      "every body line costs the same",
+    );
     assert.ok((perLine[0] ?? Infinity) <= 4 * (body[0]?.length ?? 0), `reads per line: ${perLine[0]}`);
     assert.deepEqual(answers.slice(0, -1), Array<boolean>(LINES + 1).fill(false), "incomplete until the end");
     assert.equal(answers.at(-1), true);

@@ -94,9 +94,48 @@ interface Punctuator {
  * is also TypeScript's non-null assertion, `x!`), and so are `/` and `/=`.
  */
 const OPERATORS = [
-  ">>>=", "...", "===", "!==", "**=", "<<=", ">>=", "&&=", "||=", "??=",
-  "=>", "==", "!=", "<=", ">=", "&&", "||", "??", "?.", "+=", "-=", "*=", "%=", "&=", "|=", "^=", "**", "<<",
-  "=", "<", "+", "-", "*", "%", "&", "|", "^", "~", "?", ":", ",", ".",
+  ">>>=",
+  "...",
+  "===",
+  "!==",
+  "**=",
+  "<<=",
+  ">>=",
+  "&&=",
+  "||=",
+  "??=",
+  "=>",
+  "==",
+  "!=",
+  "<=",
+  ">=",
+  "&&",
+  "||",
+  "??",
+  "?.",
+  "+=",
+  "-=",
+  "*=",
+  "%=",
+  "&=",
+  "|=",
+  "^=",
+  "**",
+  "<<",
+  "=",
+  "<",
+  "+",
+  "-",
+  "*",
+  "%",
+  "&",
+  "|",
+  "^",
+  "~",
+  "?",
+  ":",
+  ",",
+  ".",
 ];
 
 const PUNCTUATORS: readonly Punctuator[] = [
@@ -128,7 +167,18 @@ const PUNCTUATORS_BY_FIRST: ReadonlyMap<number, readonly Punctuator[]> = (() => 
 
 /** Keywords after which a `/` starts a regular expression (acorn's `beforeExpr` keywords, and V8 agrees). */
 const REGEX_AFTER = new Set([
-  "return", "typeof", "instanceof", "in", "new", "delete", "throw", "case", "do", "else", "extends", "default",
+  "return",
+  "typeof",
+  "instanceof",
+  "in",
+  "new",
+  "delete",
+  "throw",
+  "case",
+  "do",
+  "else",
+  "extends",
+  "default",
 ]);
 
 /**
@@ -137,15 +187,67 @@ const REGEX_AFTER = new Set([
  * rest, a `/` is either an error or depends on the parser.
  */
 const UNSURE_AFTER = new Set([
-  "break", "continue", "debugger", "if", "for", "while", "with", "switch", "try", "catch", "finally", "function",
-  "class", "const", "var", "import", "export", "enum", "void", "yield", "await", "of",
+  "break",
+  "continue",
+  "debugger",
+  "if",
+  "for",
+  "while",
+  "with",
+  "switch",
+  "try",
+  "catch",
+  "finally",
+  "function",
+  "class",
+  "const",
+  "var",
+  "import",
+  "export",
+  "enum",
+  "void",
+  "yield",
+  "await",
+  "of",
 ]);
 
 /** Words acorn reads as keyword tokens (its tokenizer treats them differently after `?.` than after `.`). */
 const RESERVED = new Set([
-  "break", "case", "catch", "continue", "debugger", "default", "do", "else", "finally", "for", "function", "if",
-  "return", "switch", "throw", "try", "var", "const", "while", "with", "new", "this", "super", "class",
-  "extends", "export", "import", "null", "true", "false", "in", "instanceof", "typeof", "void", "delete",
+  "break",
+  "case",
+  "catch",
+  "continue",
+  "debugger",
+  "default",
+  "do",
+  "else",
+  "finally",
+  "for",
+  "function",
+  "if",
+  "return",
+  "switch",
+  "throw",
+  "try",
+  "var",
+  "const",
+  "while",
+  "with",
+  "new",
+  "this",
+  "super",
+  "class",
+  "extends",
+  "export",
+  "import",
+  "null",
+  "true",
+  "false",
+  "in",
+  "instanceof",
+  "typeof",
+  "void",
+  "delete",
 ]);
 
 /**
@@ -154,8 +256,27 @@ const RESERVED = new Set([
  * TypeScript type, `() => void`) or `const` (`[1] as const`).
  */
 const CANNOT_END = new Set([
-  "case", "catch", "class", "delete", "do", "else", "extends", "finally", "for", "function", "if", "in",
-  "instanceof", "new", "switch", "throw", "try", "typeof", "var", "while", "with",
+  "case",
+  "catch",
+  "class",
+  "delete",
+  "do",
+  "else",
+  "extends",
+  "finally",
+  "for",
+  "function",
+  "if",
+  "in",
+  "instanceof",
+  "new",
+  "switch",
+  "throw",
+  "try",
+  "typeof",
+  "var",
+  "while",
+  "with",
 ]);
 
 /** Longest word in the tables above: longer identifiers need not be looked up. */
@@ -190,7 +311,10 @@ function isDigit(c: number): boolean {
 function isIdentifierStart(c: number): boolean {
   const lower = c | 0x20;
   return (
-    (lower >= 0x61 && lower <= 0x7a) || c === DOLLAR || c === UNDERSCORE || (c >= 0x80 && !isSpace(c) && !isLineTerminator(c))
+    (lower >= 0x61 && lower <= 0x7a) ||
+    c === DOLLAR ||
+    c === UNDERSCORE ||
+    (c >= 0x80 && !isSpace(c) && !isLineTerminator(c))
   );
 }
 

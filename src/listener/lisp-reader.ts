@@ -150,7 +150,8 @@ function skipList(text: string, start: number): number {
     } else if (c === "|") {
       i = endOfMultipleEscape(text, i);
     } else if (c === "\\") {
-      if (i + 1 >= text.length) throw new ReaderFailure(`input ends after the escape character \\ at ${position(text, i)}`);
+      if (i + 1 >= text.length)
+        throw new ReaderFailure(`input ends after the escape character \\ at ${position(text, i)}`);
       i += 2;
     } else if (c === ";") {
       const newline = text.indexOf("\n", i);
@@ -192,7 +193,8 @@ function readToken(text: string, start: number): Read {
     if (endsToken(c)) break;
     if (c === "\\") {
       flushRun(i);
-      if (i + 1 >= text.length) throw new ReaderFailure(`input ends after the escape character \\ at ${position(text, i)}`);
+      if (i + 1 >= text.length)
+        throw new ReaderFailure(`input ends after the escape character \\ at ${position(text, i)}`);
       const width = isHighSurrogate(text.charCodeAt(i + 1)) && isLowSurrogate(text.charCodeAt(i + 2)) ? 2 : 1;
       parts.push(text.slice(i + 1, i + 1 + width));
       escaped = true;
@@ -320,7 +322,9 @@ export function readListenerName(line: string): string {
   }
   const { form, trailingAt } = top;
   if (trailingAt !== undefined) {
-    throw badNameLine(`${expected}, but got ${describeForm(form)} followed by more text at ${position(line, trailingAt)}`);
+    throw badNameLine(
+      `${expected}, but got ${describeForm(form)} followed by more text at ${position(line, trailingAt)}`,
+    );
   }
   if (form.kind !== "string") throw badNameLine(`${expected}, but got ${describeForm(form)}`);
   const name = form.value;
@@ -334,7 +338,9 @@ export function readListenerName(line: string): string {
   }
   const length = countCodePoints(name, name.length);
   if (length > MAX_LISTENER_NAME_LENGTH) {
-    throw badNameLine(`the listener name is ${length} characters long; at most ${MAX_LISTENER_NAME_LENGTH} are allowed`);
+    throw badNameLine(
+      `the listener name is ${length} characters long; at most ${MAX_LISTENER_NAME_LENGTH} are allowed`,
+    );
   }
   return name;
 }
@@ -367,7 +373,8 @@ function describeForm(form: LispForm): string {
 
 // A name printed bare must read back as the same symbol; otherwise it is shown in |...|, as Lisp prints it.
 function printSymbol(name: string): string {
-  const bare = /^(?!#)[A-Z0-9!$%&*+\-./:<=>?@^_~[\]{}#]+$/.test(name) && !/^\.+$/.test(name) && parseNumber(name) === undefined;
+  const bare =
+    /^(?!#)[A-Z0-9!$%&*+\-./:<=>?@^_~[\]{}#]+$/.test(name) && !/^\.+$/.test(name) && parseNumber(name) === undefined;
   // printable escapes `\` as `\\`, as Lisp does between bars; `|` is escaped here.
   return bare ? printable(shortened(name)) : `|${printable(shortened(name)).replace(/\|/g, "\\|")}|`;
 }

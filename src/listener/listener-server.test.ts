@@ -20,7 +20,10 @@ async function transcript(port: number, input: string, name = '"test listener"')
 
 /** The printed results of a transcript: the text between prompts. */
 function results(text: string): string[] {
-  return text.split(/CL-USER \d+ > /).slice(1, -1).map((r) => r.replace(/\n$/, ""));
+  return text
+    .split(/CL-USER \d+ > /)
+    .slice(1, -1)
+    .map((r) => r.replace(/\n$/, ""));
 }
 
 // One listener server for the tests that share it.
@@ -29,7 +32,7 @@ before(async () => {
   server = await listenerServer({ context: { app: { users: ["ada"] } } });
 });
 
-test("a listener server's process is named after its service, as (format nil \"~S server\" 0)", () => {
+test('a listener server\'s process is named after its service, as (format nil "~S server" 0)', () => {
   assert.equal(server.name, "0 server");
 });
 
@@ -48,7 +51,10 @@ test("the first line names the listener's process; Lisp escapes are honoured", a
 
 test("values print as util.inspect shows them, with numbered prompts and no echo", async () => {
   const text = await transcript(server.port, "1 + 2\n'str'\n({ a: [1, { b: 2 }] })\n[1, 2].map((x) => x * 10)\n");
-  assert.equal(text, "CL-USER 1 > 3\nCL-USER 2 > 'str'\nCL-USER 3 > { a: [ 1, { b: 2 } ] }\nCL-USER 4 > [ 10, 20 ]\nCL-USER 5 > ");
+  assert.equal(
+    text,
+    "CL-USER 1 > 3\nCL-USER 2 > 'str'\nCL-USER 3 > { a: [ 1, { b: 2 } ] }\nCL-USER 4 > [ 10, 20 ]\nCL-USER 5 > ",
+  );
 });
 
 test("TypeScript input is accepted: annotations, interfaces, casts, generics", async () => {
@@ -84,7 +90,10 @@ test("declarations persist between inputs, destructuring and top-level await inc
 });
 
 test("input spanning several lines is read until it is complete", async () => {
-  const text = await transcript(server.port, "function sum(\n  xs: number[],\n) {\n  return xs.reduce((s, x) => s + x, 0)\n}\nsum([\n1,\n2,\n3])\n`two\nlines`\n");
+  const text = await transcript(
+    server.port,
+    "function sum(\n  xs: number[],\n) {\n  return xs.reduce((s, x) => s + x, 0)\n}\nsum([\n1,\n2,\n3])\n`two\nlines`\n",
+  );
   assert.deepEqual(results(text), ["undefined", "6", "'two\\nlines'"]);
 });
 
@@ -99,11 +108,17 @@ test("many inputs piped at once are evaluated in order, even when some await", a
   c.send(`"piped"\n${lines.join("\n")}\n`);
   const text = await c.until("CL-USER 31 > ");
   c.end();
-  assert.deepEqual(results(text), Array.from({ length: 30 }, (_, i) => String(i)));
+  assert.deepEqual(
+    results(text),
+    Array.from({ length: 30 }, (_, i) => String(i)),
+  );
 });
 
 test("thrown errors and rejected promises print their message and the listener carries on", async () => {
-  const text = await transcript(server.port, "throw new Error('boom')\nawait Promise.reject(new TypeError('nope'))\nPromise.reject(new RangeError('as value'))\nnull.x\n'still here'\n");
+  const text = await transcript(
+    server.port,
+    "throw new Error('boom')\nawait Promise.reject(new TypeError('nope'))\nPromise.reject(new RangeError('as value'))\nnull.x\n'still here'\n",
+  );
   const r = results(text);
   assert.match(r[0] ?? "", /^Error: boom/);
   assert.match(r[1] ?? "", /^TypeError: nope/);
@@ -132,7 +147,10 @@ test("console.log in a listener writes to that listener's client", async () => {
 test("objects the program exposes are its own, and mp and comm are in scope", async () => {
   const app = { users: ["ada"] };
   const own = await listenerServer({ context: { app } });
-  const text = await transcript(own.port, "app.users.push('grace')\ntypeof mp.processRunFunction\ntypeof comm.startUpServer\n");
+  const text = await transcript(
+    own.port,
+    "app.users.push('grace')\ntypeof mp.processRunFunction\ntypeof comm.startUpServer\n",
+  );
   assert.deepEqual(results(text), ["2", "'function'", "'function'"]);
   assert.deepEqual(app.users, ["ada", "grace"], "the listener changed the program's object");
 });
@@ -159,7 +177,10 @@ test("two listeners at once: one lists the processes and kills the other", async
   killer.send("ps()\n");
   const table = await killer.until("CL-USER 3 > ");
   assert.match(table, /ID\s+NAME\s+STATE\s+AGE\s+PEER\s+IN\s+OUT/);
-  assert.match(table, new RegExp(`victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+`));
+  assert.match(
+    table,
+    new RegExp(`victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+`),
+  );
   killer.send("kill('victim')\n");
   assert.match(await killer.until("CL-USER 4 > "), /true/);
   await victim.closed();
@@ -180,7 +201,9 @@ test("a first line that is not a string gets a one-line error and the connection
 test("an HTTP request evaluates nothing and is closed", async () => {
   const body = "globalThis.confabPwned = true";
   const c = await client(server.port);
-  c.send(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}\n`);
+  c.send(
+    `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}\n`,
+  );
   await c.closed();
   assert.match(c.received, /^Error: expected a string/);
   await sleep(20);
@@ -204,7 +227,8 @@ test("connections not yet sessions are limited by maxStartups, the oldest droppe
   // that order, so the first five are the oldest when the sixth to ninth arrive.
   const silent = [];
   for (let i = 0; i < 9; i++) silent.push(await client(limited.port));
-  const dropped = /^Error: connection dropped: more than 4 connections are waiting to start a session \(maxStartups 4\); try again later\n$/;
+  const dropped =
+    /^Error: connection dropped: more than 4 connections are waiting to start a session \(maxStartups 4\); try again later\n$/;
   for (const c of silent.slice(0, 5)) {
     await c.closed();
     assert.match(c.received, dropped);
@@ -219,13 +243,19 @@ test("connections not yet sessions are limited by maxStartups, the oldest droppe
   const first = await session("past the silent ones");
   await silent[5]?.closed();
   assert.match(silent[5]?.received ?? "", dropped);
-  assert.ok(silent.slice(6).every((c) => !c.ended), "the three newest silent ones still wait");
+  assert.ok(
+    silent.slice(6).every((c) => !c.ended),
+    "the three newest silent ones still wait",
+  );
   // Sessions up to maxConnections work, the silent ones notwithstanding.
   const second = await session("second");
   const third = await session("third");
   second.send("1 + 1\n");
   assert.match(await second.until("CL-USER 2 > "), /2/);
-  assert.ok(silent.slice(6).every((c) => !c.ended), "sessions started while room was left for start-ups dropped no one");
+  assert.ok(
+    silent.slice(6).every((c) => !c.ended),
+    "sessions started while room was left for start-ups dropped no one",
+  );
   // One session more than maxConnections is refused at once, and drops no waiting start-up.
   const extra = await client(limited.port);
   await extra.closed();

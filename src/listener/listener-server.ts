@@ -62,7 +62,8 @@ export type ListenerServerOptions = ServerOptions & ListenerServerSettings & Pic
  */
 export function assertListenerExposure(options: ListenerServerOptions, address: string): void {
   // Behind a PROXY-protocol balancer, a loopback bind is reachable from wherever the balancer is.
-  const local = options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
+  const local =
+    options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
   if (!local && options.token === undefined && !requiresClientCertificates(options.tls)) {
     throw new ConfabError(
       ErrorCodes.INSECURE_LISTENER,
@@ -90,12 +91,18 @@ export function assertListenerExposure(options: ListenerServerOptions, address: 
  * limit of its own, so that a connection still starting does not count against `maxConnections` there.
  * @internal
  */
-export function listenerServer(options: ListenerServerOptions, internals: ListenerServerInternals = {}): (handle: Socket) => void {
+export function listenerServer(
+  options: ListenerServerOptions,
+  internals: ListenerServerInternals = {},
+): (handle: Socket) => void {
   assertListenerExposure(options, options.address ?? "127.0.0.1");
   const maxSessions = options.maxConnections ?? DEFAULT_LISTENER_MAX_CONNECTIONS;
   const maxStartups = options.maxStartups ?? DEFAULT_MAX_STARTUPS;
   if (!Number.isInteger(maxStartups) || maxStartups < 1) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `maxStartups must be a whole number of connections, at least 1, got ${String(maxStartups)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `maxStartups must be a whole number of connections, at least 1, got ${String(maxStartups)}`,
+    );
   }
   const auth = options.token === undefined ? undefined : new TokenAuthenticator(options.token, internals.throttle);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
@@ -205,7 +212,11 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   let authenticated = auth === undefined;
   const timer = setTimeout(() => {
     // Before authentication, a timeout is one more reason for the one generic refusal.
-    startup.close(authenticated ? `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first` : REFUSAL_LINE);
+    startup.close(
+      authenticated
+        ? `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first`
+        : REFUSAL_LINE,
+    );
   }, nameTimeout);
   let name: string;
   try {
@@ -242,7 +253,9 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   // Closed meanwhile (the name timer fired, the connection was dropped for a newer one, or the
   // peer went away mid-line): no listener.
   if (stream.closed || !gate.roomForSession(startup)) return;
-  gate.sessionStarted(processRunFunction(name, { properties: { kind: "listener" } }, runListener, stream, gate.options));
+  gate.sessionStarted(
+    processRunFunction(name, { properties: { kind: "listener" } }, runListener, stream, gate.options),
+  );
 }
 
 /** The first line; with a token, an overlong one is no token (the empty line), not an error that could say more. */

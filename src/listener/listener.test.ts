@@ -6,7 +6,10 @@ import { captureReports, eventually, testServers } from "../../test/support.js";
 const { start, client } = testServers();
 
 /** A session on a fresh listener server, named `name`, with its first prompt read. */
-async function session(name: string, options: Parameters<typeof start>[0] = {}): Promise<{ c: Awaited<ReturnType<typeof client>>; port: number }> {
+async function session(
+  name: string,
+  options: Parameters<typeof start>[0] = {},
+): Promise<{ c: Awaited<ReturnType<typeof client>>; port: number }> {
   const server = await start(options);
   const c = await client(server.port);
   c.send(`"${name}"\n`);
@@ -24,7 +27,9 @@ for (const how of ["end of file", "reset"] as const) {
       g.settled = false;
       const { c } = await session(`leaver ${how}`);
       // Rejects (and flags it) some time after the client has gone.
-      c.send("await new Promise((_, reject) => setTimeout(() => { globalThis.settled = true; reject(new Error('late')) }, 300))\n");
+      c.send(
+        "await new Promise((_, reject) => setTimeout(() => { globalThis.settled = true; reject(new Error('late')) }, 300))\n",
+      );
       await eventually(() => sessionProcess(`leaver ${how}`), 2000, "the session runs");
       if (how === "end of file") c.end();
       else c.socket.resetAndDestroy();
@@ -72,10 +77,14 @@ test("an interrupt line with nothing running drops the unfinished input", async 
   assert.match(c.received, /CL-USER 1 > CL-USER 1 > 3\nCL-USER 2 > $/);
 });
 
-test("a long paste is answered: deciding whether input is complete costs time linear in its size", { timeout: 60_000 }, async () => {
-  const { c } = await session("paster");
-  const lines = 20_000;
-  const body = Array.from({ length: lines }, (_, i) => `  k${i}: ${i},`).join("\n");
-  c.send(`Object.keys({\n${body}\n}).length\n`);
-  await c.until(`${lines}\nCL-USER 2 > `, 50_000);
-});
+test(
+  "a long paste is answered: deciding whether input is complete costs time linear in its size",
+  { timeout: 60_000 },
+  async () => {
+    const { c } = await session("paster");
+    const lines = 20_000;
+    const body = Array.from({ length: lines }, (_, i) => `  k${i}: ${i},`).join("\n");
+    c.send(`Object.keys({\n${body}\n}).length\n`);
+    await c.until(`${lines}\nCL-USER 2 > `, 50_000);
+  },
+);

@@ -67,7 +67,11 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     writeOutput: write,
     // Its value or its rejection is what a user typing a promise wants to see, not `Promise { <pending> }`.
     awaitPromiseValues: true,
-    inspectOptions: { get colors() { return colors; } },
+    inspectOptions: {
+      get colors() {
+        return colors;
+      },
+    },
   });
   const maxInput = options.maxInputLength ?? DEFAULT_MAX_INPUT;
 
@@ -80,7 +84,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       "abort",
       () => {
         const why: unknown = signal.reason;
-        stream.close({ reason: `session killed (${why instanceof Error ? why.message : `process ${session.id} was killed`})` });
+        stream.close({
+          reason: `session killed (${why instanceof Error ? why.message : `process ${session.id} was killed`})`,
+        });
       },
       { once: true },
     );
@@ -124,7 +130,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
 
   try {
     prompt();
-    for (let line; (line = await input.next()) !== null; ) {
+    for (let line; (line = await input.next()) !== null;) {
       const frame = parseClientFrame(line);
       if (frame !== undefined) {
         if (frame.kind === "hello") {

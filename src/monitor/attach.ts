@@ -30,7 +30,11 @@ export function monitorOf(server: ServerProcess): MonitorProcess | undefined {
  * ports. If the monitor cannot start, the server is stopped and the error thrown: the caller
  * asked for both.
  */
-export async function attachMonitor(server: ServerProcess, option: MonitorOption, announce: Announce | undefined): Promise<MonitorProcess> {
+export async function attachMonitor(
+  server: ServerProcess,
+  option: MonitorOption,
+  announce: Announce | undefined,
+): Promise<MonitorProcess> {
   let monitor: MonitorProcess;
   try {
     const options = typeof option === "number" ? { port: option } : option;

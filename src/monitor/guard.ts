@@ -40,16 +40,19 @@ export function checkHost(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return "no Host header";
   const name = hostName(host);
-  if (name === undefined || !isLoopback(name)) return `Host ${JSON.stringify(host)} is not a loopback address; open the monitor as http://127.0.0.1:PORT/ or http://localhost:PORT/`;
+  if (name === undefined || !isLoopback(name))
+    return `Host ${JSON.stringify(host)} is not a loopback address; open the monitor as http://127.0.0.1:PORT/ or http://localhost:PORT/`;
   return undefined;
 }
 
 /** Why a state-changing request is refused, or `undefined` if it may go ahead. */
 export function checkKillRequest(req: IncomingMessage, token: string): string | undefined {
   const site = req.headers["sec-fetch-site"];
-  if (site !== undefined && site !== "same-origin" && site !== "none") return `a ${site} request may not kill processes`;
+  if (site !== undefined && site !== "same-origin" && site !== "none")
+    return `a ${site} request may not kill processes`;
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${req.headers.host ?? ""}`) return `Origin ${JSON.stringify(origin)} is not this monitor`;
+  if (origin !== undefined && origin !== `http://${req.headers.host ?? ""}`)
+    return `Origin ${JSON.stringify(origin)} is not this monitor`;
   const given = req.headers[TOKEN_HEADER];
   if (typeof given !== "string") return `no ${TOKEN_HEADER} header`;
   if (!sameSecret(given, token)) return `wrong ${TOKEN_HEADER}`;

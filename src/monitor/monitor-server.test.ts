@@ -25,16 +25,31 @@ interface Reply {
 }
 
 /** One HTTP request on a fresh connection, with exactly the headers given (plus Host, unless given). */
-function request(port: number, options: { method?: string; path?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+function request(
+  port: number,
+  options: { method?: string; path?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method: options.method ?? "GET", path: options.path ?? "/", headers: options.headers ?? {}, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on("error", reject);
-    });
-    req.setTimeout(5000, () => req.destroy(new Error(`${options.method ?? "GET"} ${options.path ?? "/"}: no answer within 5 s`)));
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: options.method ?? "GET",
+        path: options.path ?? "/",
+        headers: options.headers ?? {},
+        agent: false,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(5000, () =>
+      req.destroy(new Error(`${options.method ?? "GET"} ${options.path ?? "/"}: no answer within 5 s`)),
+    );
     req.on("error", reject);
     req.end();
   });
@@ -43,7 +58,13 @@ function request(port: number, options: { method?: string; path?: string; header
 /** A kill request as the page sends it, with the headers overridden as given (`undefined`: left out). */
 function kill(monitor: MonitorProcess, id: number, overrides: Record<string, string | undefined> = {}): Promise<Reply> {
   const own = `127.0.0.1:${monitor.port}`;
-  const merged: Record<string, string | undefined> = { host: own, origin: `http://${own}`, "sec-fetch-site": "same-origin", [TOKEN_HEADER]: monitor.token, ...overrides };
+  const merged: Record<string, string | undefined> = {
+    host: own,
+    origin: `http://${own}`,
+    "sec-fetch-site": "same-origin",
+    [TOKEN_HEADER]: monitor.token,
+    ...overrides,
+  };
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(merged)) if (v !== undefined) headers[k] = v;
   return request(monitor.port, { method: "POST", path: `/api/processes/${id}/kill`, headers });
@@ -84,7 +105,9 @@ class EventReader {
 
   static open(port: number): Promise<EventReader> {
     return new Promise((resolve, reject) => {
-      const req = http.get({ host: "127.0.0.1", port, path: "/events", agent: false }, (res) => resolve(new EventReader(req, res)));
+      const req = http.get({ host: "127.0.0.1", port, path: "/events", agent: false }, (res) =>
+        resolve(new EventReader(req, res)),
+      );
       req.on("error", reject);
     });
   }
@@ -96,7 +119,7 @@ class EventReader {
   /** The first snapshot from now on (or already received after `from`) that satisfies `test`. */
   async next(test: (s: MonitorSnapshot) => boolean, timeout = 5000, from = 0): Promise<MonitorSnapshot> {
     const deadline = Date.now() + timeout;
-    for (let i = from; ; ) {
+    for (let i = from; ;) {
       for (; i < this.snapshots.length; i++) {
         const s = this.snapshots[i] as MonitorSnapshot;
         if (test(s)) return s;
@@ -133,7 +156,10 @@ test("the page carries the token under a nonce-only CSP; the JSON snapshot lists
     assert.ok(page.body.includes(`<meta name="confab-token" content="${monitor.token}">`));
     assert.match(monitor.token, /^[\w-]{43}$/);
     // A fresh nonce for every response.
-    assert.notEqual(/nonce-([^']+)'/.exec(String((await request(monitor.port)).headers["content-security-policy"]))?.[1], nonce);
+    assert.notEqual(
+      /nonce-([^']+)'/.exec(String((await request(monitor.port)).headers["content-security-policy"]))?.[1],
+      nonce,
+    );
 
     const json = await request(monitor.port, { path: "/api/snapshot" });
     assert.equal(json.status, 200);
@@ -202,7 +228,10 @@ test("a kill without the token, with a wrong token, from another Origin or site,
       ["a same-site fetch from another port", { "sec-fetch-site": "same-site" }],
       // DNS rebinding: the attacker's name points at 127.0.0.1, so its page is "same-origin".
       ["a foreign Host", { host: evil, origin: `http://${evil}` }],
-      ["a LAN address as Host", { host: `192.168.1.20:${monitor.port}`, origin: `http://192.168.1.20:${monitor.port}` }],
+      [
+        "a LAN address as Host",
+        { host: `192.168.1.20:${monitor.port}`, origin: `http://192.168.1.20:${monitor.port}` },
+      ],
     ];
     for (const [why, headers] of refusals) {
       const reply = await kill(monitor, target.id, headers);
@@ -217,7 +246,12 @@ test("a kill without the token, with a wrong token, from another Origin or site,
       assert.ok(!reply.body.includes(monitor.token));
     }
     // Loopback names are fine.
-    for (const host of [`localhost:${monitor.port}`, `127.0.0.1:${monitor.port}`, `[::1]:${monitor.port}`, "127.0.0.1"]) {
+    for (const host of [
+      `localhost:${monitor.port}`,
+      `127.0.0.1:${monitor.port}`,
+      `[::1]:${monitor.port}`,
+      "127.0.0.1",
+    ]) {
       assert.equal((await request(monitor.port, { path: "/api/snapshot", headers: { host } })).status, 200, host);
     }
     assert.equal(target.state, "running");
@@ -251,7 +285,11 @@ test("a kill with the token kills the process, its client gets end of file, and 
     await events.next((s) => !s.processes.some((p) => p.id === target.id), 2000);
 
     // Curl-like clients (no Origin, no Sec-Fetch-Site) get in with the token alone.
-    const gone = await request(monitor.port, { method: "POST", path: `/api/processes/${target.id}/kill`, headers: { [TOKEN_HEADER]: monitor.token } });
+    const gone = await request(monitor.port, {
+      method: "POST",
+      path: `/api/processes/${target.id}/kill`,
+      headers: { [TOKEN_HEADER]: monitor.token },
+    });
     assert.equal(gone.status, 404, "it is no longer running");
     assert.equal(server.state, "running");
   } finally {
@@ -330,20 +368,29 @@ test("a monitor that cannot start stops its server and rejects with a clear erro
   const taken = await startMonitor({ port: 0 });
   try {
     const before = listAllProcesses().length;
-    await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: 0, processName: "doomed", monitor: taken.port }), (error: unknown) => {
-      assert.ok(error instanceof ConfabError);
-      assert.equal(error.code, "EADDRINUSE");
-      assert.match(error.message, new RegExp(`monitor.*127\\.0\\.0\\.1:${taken.port} is already in use`));
-      return true;
-    });
+    await assert.rejects(
+      startUpServer({ function: makeStreamAndTalk, service: 0, processName: "doomed", monitor: taken.port }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfabError);
+        assert.equal(error.code, "EADDRINUSE");
+        assert.match(error.message, new RegExp(`monitor.*127\\.0\\.0\\.1:${taken.port} is already in use`));
+        return true;
+      },
+    );
     assert.equal(findProcessFromName("doomed"), undefined);
     assert.equal(listAllProcesses().length, before);
 
-    await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: 0, monitor: { port: 0, address: "0.0.0.0" } }), {
-      code: "ERR_INSECURE_MONITOR",
-      message: /loopback only.*ssh -L/,
+    await assert.rejects(
+      startUpServer({ function: makeStreamAndTalk, service: 0, monitor: { port: 0, address: "0.0.0.0" } }),
+      {
+        code: "ERR_INSECURE_MONITOR",
+        message: /loopback only.*ssh -L/,
+      },
+    );
+    await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: 0, workers: 2, monitor: 0 }), {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /workers/,
     });
-    await assert.rejects(startUpServer({ function: makeStreamAndTalk, service: 0, workers: 2, monitor: 0 }), { code: "ERR_INVALID_ARGUMENT", message: /workers/ });
     await assert.rejects(startMonitor({ port: 70000 }), { code: "ERR_INVALID_ARGUMENT", message: /0 to 65535/ });
     await assert.rejects(startMonitor({ port: 0, interval: 0 }), { code: "ERR_INVALID_ARGUMENT", message: /interval/ });
     assert.equal(listAllProcesses().length, before);

@@ -196,7 +196,9 @@ export class MonitorProcess extends Process implements ProcessResource {
 
   #events(req: IncomingMessage, res: ServerResponse): void {
     if (this.#clients.size >= this.#maxClients) {
-      sendJson(res, 503, { error: `too many monitor pages open (maxClients ${this.#maxClients}); close one and reload` });
+      sendJson(res, 503, {
+        error: `too many monitor pages open (maxClients ${this.#maxClients}); close one and reload`,
+      });
       return;
     }
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "X-Accel-Buffering": "no" });
@@ -252,7 +254,10 @@ export class MonitorProcess extends Process implements ProcessResource {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text) });
+  res.writeHead(status, {
+    "Content-Type": "application/json; charset=utf-8",
+    "Content-Length": Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -309,7 +314,10 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   const host = options.address ?? "127.0.0.1";
   const port = options.port;
   if (!validPort(port)) {
-    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's port must be a whole number from 0 to 65535, got ${String(port)}`);
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `the monitor's port must be a whole number from 0 to 65535, got ${String(port)}`,
+    );
   }
   if (!isLoopback(host)) {
     throw new ConfabError(
@@ -318,15 +326,28 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
         `(127.0.0.1, ::1 or localhost). To watch a remote program, tunnel to it: ssh -L ${port || 9000}:127.0.0.1:${port || 9000} HOST`,
     );
   }
-  for (const [name, value] of [["interval", options.interval], ["maxClients", options.maxClients], ["maxRows", options.maxRows], ["historyLength", options.historyLength]] as const) {
+  for (const [name, value] of [
+    ["interval", options.interval],
+    ["maxClients", options.maxClients],
+    ["maxRows", options.maxRows],
+    ["historyLength", options.historyLength],
+  ] as const) {
     if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 1)) {
-      throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `the monitor's ${name} must be a number of at least 1, got ${String(value)}`);
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `the monitor's ${name} must be a number of at least 1, got ${String(value)}`,
+      );
     }
   }
   // Made outside any process: its sockets belong to no connection process, and a listener
   // that starts a monitor does not own (and close) its port.
   const server = processContext.exit(() =>
-    http.createServer({ headersTimeout: 10_000, requestTimeout: 15_000, keepAliveTimeout: 5_000, maxHeaderSize: 16 * 1024 }),
+    http.createServer({
+      headersTimeout: 10_000,
+      requestTimeout: 15_000,
+      keepAliveTimeout: 5_000,
+      maxHeaderSize: 16 * 1024,
+    }),
   );
   server.maxConnections = 64;
   let bound: AddressInfo;
@@ -335,7 +356,12 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   } catch (error) {
     throw bindError(error as NodeJS.ErrnoException, host, port);
   }
-  const monitor = new MonitorProcess(options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`, server, bound, options);
+  const monitor = new MonitorProcess(
+    options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`,
+    server,
+    bound,
+    options,
+  );
   startProcess(monitor, () => monitor.untilClosed(), []);
   return monitor;
 }

@@ -19,7 +19,12 @@ function never(signal: AbortSignal): Promise<void> {
 
 test("a snapshot lists servers with counters, processes with kind, parent, peer and bytes, and connections", async () => {
   const server = await startUpServer({ function: makeStreamAndTalk, service: 0, processName: "snap server" });
-  const plain: Process = processRunFunction("plain worker", {}, (p: AbortSignal) => never(p), new AbortController().signal);
+  const plain: Process = processRunFunction(
+    "plain worker",
+    {},
+    (p: AbortSignal) => never(p),
+    new AbortController().signal,
+  );
   const client = await LineClient.connect(server.port);
   try {
     client.send("ping\n");
@@ -80,7 +85,9 @@ test("a snapshot lists servers with counters, processes with kind, parent, peer 
 
 test("a snapshot lists at most maxRows processes and counts the rest, but every server", async () => {
   const server = await startUpServer({ function: makeStreamAndTalk, service: 0 });
-  const many = Array.from({ length: 20 }, (_, i) => processRunFunction(`filler ${i}`, {}, (s: AbortSignal) => never(s), new AbortController().signal));
+  const many = Array.from({ length: 20 }, (_, i) =>
+    processRunFunction(`filler ${i}`, {}, (s: AbortSignal) => never(s), new AbortController().signal),
+  );
   try {
     const snap = takeSnapshot({ maxRows: 5 });
     assert.equal(snap.processes.length, 5);
@@ -124,7 +131,10 @@ test("history samples open connections and throughput, never negative, and keeps
     const kept = history.samples();
     assert.equal(kept.length, 3);
     assert.deepEqual(kept.slice(0, 2), [busy, after]);
-    assert.ok(kept.every((s, i) => i === 0 || s.time >= (kept[i - 1]?.time ?? 0)), "oldest first");
+    assert.ok(
+      kept.every((s, i) => i === 0 || s.time >= (kept[i - 1]?.time ?? 0)),
+      "oldest first",
+    );
   } finally {
     serverTerminate(server);
   }

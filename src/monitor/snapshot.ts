@@ -113,11 +113,15 @@ export function connectionOf(p: Process): SocketStream | undefined {
 }
 
 function streamPeer(stream: SocketStream): string {
-  return stream.remoteAddress === undefined ? "?" : printable(formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"));
+  return stream.remoteAddress === undefined
+    ? "?"
+    : printable(formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"));
 }
 
 function streamLocal(stream: SocketStream): string {
-  return stream.localAddress === undefined ? "?" : printable(formatHostPort(stream.localAddress, stream.localPort ?? "?"));
+  return stream.localAddress === undefined
+    ? "?"
+    : printable(formatHostPort(stream.localAddress, stream.localPort ?? "?"));
 }
 
 /** Where a server listens, for people (escaped as {@link printable} does). */
@@ -143,7 +147,8 @@ export function takeSnapshot(options: {
   const connections: MonitorConnectionRow[] = [];
   for (const p of live) {
     // Servers are listed whatever the row limit: there are few, and they carry the totals.
-    if (p instanceof ServerProcess) servers.push({ id: p.id, name: printable(p.name), listening: listeningOn(p), counters: p.counters });
+    if (p instanceof ServerProcess)
+      servers.push({ id: p.id, name: printable(p.name), listening: listeningOn(p), counters: p.counters });
   }
   for (const p of live.length > maxRows ? live.slice(0, maxRows) : live) {
     const parent = p.parent;

@@ -3,7 +3,16 @@ import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { captureReports, hang, sleep } from "../../test/support.js";
-import { kKill, kOwner, Process, processAliveP, processJoin, processKill, processRunFunction, type ProcessResource } from "./process.js";
+import {
+  kKill,
+  kOwner,
+  Process,
+  processAliveP,
+  processJoin,
+  processKill,
+  processRunFunction,
+  type ProcessResource,
+} from "./process.js";
 import { findProcessFromName, getCurrentProcess, listAllProcesses } from "./registry.js";
 
 class FakeResource implements ProcessResource {
@@ -16,10 +25,16 @@ class FakeResource implements ProcessResource {
 
 test("processRunFunction returns the process at once and the function's value becomes its result", async () => {
   let ran = false;
-  const p = processRunFunction("adder", {}, (a: number, b: number) => {
-    ran = true;
-    return a + b;
-  }, 2, 3);
+  const p = processRunFunction(
+    "adder",
+    {},
+    (a: number, b: number) => {
+      ran = true;
+      return a + b;
+    },
+    2,
+    3,
+  );
   assert.equal(ran, false, "the function starts after processRunFunction returns");
   assert.equal(p.name, "adder");
   assert.equal(p.state, "running");
@@ -41,10 +56,12 @@ test("getCurrentProcess follows a process through awaits and timers", async () =
     seen.push(getCurrentProcess());
     await sleep(1);
     seen.push(getCurrentProcess());
-    await new Promise<void>((resolve) => setImmediate(() => {
-      seen.push(getCurrentProcess());
-      resolve();
-    }));
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        seen.push(getCurrentProcess());
+        resolve();
+      }),
+    );
   });
   await processJoin(p);
   assert.deepEqual(seen, [p, p, p]);
@@ -167,9 +184,14 @@ test("a process that fails closes what it owns; one that finishes lets go of it 
   const { restore } = captureReports();
   try {
     const crashed = new FakeResource();
-    const failing = processRunFunction("crashes", {}, (_r: FakeResource) => {
-      throw new Error("crash");
-    }, crashed);
+    const failing = processRunFunction(
+      "crashes",
+      {},
+      (_r: FakeResource) => {
+        throw new Error("crash");
+      },
+      crashed,
+    );
     await processJoin(failing);
     assert.equal(crashed.closed, 1);
     const handedOn = new FakeResource();
@@ -213,13 +235,28 @@ test("a Process's public surface is exactly the documented API: nothing internal
   assert.deepEqual(Reflect.ownKeys(p), [], "an instance has no own properties: everything goes through the prototype");
   const names = Reflect.ownKeys(Process.prototype).map(String).sort();
   assert.deepEqual(names, [
-    "age", "alive", "constructor", "disown", "endedAt", "error", "id", "name", "own", "parent",
-    "properties", "resources", "result", "signal", "startedAt", "state",
+    "age",
+    "alive",
+    "constructor",
+    "disown",
+    "endedAt",
+    "error",
+    "id",
+    "name",
+    "own",
+    "parent",
+    "properties",
+    "resources",
+    "result",
+    "signal",
+    "startedAt",
+    "state",
   ]);
   // Every accessor is a getter only: outcome fields cannot be written from outside.
   for (const name of names) {
     const descriptor = Object.getOwnPropertyDescriptor(Process.prototype, name);
-    if (descriptor !== undefined && "get" in descriptor) assert.equal(Reflect.get(descriptor, "set"), undefined, `${name} has no setter`);
+    if (descriptor !== undefined && "get" in descriptor)
+      assert.equal(Reflect.get(descriptor, "set"), undefined, `${name} has no setter`);
   }
   assert.deepEqual(Object.getOwnPropertyNames(Process).sort(), ["length", "name", "prototype"], "no static members");
   processKill(p);
@@ -227,10 +264,20 @@ test("a Process's public surface is exactly the documented API: nothing internal
 
 test("assigning a Process's outcome fields throws (modules are strict) and breaks neither kill nor join", async () => {
   const p = processRunFunction("stubborn", {}, () => hang());
-  for (const [field, value] of [["state", "finished"], ["result", 1], ["error", new Error("x")], ["endedAt", 0], ["id", 0]] as const) {
-    assert.throws(() => {
-      (p as unknown as Record<string, unknown>)[field] = value;
-    }, TypeError, `assigning ${field}`);
+  for (const [field, value] of [
+    ["state", "finished"],
+    ["result", 1],
+    ["error", new Error("x")],
+    ["endedAt", 0],
+    ["id", 0],
+  ] as const) {
+    assert.throws(
+      () => {
+        (p as unknown as Record<string, unknown>)[field] = value;
+      },
+      TypeError,
+      `assigning ${field}`,
+    );
   }
   assert.equal(p.state, "running");
   assert.equal(p.endedAt, undefined);

@@ -390,7 +390,9 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 function isUnownedResource(value: unknown): value is ProcessResource {
-  return typeof value === "object" && value !== null && kKill in value && (value as ProcessResource)[kOwner] === undefined;
+  return (
+    typeof value === "object" && value !== null && kKill in value && (value as ProcessResource)[kOwner] === undefined
+  );
 }
 
 /**
