@@ -149,8 +149,9 @@ const helpText = `confab listener: TypeScript and JavaScript evaluated inside th
   _                 the last value
   help()            this text
 Top-level await works; const/let/function/class persist between inputs; input spanning
-several lines is read until complete. console.log prints here. End of file (Ctrl-D) ends
-the session.`;
+several lines is read until complete. console.log prints here. Ctrl-C (a line holding just
+ETX, U+0003) abandons an input that is still running. End of file (Ctrl-D) ends the session,
+even while an input runs.`;
 
 /** What `help()` prints in a listener. */
 export function help(extraNames: readonly string[] = []): Printed {
