@@ -112,9 +112,7 @@ export class SessionInput {
           return;
         }
         if (line === INTERRUPT_LINE && this.#waiter === undefined && this.#events.interrupt()) {
-          this.#queue = [];
-          this.#head = 0;
-          this.#queuedChars = 0;
+          this.#clear();
           continue;
         }
         const waiter = this.#waiter;
