@@ -10,7 +10,7 @@ import { resolveService } from "../comm/services.js";
 import { formatHostPort } from "../comm/address.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
 import { unixSocketPath } from "../comm/endpoint.js";
-import { tokenLine } from "../listener/auth.js";
+import { tokenLine } from "../comm/token-line.js";
 import { INTERRUPT_LINE } from "../listener/session-input.js";
 import { readPem, readToken } from "./credentials.js";
 

@@ -1,7 +1,7 @@
 // Secrets and certificates named on the command line, shared by `confab serve` and `confab connect`.
 import { readFileSync } from "node:fs";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { validateToken } from "../listener/auth.js";
+import { validateToken } from "../comm/token-line.js";
 
 /** The environment variable `confab connect` and `confab serve` read a listener token from. */
 export const TOKEN_ENV = "CONFAB_TOKEN";

@@ -11,7 +11,8 @@ import { isThenable, kKill, runAsParentOf, processKill, startProcess } from "../
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger } from "./server-log.js";
 import { reportError } from "../report.js";
-import { endConnection, formatHostPort, SocketStream } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
+import { endConnection, SocketStream } from "./socket-stream.js";
 import { serverOf, watchAccepted, type LocalEnd } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint } from "./endpoint.js";

@@ -810,6 +810,3 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   }
   return value;
 }
-
-/** Re-exported from `address.ts`, its home, for the modules that import it from here. */
-export { formatHostPort };

@@ -34,7 +34,7 @@ import { ConfabError, ErrorCodes, type ConfabErrorCode } from "../errors.js";
 import { kKill, processJoin, processKill, startProcess } from "../mp/process.js";
 import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
-import { formatHostPort } from "./socket-stream.js";
+import { formatHostPort } from "./address.js";
 import { unixSocketPath } from "./endpoint.js";
 import {
   announceTo,

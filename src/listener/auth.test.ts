@@ -10,14 +10,12 @@ import { openTcpStream } from "../comm/client.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { eventually, LineClient, sleep } from "../../test/support.js";
 import { listenerServer } from "./listener-server.js";
+import { parseTokenLine, tokenLine, validateToken } from "../comm/token-line.js";
 import {
   DEFAULT_REFUSAL_DELAY_MS,
-  parseTokenLine,
   peerKey,
   REFUSAL_LINE,
   TokenAuthenticator,
-  tokenLine,
-  validateToken,
   type TokenThrottleOptions,
 } from "./auth.js";
 

@@ -37,14 +37,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 // The token line is shared with the client (`openTcpStream`'s `token`): it lives in comm.
 import { validateToken } from "../comm/token-line.js";
-export {
-  MAX_TOKEN_LENGTH,
-  MIN_TOKEN_LENGTH,
-  parseTokenLine,
-  TOKEN_LINE_PREFIX,
-  tokenLine,
-  validateToken,
-} from "../comm/token-line.js";
 
 /**
  * The one line a client that did not authenticate gets, whatever went wrong (no token line,

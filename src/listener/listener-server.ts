@@ -7,7 +7,8 @@ import { serverOf } from "../comm/socket-listeners.js";
 import { processRunFunction, whenProcessEnded, type Process } from "../mp/process.js";
 import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions } from "./listener.js";
-import { parseTokenLine, REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
+import { parseTokenLine } from "../comm/token-line.js";
+import { REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
 import { requiresClientCertificates, unixSocketPath } from "../comm/endpoint.js";
 import { isLoopback } from "../comm/address.js";
 
