@@ -401,7 +401,9 @@ export function rewrite(code: string, program: acorn.Program): CompiledInput {
   const assignments = (decl: acorn.VariableDeclaration): string[] => {
     const parts: string[] = [];
     for (const d of decl.declarations) {
-      if (d.init) parts.push(`(${nodeText(d.id)} = ${nodeText(d.init)})`);
+      // Acorn's node for `(1, 2)` leaves its parentheses out: put them back, or `b = 1, 2` assigns 1.
+      if (d.init?.type === "SequenceExpression") parts.push(`(${nodeText(d.id)} = (${nodeText(d.init)}))`);
+      else if (d.init) parts.push(`(${nodeText(d.id)} = ${nodeText(d.init)})`);
       else if (decl.kind !== "var" && d.id.type === "Identifier") parts.push(`(${d.id.name} = void 0)`);
     }
     return parts;

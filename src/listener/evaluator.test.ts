@@ -58,6 +58,13 @@ void describe("Evaluator: values", () => {
     assert.equal(await value(ev, "1;\r\ntwo + 3"), 5);
   });
 
+  void test("a declaration's value in parentheses keeps them: `const b = (1, 2)` holds 2", async () => {
+    const ev = new Evaluator();
+    // The line break takes the parser's route, where the parentheses were once lost (b was 1).
+    assert.equal(await value(ev, "const b = (1, 2), c = 3\nb + c"), 5);
+    assert.equal(await value(ev, "var d\nfor (var i = (0, 1); i < 2; i++) d = i\nd"), 1);
+  });
+
   void test("an object literal typed alone is an object, as in Node's REPL; a block ending in ; stays a block", async () => {
     const ev = new Evaluator();
     assert.deepEqual(await value(ev, "{ a: 1, b: [2] }"), { a: 1, b: [2] });

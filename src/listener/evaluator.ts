@@ -8,7 +8,10 @@
  * How it works, in short: each input is type-stripped (sucrase), parsed (acorn), and rewritten so that its
  * top-level declarations become properties of a per-evaluator scope object; the result is compiled as
  * `async function () { with (scope) { ... } }` in the program's own realm (`vm.Script#runInThisContext`) and
- * called at once, under `vm`'s time limit, with `this` bound to `globalThis`.
+ * called at once, under the time limit, with `this` bound to `globalThis`. Code without `await` gets a plain
+ * function, which answers without a promise. The common one-line inputs (`1 + 2`,
+ * `const n: number = 5; n * 2`) skip the stripper and the parser (see `simple-input.ts`), and the listener
+ * runs them by a direct `eval` inside the scope, which compiles only the input's own text.
  */
 import { Console } from "node:console";
 import { randomUUID } from "node:crypto";
@@ -18,7 +21,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import util from "node:util";
 import vm from "node:vm";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { HELPER, analyse, plainExpression, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
+import { HELPER, analyse, rewrite, type Analysis, type CompiledInput } from "./evaluator-compile.js";
+import { readSimpleInput, type SimpleInput } from "./simple-input.js";
 import { timeCheck, timeoutError, withinTimeLimit } from "./time-limit.js";
 
 /** How an {@link Evaluator} is set up; every field is optional. */
@@ -58,11 +62,15 @@ export interface EvaluatorOptions {
  */
 export type EvalOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** The compiled input: an async function of the helpers, called with `this` bound to `globalThis`. */
-type CompiledFunction = (helpers: Helpers) => Promise<unknown>;
+/**
+ * The compiled input: a function of the helpers, called with `this` bound to `globalThis`. It
+ * returns `[value]` for an input that ends in an expression (the array keeps a promise value from
+ * being adopted), `undefined` otherwise, or a promise of either when it is an async function.
+ */
+type CompiledFunction = (helpers: Helpers) => unknown;
 
 /** What a script run under vm's watchdog calls with its function, before user code runs. */
-type Launcher = (input: CompiledFunction) => Promise<unknown>;
+type Launcher = (input: CompiledFunction) => unknown;
 
 /** The functions generated code calls through the {@link HELPER} parameter. */
 interface Helpers {
@@ -80,6 +88,8 @@ interface CompiledScript {
   /** The one-shot global through which a script run under vm's watchdog finds its launcher. */
   key: string | undefined;
   script: vm.Script;
+  /** Compiled as a plain function: the input has no `await`, so it finishes before it returns. */
+  sync: boolean;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -140,6 +150,9 @@ const KEYWORDS = [
   "yield",
 ];
 
+/** The word that makes an input asynchronous (also in `for await`); as a name it merely costs the fast path. */
+const AWAIT = /\bawait\b/;
+
 const IDENTIFIER = /^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u;
 
 function constantAssignment(): never {
@@ -148,6 +161,50 @@ function constantAssignment(): never {
 
 function defineVariable(scope: object, name: string, value: unknown): void {
   Object.defineProperty(scope, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/**
+ * A simple input as the body of the compiled function: as `rewrite` makes it. A lone expression
+ * starts on the wrapper's line, so that stack frames give the columns the user typed.
+ */
+function simpleToFunction(simple: SimpleInput): CompiledInput {
+  const { declared, statements, value } = simple;
+  if (declared.length === 0 && statements === "" && value !== undefined) {
+    return { prologue: ";return [(", body: `${value}\n)];`, needsWatchdog: false };
+  }
+  return {
+    prologue: declared.length > 0 ? `${HELPER}.declare(${JSON.stringify(declared)});` : "",
+    body: value === undefined ? statements : `${statements}return [(${value})];`,
+    needsWatchdog: false,
+  };
+}
+
+/** The realm's `eval`: a call to `eval` is a direct eval only while the name resolves to it. */
+const REALM_EVAL = globalThis.eval;
+/** Where {@link evalInScope} lives, for stack frames (see isMachineryFrame). */
+const EVAL_IN_SCOPE_FILE = "confab:evaluator";
+
+/**
+ * Runs code by a direct `eval` inside `with (helpers.scope)`: V8 compiles the code alone (no
+ * function around it) and its value is that of its last expression statement, as at a REPL. It
+ * is compiled as a script of its own, at the top level, so that the code sees the scope, the
+ * helpers and the globals, and none of this module's names.
+ */
+const evalInScope = new vm.Script(
+  `(function (${HELPER}, __confab_code__) { with (${HELPER}.scope) { return eval(__confab_code__); } })`,
+  { filename: EVAL_IN_SCOPE_FILE },
+).runInThisContext() as (helpers: Helpers, code: string) => unknown;
+
+/**
+ * Whether a SyntaxError from {@link evalInScope} was thrown by code that ran (`JSON.parse`,
+ * `throw new SyntaxError()`), not by V8 refusing to compile the input: in the latter case its
+ * first stack frame is evalInScope's own. Without frames (`Error.stackTraceLimit = 0`) it
+ * counts as having run, so that nothing is ever run twice.
+ */
+function ranInEval(error: SyntaxError): boolean {
+  const stack = typeof error.stack === "string" ? error.stack : "";
+  const frame = /^ {4}at .*$/m.exec(stack)?.[0];
+  return frame === undefined || !frame.includes(EVAL_IN_SCOPE_FILE);
 }
 
 /** Resolves a module specifier typed at the listener: relative paths are relative to the working directory. */
@@ -159,12 +216,16 @@ function resolveSpecifier(specifier: string): string {
   return specifier;
 }
 
+/** `at eval (REPL7:1:5)`: a frame of an input run by {@link evalInScope}. */
+const EVAL_FRAME = /\beval \((REPL\d+:\d+:\d+)\)$/;
+
 /** True for frames that belong to the evaluator's machinery rather than to the user's code or the program's. */
 function isMachineryFrame(line: string): boolean {
   return (
     line.includes(SELF_URL) ||
     line.includes(SELF_PATH) ||
     line.includes("node:vm") ||
+    line.includes(EVAL_IN_SCOPE_FILE) ||
     // The wrapper's own frames sit on line 0, which V8 prints with no position at all.
     /\bREPL\d+(:0:\d+)?\)?$/.test(line)
   );
@@ -177,7 +238,8 @@ function cleanStack(stack: string): string {
     const frame = /^\s+at /.test(line);
     if (frame && isMachineryFrame(line)) break;
     if (frame && line.includes("(node:internal/")) continue;
-    out.push(line);
+    // A frame of an input run by direct eval reads as one of a compiled input does.
+    out.push(frame ? line.replace(EVAL_FRAME, "$1") : line);
   }
   return out.join("\n");
 }
@@ -344,19 +406,20 @@ export class Evaluator {
   }
 
   /**
-   * A plain expression (see `plainExpression`) compiled as it is, without the parser, which would
-   * cost more than the compilation; `undefined` for anything else. The listener asks status() and
-   * then evaluates the same text: one compilation serves both.
+   * A simple input (see `simple-input.ts`) compiled without the parser, which would cost more
+   * than the compilation; `undefined` for anything else. The listener asks status() and then
+   * evaluates the same text: one compilation serves both.
    */
   #expression(source: string): CompiledScript | undefined {
     const cached = this.#prepared;
     if (cached?.source === source) return cached.compiled;
-    if (!plainExpression(source)) return undefined;
+    const simple = readSimpleInput(source);
+    if (simple === undefined) return undefined;
     let compiled: CompiledScript | undefined;
     try {
-      compiled = this.#wrap({ prologue: ";return [(", body: `${source}\n)];`, needsWatchdog: false });
+      compiled = this.#wrap(simpleToFunction(simple));
     } catch {
-      compiled = undefined; // not an expression after all: the parser decides
+      compiled = undefined; // not what it seemed: the parser decides
     }
     this.#prepared = { source, compiled };
     return compiled;
@@ -380,11 +443,14 @@ export class Evaluator {
    * itself (shown as `Promise { ... }`), as in Node's REPL.
    */
   evaluate(source: string): Promise<EvalOutcome> {
+    return this.#enqueue((generation) => this.#run(source, generation));
+  }
+
+  #enqueue(run: (generation: number) => Promise<EvalOutcome>): Promise<EvalOutcome> {
     const generation = this.#generation;
     // #run never rejects, so its promise is the queue itself. With nothing running, the input
     // starts at once: each promise hop costs a turn of the async hooks that track processes.
-    const outcome =
-      this.#running === 0 ? this.#run(source, generation) : this.#queue.then(() => this.#run(source, generation));
+    const outcome = this.#running === 0 ? run(generation) : this.#queue.then(() => run(generation));
     this.#running++;
     this.#queue = outcome;
     return outcome;
@@ -402,20 +468,88 @@ export class Evaluator {
     this.#queue = Promise.resolve();
   }
 
-  async #run(source: string, generation: number): Promise<EvalOutcome> {
+  /**
+   * What the listener calls with the lines read so far: `"incomplete"` when more lines could
+   * make them whole (as {@link status} says), else their evaluation, as {@link evaluate} gives
+   * it. An input that finishes at once (no `await`, and a value that is not a promise: `1 + 2`,
+   * `const n: number = 5; n * 2`) is answered here and now rather than through a promise, which
+   * would cost the answer several turns of the async hooks; a simple one (see
+   * `simple-input.ts`) is run by a direct `eval` inside the scope, which compiles just the
+   * input's own text, with no function around it. The answer is the same on every route.
+   */
+  evaluateIfComplete(source: string): EvalOutcome | Promise<EvalOutcome> | "incomplete" {
+    if (this.#running === 0 && typeof source === "string") {
+      const simple = readSimpleInput(source);
+      if (simple?.awaits === false && this.#canEvalDirectly()) {
+        const outcome = this.#evalDirectly(source, simple);
+        if (outcome !== undefined) return outcome;
+      }
+    }
+    if (this.status(source) === "incomplete") return "incomplete";
+    if (this.#running !== 0 || typeof source !== "string") return this.evaluate(source);
+    const compiled = this.#compile(source);
+    if (!compiled.ok) return compiled;
+    let boxed: unknown;
     try {
-      if (typeof source !== "string") {
-        return { ok: false, error: new TypeError(`evaluate() expects a string, not ${typeof source}`) };
+      boxed = this.#launch(compiled);
+    } catch (err) {
+      return { ok: false, error: this.#translateLaunchError(err) };
+    }
+    const value: unknown = Array.isArray(boxed) ? boxed[0] : undefined;
+    if (!compiled.sync || util.types.isPromise(value)) {
+      return this.#enqueue((generation) => this.#run(source, generation, { boxed }));
+    }
+    defineVariable(this.#scope, "_", value);
+    return { ok: true, value };
+  }
+
+  /** A direct eval in the scope is one only while `eval` there is the realm's own. */
+  #canEvalDirectly(): boolean {
+    return globalThis.eval === REALM_EVAL && !("eval" in this.#scope);
+  }
+
+  /**
+   * Runs a simple input by {@link evalInScope}; `undefined` when V8 did not compile it (nothing
+   * of it ran), so that the exact route decides what is wrong or what it means.
+   */
+  #evalDirectly(source: string, simple: SimpleInput): EvalOutcome | Promise<EvalOutcome> | undefined {
+    inputCounter += 1;
+    const prologue = simple.declared.length > 0 ? `${HELPER}.declare(${JSON.stringify(simple.declared)});` : "";
+    const code = `${prologue}${simple.statements}${simple.value ?? "void 0"}\n//# sourceURL=REPL${inputCounter}`;
+    let value: unknown;
+    try {
+      value = withinTimeLimit(this.#timeout, "evaluation", () => evalInScope(this.#helpers, code));
+    } catch (error) {
+      if (error instanceof SyntaxError && !ranInEval(error)) return undefined;
+      return { ok: false, error };
+    }
+    if (util.types.isPromise(value)) {
+      return this.#enqueue((generation) => this.#run(source, generation, { boxed: [value] }));
+    }
+    defineVariable(this.#scope, "_", value);
+    return { ok: true, value };
+  }
+
+  /**
+   * Runs one input, or goes on with one that evaluateIfComplete has `started` (what its
+   * compiled function returned).
+   */
+  async #run(source: string, generation: number, started?: { readonly boxed: unknown }): Promise<EvalOutcome> {
+    try {
+      let boxed: unknown = started?.boxed;
+      if (started === undefined) {
+        if (typeof source !== "string") {
+          return { ok: false, error: new TypeError(`evaluate() expects a string, not ${typeof source}`) };
+        }
+        const compiled = this.#compile(source);
+        if (!compiled.ok) return compiled;
+        try {
+          boxed = this.#launch(compiled);
+        } catch (err) {
+          return { ok: false, error: this.#translateLaunchError(err) };
+        }
       }
-      const compiled = this.#compile(source);
-      if (!compiled.ok) return compiled;
-      let promise: Promise<unknown>;
-      try {
-        promise = this.#launch(compiled);
-      } catch (err) {
-        return { ok: false, error: this.#translateLaunchError(err) };
-      }
-      const boxed = await promise;
+      boxed = await boxed;
       let value: unknown = Array.isArray(boxed) ? boxed[0] : undefined;
       if (util.types.isPromise(value) && this.#awaitValues) {
         // The listener shows what a promise settles to (or its rejection as an error), and `_`
@@ -467,12 +601,15 @@ export class Evaluator {
     // frames of the machinery are all on line 0 and easy to leave out of printed stacks.
     // One parenthesized function, which V8 compiles at once (a function nested in it would be
     // parsed twice: skimmed with the script, compiled when first called).
-    const fn = `(async function (${HELPER}) { with (${HELPER}.scope) {${generated.prologue}\n${generated.body}\n} })`;
+    // Code without `await` runs the same in a plain function, which costs less to compile and to
+    // call, and answers without a promise (see evaluateNow).
+    const sync = !AWAIT.test(generated.prologue) && !AWAIT.test(generated.body);
+    const fn = `(${sync ? "" : "async "}function (${HELPER}) { with (${HELPER}.scope) {${generated.prologue}\n${generated.body}\n} })`;
     // Under vm's watchdog the user code must run inside the vm call: the script calls its
     // launcher itself. Otherwise the script's value is the function, called by #launch.
     const key = generated.needsWatchdog ? `__confab_launch_${randomUUID().replaceAll("-", "")}` : undefined;
     const wrapper = key === undefined ? fn : `this[${JSON.stringify(key)}]${fn}`;
-    return { key, script: new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 }) };
+    return { key, sync, script: new vm.Script(wrapper, { filename: `REPL${inputCounter}`, lineOffset: -1 }) };
   }
 
   /**
@@ -481,7 +618,7 @@ export class Evaluator {
    * removed on first read, before any user code runs: the script has no other way to reach this evaluator's
    * scope, and nothing stays behind on `globalThis`.
    */
-  #launch(compiled: CompiledScript): Promise<unknown> {
+  #launch(compiled: CompiledScript): unknown {
     const { key, script } = compiled;
     const timeout = this.#timeout;
     const launch: Launcher = (input) => input.call(globalThis, this.#helpers);
@@ -502,7 +639,7 @@ export class Evaluator {
       return withinTimeLimit(
         timeout,
         "evaluation",
-        () => script.runInThisContext(timeout === undefined ? {} : { timeout }) as Promise<unknown>,
+        () => script.runInThisContext(timeout === undefined ? {} : { timeout }) as unknown,
       );
     } finally {
       Reflect.deleteProperty(global, key);

@@ -170,16 +170,23 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       // The exact parse costs time in the whole input's size: while a paste is still coming in,
       // it is skipped where the scanner knows the input cannot be whole yet.
       const parse = !pasting || (scanner.mayBeComplete && text.length >= 2 * incompleteAt);
-      if (!parse || evaluator.status(text) === "incomplete") {
+      const now = parse ? evaluator.evaluateIfComplete(text) : "incomplete";
+      if (now === "incomplete") {
         if (parse && pasting) incompleteAt = text.length;
         if (framed) write(encodeListenerFrame({ kind: "more" }));
         continue;
       }
-      const source = text;
       discard();
+      if (!(now instanceof Promise)) {
+        // Answered at once: the common case, with no promise between the line and its answer.
+        write(`${evaluator.format(now)}\n`);
+        count++;
+        prompt();
+        continue;
+      }
       const settled = new Promise<EvalOutcome | Abandoned>((resolve) => {
         abandon = resolve;
-        void evaluator.evaluate(source).then(resolve);
+        void now.then(resolve);
       });
       if (input.takeInterrupt()) abandon?.("interrupted");
       else if (input.ended) {
