@@ -76,9 +76,13 @@ type Launcher = (input: CompiledFunction) => unknown;
 interface Helpers {
   scope: Record<string, unknown>;
   check(): void;
-  declare(names: string[]): void;
+  declare(names: readonly string[]): void;
   define(name: string, value: unknown): void;
   seal(names: string[]): void;
+  // What a simple input's `bound` statements call (see simple-input.ts), one call a declarator.
+  let(name: string, value: unknown): void;
+  const(name: string, value: unknown): void;
+  var(name: string): void;
   import(specifier: unknown, options?: unknown): Promise<unknown>;
   importInto(specifier: string, options: unknown, bindings: Array<[string, string | null]>): Promise<void>;
 }
@@ -161,6 +165,16 @@ function constantAssignment(): never {
 
 function defineVariable(scope: object, name: string, value: unknown): void {
   Object.defineProperty(scope, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** A `const` on the scope: reading gives `value`, assigning throws as JavaScript's does. */
+function defineConstant(scope: object, name: string, value: unknown): void {
+  Object.defineProperty(scope, name, {
+    get: () => value,
+    set: constantAssignment,
+    enumerable: true,
+    configurable: true,
+  });
 }
 
 /**
@@ -287,6 +301,8 @@ export class Evaluator {
   // Evaluations queued or running (of this generation: abandon() starts afresh).
   #running = 0;
   #generation = 0;
+  // Declarators bound so far by the simple input being run directly (see #evalDirectly).
+  #bindings = 0;
 
   /**
    * Makes a fresh scope holding `console` (bound to `writeOutput`) over the context's names. Throws a
@@ -352,29 +368,35 @@ export class Evaluator {
       });
     });
 
+    // Creates each name on the scope, keeping the value of one that exists (unsealing a constant).
+    const declare = (names: readonly string[]): void => {
+      for (const name of names) {
+        const descriptor = Object.getOwnPropertyDescriptor(scope, name);
+        if (!descriptor) defineVariable(scope, name, undefined);
+        else if (descriptor.get) defineVariable(scope, name, descriptor.get.call(scope));
+      }
+    };
     this.#helpers = {
       scope,
       check: timeCheck,
-      declare: (names) => {
-        for (const name of names) {
-          const descriptor = Object.getOwnPropertyDescriptor(scope, name);
-          if (!descriptor) defineVariable(scope, name, undefined);
-          else if (descriptor.get) defineVariable(scope, name, descriptor.get.call(scope));
-        }
-      },
+      declare,
       define: (name, value) => {
         defineVariable(scope, name, value);
       },
       seal: (names) => {
-        for (const name of names) {
-          const value = scope[name];
-          Object.defineProperty(scope, name, {
-            get: () => value,
-            set: constantAssignment,
-            enumerable: true,
-            configurable: true,
-          });
-        }
+        for (const name of names) defineConstant(scope, name, scope[name]);
+      },
+      let: (name, value) => {
+        this.#bindings++;
+        defineVariable(scope, name, value);
+      },
+      const: (name, value) => {
+        this.#bindings++;
+        defineConstant(scope, name, value);
+      },
+      var: (name) => {
+        this.#bindings++;
+        declare([name]);
       },
       import: (specifier, importOptions) =>
         import(resolveSpecifier(String(specifier)), importOptions as ImportCallOptions | undefined),
@@ -514,13 +536,20 @@ export class Evaluator {
    */
   #evalDirectly(source: string, simple: SimpleInput): EvalOutcome | Promise<EvalOutcome> | undefined {
     inputCounter += 1;
-    const prologue = simple.declared.length > 0 ? `${HELPER}.declare(${JSON.stringify(simple.declared)});` : "";
-    const code = `${prologue}${simple.statements}${simple.value ?? "void 0"}\n//# sourceURL=REPL${inputCounter}`;
+    const { declared, bound } = simple;
+    // Helper calls that declare as they assign, one call a declarator, cost less than creating
+    // every name first (`rewrite`'s order), and are the same where no name is used earlier.
+    const statements =
+      bound ?? (declared.length > 0 ? `${HELPER}.declare(${JSON.stringify(declared)});` : "") + simple.statements;
+    const code = `${statements}${simple.value ?? "void 0"}\n//# sourceURL=REPL${inputCounter}`;
     let value: unknown;
+    this.#bindings = 0;
     try {
       value = withinTimeLimit(this.#timeout, "evaluation", () => evalInScope(this.#helpers, code));
     } catch (error) {
       if (error instanceof SyntaxError && !ranInEval(error)) return undefined;
+      // As `rewrite`'s order leaves them: the names whose declarators did not run exist, unassigned.
+      if (bound !== undefined) this.#helpers.declare(declared.slice(this.#bindings));
       return { ok: false, error };
     }
     if (util.types.isPromise(value)) {

@@ -7,25 +7,39 @@ import { readSimpleInput } from "./simple-input.js";
 
 void describe("readSimpleInput", () => {
   void test("reads expressions and declarations, annotations stripped, as rewrite would", () => {
-    assert.deepEqual(readSimpleInput("1 + 2"), { declared: [], statements: "", value: "1 + 2", awaits: false });
+    assert.deepEqual(readSimpleInput("1 + 2"), {
+      declared: [],
+      statements: "",
+      bound: "",
+      value: "1 + 2",
+      awaits: false,
+    });
     assert.deepEqual(readSimpleInput("const x5: number = 5; x5 * 2"), {
       declared: ["x5"],
       statements: '(x5 = 5);__confab__.seal(["x5"]);',
+      bound: '__confab__.const("x5", 5);',
       value: "x5 * 2",
       awaits: false,
     });
     assert.deepEqual(readSimpleInput("let a = f(1, 2), b: Map<string, number[]> = new Map(); var c; let d"), {
       declared: ["a", "b", "c", "d"],
       statements: "(a = f(1, 2));(b = new Map());(d = void 0);",
+      bound:
+        '__confab__.let("a", f(1, 2));__confab__.let("b", new Map());__confab__.var("c");__confab__.let("d", void 0);',
       value: undefined,
       awaits: false,
     });
     assert.deepEqual(readSimpleInput("log(\"a, b\", '('); x = [1, 2];"), {
       declared: [],
       statements: "log(\"a, b\", '(');",
+      bound: "log(\"a, b\", '(');",
       value: "x = [1, 2]",
       awaits: false,
     });
+    // Where the order of creating and assigning shows, only rewrite's order is offered.
+    for (const source of ["a; let a = 1", "let b = b + 1", "const c = 1, d = c = 2", "o.e; var e = 1"]) {
+      assert.equal(readSimpleInput(source)?.bound, undefined, source);
+    }
     assert.equal(readSimpleInput("const n = await db.count(); n")?.awaits, true);
     const types = [
       "string | null",
@@ -124,7 +138,9 @@ void describe("Evaluator: simple inputs", () => {
           const ev = new Evaluator();
           const seen: string[] = [];
           try {
-            for (const source of [...lines, "[typeof a, typeof b, typeof c]"]) seen.push(await input(ev, source));
+            // Then what each name holds, and whether it is a constant.
+            const probes = ["[typeof a, typeof b, typeof c]", "a", "b", "c", "a = 9", "b = 9", "c = 9"];
+            for (const source of [...lines, ...probes]) seen.push(await input(ev, source));
           } finally {
             for (const name of ["a", "b", "c"]) Reflect.deleteProperty(global, name);
           }
@@ -157,6 +173,10 @@ void describe("Evaluator: simple inputs", () => {
       Error.stackTraceLimit = limit;
     }
     assert.equal(shown(atOnce(ev, "count")), "value 2", "run once, even with no stack to tell by");
+    // A declaration whose value throws leaves its name as rewrite's order does: there, unassigned.
+    assert.equal(shown(atOnce(ev, "const q = 1, r = nowhere; 1")), "error ReferenceError");
+    assert.equal(shown(atOnce(ev, "const s = nowhere")), "error ReferenceError");
+    assert.equal(shown(atOnce(ev, "[q, r, s, q = 2, s = 3]")), "value [ 1, undefined, undefined, 2, 3 ]");
     assert.equal(atOnce(ev, "1 +"), "incomplete");
     const refused = atOnce(ev, "1 +* 2");
     assert.equal(shown(refused), "error SyntaxError");

@@ -19,15 +19,28 @@ import { HELPER, plainExpression } from "./evaluator-compile.js";
 
 /** One line read by {@link readSimpleInput}: see the module's comment. */
 export interface SimpleInput {
-  /** Every name the input declares, in order of first appearance: created on the scope first. */
+  /** Every name the input declares, in order: what `rewrite` creates on the scope first. */
   readonly declared: readonly string[];
-  /** The statements before the last expression, as JavaScript ending in `;` ("" if none). */
+  /** The statements before the last expression, as `rewrite` makes them, each ending in `;` ("" if none). */
   readonly statements: string;
+  /**
+   * The same statements with each declarator one helper call that both declares and assigns
+   * (`__confab__.const("n", 5);`), which needs no names created first; `undefined` when a name
+   * is mentioned before its declarator ends (`a; let a = 1`, `let b = b`), where the order matters.
+   * Every declarator is one call, in order: {@link BOUND} counts them.
+   */
+  readonly bound: string | undefined;
   /** The last statement when it is an expression (the input's value), else `undefined`. */
   readonly value: string | undefined;
   /** Whether `await` appears: the input then needs an async function. */
   readonly awaits: boolean;
 }
+
+/**
+ * The helpers that `SimpleInput.bound` calls, each with a name (and a value): `let` defines a
+ * variable, `const` a constant, `var` creates the name unless it exists (keeping its value).
+ */
+export const BOUND = { let: "let", const: "const", var: "var" } as const;
 
 const DECLARATION = /^(const|let|var)\s+/;
 const NAME = /[A-Za-z_$][\w$]*/y;
@@ -59,23 +72,30 @@ export function readSimpleInput(source: string): SimpleInput | undefined {
   if (pieces.length > 1 && (pieces[pieces.length - 1] as string).trim() === "") pieces.pop();
   const declared = new Set<string>();
   let statements = "";
+  let bound: string | undefined = "";
   let value: string | undefined;
+  let before = "";
   for (let i = 0; i < pieces.length; i++) {
     const piece = (pieces[i] as string).trim();
     const last = i === pieces.length - 1;
     if (piece === "") return undefined;
     const kind = DECLARATION.exec(piece)?.[1];
     if (kind !== undefined) {
-      const rendered = readDeclaration(piece, (DECLARATION.exec(piece)?.[0] ?? "").length, kind, declared);
-      if (rendered === undefined) return undefined;
-      statements += rendered;
+      const read = readDeclaration(piece, (DECLARATION.exec(piece)?.[0] ?? "").length, kind, declared, before);
+      if (read === undefined) return undefined;
+      statements += read.hoisted;
+      bound = read.bound === undefined || bound === undefined ? undefined : bound + read.bound;
     } else {
       if (!expression(piece) || STATEMENT_WORDS.test(piece)) return undefined;
       if (last) value = piece;
-      else statements += `${piece};`;
+      else {
+        statements += `${piece};`;
+        if (bound !== undefined) bound += `${piece};`;
+      }
     }
+    before += `${piece};`;
   }
-  return { declared: [...declared], statements, value, awaits: AWAIT.test(source) };
+  return { declared: [...declared], statements, bound, value, awaits: AWAIT.test(source) };
 }
 
 /** An expression this route may hand to V8 as it is: see `plainExpression`. */
@@ -84,12 +104,21 @@ function expression(text: string): boolean {
 }
 
 /**
- * `a: T = 1, b = 2` from `at` (after the keyword) as assignments, `rewrite`'s way: `(a = 1);(b = 2);`,
- * a `let` without a value assigned `void 0`, a `var` without one left as it is, and a `const` sealed.
+ * `a: T = 1, b = 2` from `at` (after the keyword) as assignments, `rewrite`'s way (`hoisted`:
+ * `(a = 1);(b = 2);`, a `let` without a value assigned `void 0`, a `var` without one left as it
+ * is, and a `const` sealed) and as helper calls (`bound`, see {@link SimpleInput.bound}).
+ * `before` is the input's text before this statement.
  */
-function readDeclaration(text: string, at: number, kind: string, declared: Set<string>): string | undefined {
+function readDeclaration(
+  text: string,
+  at: number,
+  kind: string,
+  declared: Set<string>,
+  before: string,
+): { hoisted: string; bound: string | undefined } | undefined {
   const names: string[] = [];
-  let out = "";
+  let hoisted = "";
+  let bound: string | undefined = "";
   let pos = at;
   for (;;) {
     NAME.lastIndex = pos;
@@ -114,14 +143,35 @@ function readDeclaration(text: string, at: number, kind: string, declared: Set<s
     }
     names.push(name);
     declared.add(name);
-    if (init !== undefined) out += `(${name} = ${init});`;
-    else if (kind === "let") out += `(${name} = void 0);`;
+    if (init !== undefined) hoisted += `(${name} = ${init});`;
+    else if (kind === "let") hoisted += `(${name} = void 0);`;
+    if (bound !== undefined && mentions(before + text.slice(0, pos), name) === 1) {
+      const helper = kind === "const" ? BOUND.const : init === undefined && kind === "var" ? BOUND.var : BOUND.let;
+      bound += `${HELPER}.${helper}(${JSON.stringify(name)}${helper === BOUND.var ? "" : `, ${init ?? "void 0"}`});`;
+    } else {
+      bound = undefined;
+    }
     if (pos >= text.length) break;
     if (text[pos] !== ",") return undefined;
     pos = skipSpace(text, pos + 1);
   }
-  if (kind === "const") out += `${HELPER}.seal(${JSON.stringify(names)});`;
-  return out;
+  if (kind === "const") {
+    hoisted += `${HELPER}.seal(${JSON.stringify(names)});`;
+    // `rewrite` seals a statement's constants together, at its end (`const a = 1, b = a = 2`
+    // assigns `a`; if `b`'s value throws, `a` stays assignable): one helper call a constant
+    // would not, so only a lone constant is bound by one.
+    if (names.length > 1) bound = undefined;
+  }
+  return { hoisted, bound };
+}
+
+/** How many times `name` occurs in `text` as a word (in a string or after a `.` too: it only needs to be safe). */
+function mentions(text: string, name: string): number {
+  let count = 0;
+  for (let at = text.indexOf(name); at >= 0; at = text.indexOf(name, at + name.length)) {
+    if (!/[\w$]/.test(text[at - 1] ?? "") && !/[\w$]/.test(text[at + name.length] ?? "")) count++;
+  }
+  return count;
 }
 
 function skipSpace(text: string, pos: number): number {
