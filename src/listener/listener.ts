@@ -118,6 +118,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   };
 
   const scanner = new InputScanner();
+  // Lines of the input not yet given to the scanner: it is consulted only during a paste, so a
+  // line typed and answered at once never costs its scan.
+  let unscanned: string[] = [];
   let text = "";
   // While lines are pasted faster than they are read, an input the parser found incomplete is
   // parsed again only once it has doubled: a paste costs time linear in its size.
@@ -125,6 +128,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   const discard = (): void => {
     text = "";
     incompleteAt = 0;
+    unscanned = [];
     scanner.reset();
   };
 
@@ -165,8 +169,12 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         prompt();
         continue;
       }
-      scanner.push(line);
+      unscanned.push(line);
       const pasting = input.more;
+      if (pasting) {
+        for (const scanned of unscanned) scanner.push(scanned);
+        unscanned = [];
+      }
       // The exact parse costs time in the whole input's size: while a paste is still coming in,
       // it is skipped where the scanner knows the input cannot be whole yet.
       const parse = !pasting || (scanner.mayBeComplete && text.length >= 2 * incompleteAt);
