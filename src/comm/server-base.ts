@@ -187,6 +187,10 @@ export interface ServerAddress {
   readonly family: string;
 }
 
+// Set by ServerProcess's static block: they reach its private logger.
+let logTo: (server: ServerProcess, event: ServerEvent) => void;
+let hasLogger: (server: ServerProcess) => boolean;
+
 /**
  * The process a server runs as: a {@link Process} that also carries the bound `port` and
  * `address`. Kill it (or call `serverTerminate`) to close the listening socket. This is the
@@ -228,8 +232,8 @@ export abstract class ServerProcess extends Process implements ProcessResource {
   /** The server's counters now. */
   abstract get counters(): ServerCounters;
 
-  /** @internal Hands `event` to the server's logger; a logger that throws is reported, not fatal. */
-  log(event: ServerEvent): void {
+  /** Hands `event` to the server's logger; a logger that throws is reported, not fatal. */
+  #log(event: ServerEvent): void {
     if (this.#logger === undefined) return;
     try {
       this.#logger(event);
@@ -238,16 +242,18 @@ export abstract class ServerProcess extends Process implements ProcessResource {
     }
   }
 
-  /** @internal Whether the server has a logger: events need not be made otherwise. */
-  protected get logging(): boolean {
-    return this.#logger !== undefined;
+  static {
+    logTo = (server, event) => {
+      server.#log(event);
+    };
+    hasLogger = (server) => server.#logger !== undefined;
   }
 
   /** Logs how a process started by this server's `function` ended. */
   #childEnded(child: Process): void {
     if (this.#logger === undefined) return;
     const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
-    this.log({
+    this.#log({
       event: "process-ended",
       server: this.name,
       process: child.name,
@@ -257,11 +263,21 @@ export abstract class ServerProcess extends Process implements ProcessResource {
     });
   }
 
-  /** @internal The process's body: lives as long as the server serves. */
-  abstract untilClosed(): Promise<void>;
-
   /** Killing the server process stops it serving at once (see {@link ProcessResource}). */
   abstract [kKill](): void;
+}
+
+/**
+ * @internal Hands `event` to `server`'s logger (a logger that throws is reported, not fatal).
+ * A function of the module, not a method, so that it is not on a server's public surface.
+ */
+export function logServerEvent(server: ServerProcess, event: ServerEvent): void {
+  logTo(server, event);
+}
+
+/** @internal Whether `server` has a logger: events need not be made otherwise. */
+export function serverLogs(server: ServerProcess): boolean {
+  return hasLogger(server);
 }
 
 /** @internal An error as one line: `Name: message`, or the message alone. */

@@ -30,6 +30,24 @@ test("the server process carries the bound port and address, on loopback by defa
   assert.equal(await c.line(), "You sent: 'hi'");
 });
 
+test("a server process's public surface is exactly the documented API: no plumbing is reachable", async () => {
+  const server = await talkServer();
+  const names = (o: object): string[] => Object.getOwnPropertyNames(o).sort();
+  assert.deepEqual(names(server), ["address", "family", "maxConnections", "port"]);
+  const tcp = Object.getPrototypeOf(server) as object;
+  const base = Object.getPrototypeOf(tcp) as object;
+  assert.deepEqual(names(tcp), ["constructor", "counters"]);
+  assert.deepEqual(names(base), ["constructor"]);
+  // Symbol-keyed: the ProcessResource protocol only.
+  assert.equal(Object.getOwnPropertySymbols(server).length, 1);
+  assert.equal(Object.getOwnPropertySymbols(tcp).length, 1);
+  assert.deepEqual(Object.getOwnPropertySymbols(base), []);
+  for (const internal of ["log", "logging", "untilClosed", "countRefused", "socketClosed", "localEnd"]) {
+    assert.equal(internal in server, false, internal);
+  }
+  processKill(server);
+});
+
 test('the default process name is Lisp\'s (format nil "~S server" service)', () => {
   assert.equal(defaultProcessName(10243), "10243 server");
   assert.equal(defaultProcessName("confab"), '"confab" server');

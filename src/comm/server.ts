@@ -9,11 +9,11 @@
 import net from "node:net";
 import { isThenable, kKill, runAsParentOf, processKill, startProcess } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
-import { serverLogger, type Logger } from "./server-log.js";
+import { serverLogger, type Logger, type ServerEvent } from "./server-log.js";
 import { reportError } from "../report.js";
 import { formatHostPort } from "./address.js";
 import { endConnection, SocketStream } from "./socket-stream.js";
-import { serverOf, watchAccepted, type LocalEnd } from "./socket-listeners.js";
+import { serverOf, watchAccepted, type SocketServer } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint } from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
@@ -21,7 +21,9 @@ import {
   announceTo,
   defaultProcessName,
   errorMessage,
+  logServerEvent,
   ServerProcess,
+  serverLogs,
   type ConnectionFunction,
   type ConnectionLimits,
   type ServerCounters,
@@ -33,6 +35,16 @@ import {
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
+// Set by TcpServerProcess's static block: the process's body, kept off its public surface.
+let untilClosed: (server: TcpServerProcess) => Promise<void>;
+
+/** A socket's `timeout` event under `idleTimeout`: its server counts it and ends it, saying why. */
+function onSocketIdle(this: net.Socket): void {
+  const server = serverOf(this);
+  if (server === undefined) this.destroy();
+  else server.idle(this);
+}
+
 /**
  * The process of a server that listens itself, in this process: a {@link ServerProcess} that
  * accepts connections on its socket and hands them to its `function` one at a time. Kill it
@@ -40,7 +52,7 @@ const ACCEPT_ERROR_REPORT_MS = 5000;
  */
 export class TcpServerProcess extends ServerProcess {
   readonly #server: net.Server;
-  readonly #localEnd: LocalEnd | undefined;
+  readonly #watcher: SocketServer;
   readonly #dispatch: (handle: net.Socket) => unknown;
   readonly #queue: net.Socket[] = [];
   readonly #active = new Set<net.Socket>();
@@ -71,9 +83,19 @@ export class TcpServerProcess extends ServerProcess {
     this.#server = server;
     this.#dispatch = dispatch;
     // Every connection's local end is the listening address, unless that is a wildcard.
-    if (endpoint.family !== UNIX_FAMILY && endpoint.address !== "0.0.0.0" && endpoint.address !== "::") {
-      this.#localEnd = Object.freeze({ address: endpoint.address, port: endpoint.port });
-    }
+    const knownEnd = endpoint.family !== UNIX_FAMILY && endpoint.address !== "0.0.0.0" && endpoint.address !== "::";
+    this.#watcher = {
+      localEnd: knownEnd ? Object.freeze({ address: endpoint.address, port: endpoint.port }) : undefined,
+      closed: (socket) => {
+        this.#socketClosed(socket);
+      },
+      idle: (socket) => {
+        this.#socketIdle(socket);
+      },
+      refused: (socket, reason) => {
+        this.#countRefused(socket, reason);
+      },
+    };
     server.on("connection", this.#onConnection);
     server.on("error", this.#onError);
   }
@@ -103,7 +125,7 @@ export class TcpServerProcess extends ServerProcess {
     if (this.#active.size >= this.maxConnections) {
       // Without a listener, a reset while we say why would crash the host.
       socket.on("error", ignoreError);
-      this.countRefused(socket, `maxConnections ${this.maxConnections}`);
+      this.#countRefused(socket, `maxConnections ${this.maxConnections}`);
       socket.end(`Error: too many connections (maxConnections ${this.maxConnections}); try again later\n`, () =>
         socket.destroy(),
       );
@@ -111,11 +133,11 @@ export class TcpServerProcess extends ServerProcess {
     }
     // Sockets fail while waiting or after: the shared listeners keep a reset from crashing
     // the host, and tell this server when the connection is gone.
-    watchAccepted(socket, this);
+    watchAccepted(socket, this.#watcher);
     this.#active.add(socket);
     if (this.#idleTimeout > 0) {
       socket.setTimeout(this.#idleTimeout);
-      socket.on("timeout", TcpServerProcess.#onSocketIdle);
+      socket.on("timeout", onSocketIdle);
     }
     if (this.#proxyProtocol) {
       // The header comes first and says who the client is; the connection waits for it
@@ -126,7 +148,7 @@ export class TcpServerProcess extends ServerProcess {
         },
         (error: unknown) => {
           this.#refused++;
-          this.log({ event: "refused", server: this.name, peer: peerOf(socket), reason: errorMessage(error, false) });
+          this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason: errorMessage(error, false) });
           socket.destroy();
         },
       );
@@ -136,7 +158,7 @@ export class TcpServerProcess extends ServerProcess {
   };
 
   #admit(socket: net.Socket): void {
-    if (this.logging) this.log({ event: "accepted", server: this.name, peer: peerOf(socket) });
+    if (serverLogs(this)) this.#log({ event: "accepted", server: this.name, peer: peerOf(socket) });
     if (this.#busy) {
       this.#queue.push(socket);
       return;
@@ -144,39 +166,28 @@ export class TcpServerProcess extends ServerProcess {
     this.#serve(socket);
   }
 
-  /**
-   * @internal Counts `socket` as refused and logs why: for a `function` with limits of its
-   * own, which closes the connection itself.
-   */
-  countRefused(socket: net.Socket, reason: string): void {
+  #log(event: ServerEvent): void {
+    logServerEvent(this, event);
+  }
+
+  #countRefused(socket: net.Socket, reason: string): void {
     this.#refused++;
-    this.log({ event: "refused", server: this.name, peer: peerOf(socket), reason });
+    this.#log({ event: "refused", server: this.name, peer: peerOf(socket), reason });
   }
 
-  /** @internal Every connection's local end (the listening address), unless that is a wildcard. */
-  get localEnd(): LocalEnd | undefined {
-    return this.#localEnd;
-  }
-
-  /** @internal One of this server's connections closed. */
-  socketClosed(socket: net.Socket): void {
+  #socketClosed(socket: net.Socket): void {
     this.#active.delete(socket);
     this.#closedBytesIn += socket.bytesRead;
     this.#closedBytesOut += socket.bytesWritten;
   }
 
-  static #onSocketIdle(this: net.Socket): void {
-    const server = serverOf(this);
-    if (!(server instanceof TcpServerProcess)) {
-      this.destroy();
-      return;
-    }
-    server.#timedOut++;
+  #socketIdle(socket: net.Socket): void {
+    this.#timedOut++;
     // The peer is told why in one line, after what is queued for it; its stream's reads see
     // end of file. No second idle period: the socket is dropped if the peer has not closed
     // within a few seconds.
-    this.setTimeout(0);
-    endConnection(this, `connection idle for ${server.#idleTimeout} ms (the server's idleTimeout); closing`);
+    socket.setTimeout(0);
+    endConnection(socket, `connection idle for ${this.#idleTimeout} ms (the server's idleTimeout); closing`);
   }
 
   readonly #onError = (error: NodeJS.ErrnoException): void => {
@@ -193,7 +204,7 @@ export class TcpServerProcess extends ServerProcess {
       code === "EMFILE" || code === "ENFILE"
         ? " (out of file descriptors: connections are dropped until some close)"
         : "";
-    this.log({ event: "error", server: this.name, message: `${error.message}${hint}` });
+    this.#log({ event: "error", server: this.name, message: `${error.message}${hint}` });
     reportError(`${this.name} on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
 
@@ -234,7 +245,7 @@ export class TcpServerProcess extends ServerProcess {
 
   #functionFailed(error: unknown): void {
     this.#errors++;
-    this.log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
+    this.#log({ event: "error", server: this.name, message: `function failed: ${errorMessage(error)}` });
     reportError(`the function of ${this.name} failed`, error);
   }
 
@@ -243,19 +254,23 @@ export class TcpServerProcess extends ServerProcess {
     for (const socket of this.#queue.splice(0)) socket.destroy();
   }
 
-  /** @internal The process's body: lives as long as the listening socket. */
-  override untilClosed(): Promise<void> {
+  /** The process's body: lives as long as the listening socket. */
+  #untilClosed(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#server.listening) resolve();
       else this.#server.once("close", () => resolve());
     });
   }
 
+  static {
+    untilClosed = (server) => server.#untilClosed();
+  }
+
   /** Killing the server process closes the listening socket at once (see {@link ProcessResource}). */
   override [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
-    this.log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
+    this.#log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
   }
 }
 
@@ -370,12 +385,12 @@ async function startOneServer(
   };
   const logger = serverLogger(options.logger, options.announce);
   const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
-  startProcess(started, () => started.untilClosed(), []);
+  startProcess(started, () => untilClosed(started), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
   announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.
   if (options.logger !== undefined)
-    started.log({ event: "started", server: processName, address: bound.address, port: bound.port });
+    logServerEvent(started, { event: "started", server: processName, address: bound.address, port: bound.port });
   return started;
 }
 

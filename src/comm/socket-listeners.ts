@@ -10,11 +10,22 @@ export interface LocalEnd {
   readonly port: number | undefined;
 }
 
-/** @internal What the server that accepted a socket hears about it. */
+/**
+ * @internal The accepting server's side of its connections: an object the server keeps for
+ * itself (not the server process, whose public surface this is not part of).
+ */
 export interface SocketServer {
   /** The local end of every connection it accepts, when it knows it without asking the OS. */
   readonly localEnd: LocalEnd | undefined;
-  socketClosed(socket: Socket): void;
+  /** One of its connections closed. */
+  closed(socket: Socket): void;
+  /** One of its connections went idle past the server's `idleTimeout`. */
+  idle(socket: Socket): void;
+  /**
+   * Counts `socket` as refused and logs why: for what serves the connections with limits of
+   * its own (the listener server), which closes the connection itself.
+   */
+  refused(socket: Socket, reason: string): void;
 }
 
 /**
@@ -61,7 +72,7 @@ function onError(this: WatchedSocket, error: NodeJS.ErrnoException): void {
 function onClose(this: WatchedSocket): void {
   const reader = this[kReader];
   if (reader !== undefined) readerEvents?.closed(reader);
-  this[kServer]?.socketClosed(this);
+  this[kServer]?.closed(this);
 }
 
 /** Adds the shared listeners, unless the server or a stream already did. */

@@ -330,3 +330,10 @@ test("confab serve --workers without --function says why it refuses", async () =
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--workers must be/);
 });
+
+test("a cluster server's public surface is its documented API: its body and pool are not reachable", () => {
+  const names = Object.getOwnPropertyNames(ClusterServerProcess.prototype).sort();
+  assert.deepEqual(names, ["constructor", "counters", "restarts", "terminate", "workers"]);
+  assert.equal(Object.getOwnPropertySymbols(ClusterServerProcess.prototype).length, 1, "the ProcessResource kill");
+  assert.deepEqual(Object.getOwnPropertyNames(ServerProcess.prototype), ["constructor"]);
+});

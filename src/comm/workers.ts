@@ -462,11 +462,6 @@ export class ClusterServerProcess extends ServerProcess {
     return this.stopped;
   }
 
-  /** @internal The process's body: lives until every worker has exited. */
-  override untilClosed(): Promise<void> {
-    return this.stopped;
-  }
-
   /** @internal Killing the process stops the workers. */
   override [kKill](): void {
     void this.#pool.stop(this.#graceMs);
@@ -545,7 +540,8 @@ export async function startUpWorkers(
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
   };
   const server = new ClusterServerProcess(processName, pool, bound, limits);
-  startProcess(server, () => server.untilClosed(), []);
+  // The process lives until every worker has exited.
+  startProcess(server, () => server.stopped, []);
   announceTo(
     options.announce,
     `${processName}: listening on ${formatHostPort(bound.address, bound.port)} (${count} workers)`,

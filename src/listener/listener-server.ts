@@ -1,6 +1,5 @@
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { TcpServerProcess } from "../comm/server.js";
 import type { ServerOptions } from "../comm/server-base.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import { serverOf } from "../comm/socket-listeners.js";
@@ -201,8 +200,7 @@ class Startup {
   /** Closes the connection after one line, counted and logged by its server as refused for `reason`. */
   refuse(line: string, reason: string): void {
     if (this.stream.closed) return;
-    const server = serverOf(this.#handle);
-    if (server instanceof TcpServerProcess) server.countRefused(this.#handle, reason);
+    serverOf(this.#handle)?.refused(this.#handle, reason);
     this.close(line);
   }
 }

@@ -398,3 +398,14 @@ test("a monitor that cannot start stops its server and rejects with a clear erro
     processKill(taken);
   }
 });
+
+test("a monitor process's public surface is its documented API: its body is not reachable", async () => {
+  const monitor = await startMonitor({ port: 0 });
+  try {
+    const names = Object.getOwnPropertyNames(Object.getPrototypeOf(monitor) as object).sort();
+    assert.deepEqual(names, ["clients", "constructor", "snapshot"]);
+    assert.equal("untilClosed" in monitor, false);
+  } finally {
+    processKill(monitor);
+  }
+});

@@ -56,6 +56,9 @@ export const DEFAULT_MONITOR_CLIENTS = 8;
 
 const KILL_PATH = /^\/api\/processes\/(\d{1,15})\/kill$/;
 
+// Set by MonitorProcess's static block: the process's body, kept off its public surface.
+let untilClosed: (monitor: MonitorProcess) => Promise<void>;
+
 /**
  * The process a monitor runs as. Kill it (from code, `ps()`/`kill()` in a listener, or its own
  * page) to close its port and every page's event stream.
@@ -232,12 +235,16 @@ export class MonitorProcess extends Process implements ProcessResource {
     this.#pushSoon();
   }
 
-  /** @internal The process's body: lives as long as the HTTP server. */
-  untilClosed(): Promise<void> {
+  /** The process's body: lives as long as the HTTP server. */
+  #untilClosed(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#http.listening) resolve();
       else this.#http.once("close", () => resolve());
     });
+  }
+
+  static {
+    untilClosed = (monitor) => monitor.#untilClosed();
   }
 
   /** Killing the monitor frees its port at once and ends every page's stream (see {@link ProcessResource}). */
@@ -362,6 +369,6 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
     bound,
     options,
   );
-  startProcess(monitor, () => monitor.untilClosed(), []);
+  startProcess(monitor, () => untilClosed(monitor), []);
   return monitor;
 }
