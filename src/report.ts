@@ -35,3 +35,48 @@ export function reportError(what: string, error: unknown): void {
     // A broken reporter must not turn one failure into a crash.
   }
 }
+
+/**
+ * At most `max` reports of one kind per `interval` ms, for failures that can repeat many times
+ * a second (accept errors while out of file descriptors, failed TLS handshakes): a report of a
+ * new kind starts a new window at once. {@link ReportLimiter.allow} says how many were held
+ * back, so that the next report can say so.
+ *
+ * @example
+ * ```ts
+ * const reports = new ReportLimiter(1, 5000);
+ * const held = reports.allow(error.code);
+ * if (held !== false) reportError(`accept failed${held > 0 ? ` (${held} more not reported)` : ""}`, error);
+ * ```
+ */
+export class ReportLimiter {
+  readonly #max: number;
+  readonly #interval: number;
+  #windowStart = 0;
+  #kind: string | undefined;
+  #count = 0;
+  #suppressed = 0;
+
+  constructor(max: number, interval: number) {
+    this.#max = max;
+    this.#interval = interval;
+  }
+
+  /** `false` to stay quiet, or the number of reports held back since the last one let through. */
+  allow(kind?: string): number | false {
+    const now = Date.now();
+    if (kind !== this.#kind || now - this.#windowStart >= this.#interval) {
+      this.#kind = kind;
+      this.#windowStart = now;
+      this.#count = 0;
+    }
+    if (this.#count >= this.#max) {
+      this.#suppressed++;
+      return false;
+    }
+    this.#count++;
+    const held = this.#suppressed;
+    this.#suppressed = 0;
+    return held;
+  }
+}

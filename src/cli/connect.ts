@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { resolveService } from "../comm/services.js";
 import { formatHostPort } from "../comm/address.js";
+import { lispString } from "../comm/lisp-string.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
 import { unixSocketPath } from "../comm/endpoint.js";
 import { tokenLine } from "../comm/token-line.js";
@@ -23,11 +24,6 @@ const MAX_PENDING_OUTPUT = 1024 * 1024;
 /** The history file: `$CONFAB_HISTORY`, or `~/.confab_history`. */
 function historyFile(): string {
   return process.env.CONFAB_HISTORY ?? join(homedir(), ".confab_history");
-}
-
-/** A name as a Common Lisp string: `"a \"b\""`. */
-export function lispString(text: string): string {
-  return `"${text.replace(/["\\]/g, "\\$&")}"`;
 }
 
 function defaultName(): string {
@@ -182,6 +178,24 @@ function refuseGreeting(socket: net.Socket): void {
 }
 
 /**
+ * Feeds what the server sends to `reader` and calls `closed` when the connection is gone,
+ * `refused` if it was cut off for never sending a listener's greeting (see refuseGreeting).
+ */
+function hearServer(socket: net.Socket, reader: ListenerReader, closed: (refused: boolean) => void): void {
+  let refused = false;
+  socket.setEncoding("utf8");
+  socket.on("data", (text: string) => {
+    if (reader.push(text)) return;
+    refused = true;
+    refuseGreeting(socket);
+  });
+  socket.on("error", () => undefined);
+  socket.on("close", () => {
+    closed(refused);
+  });
+}
+
+/**
  * From a pipe: sends the input's lines and prints what comes back. The connection is ended only
  * once every line has been answered (each line the listener reads gets a prompt or a "more"
  * frame), since a listener ends a session, dropping what is still running, at end of file.
@@ -192,7 +206,6 @@ function pipeSession(socket: net.Socket): Promise<number> {
     let sent = 1;
     let answered = 0;
     let inputEnded = false;
-    let refused = false;
     const endWhenAnswered = (): void => {
       if (inputEnded && answered >= sent) socket.end();
     };
@@ -204,14 +217,7 @@ function pipeSession(socket: net.Socket): Promise<number> {
         endWhenAnswered();
       },
     );
-    socket.setEncoding("utf8");
-    socket.on("data", (text: string) => {
-      if (reader.push(text)) return;
-      refused = true;
-      refuseGreeting(socket);
-    });
-    socket.on("error", () => undefined);
-    socket.on("close", () => {
+    hearServer(socket, reader, (refused) => {
       // The session is over: stop reading input that can no longer be sent, so the process can exit.
       process.stdin.destroy();
       const { framed, rest } = reader.end();
@@ -343,15 +349,7 @@ function terminalSession(socket: net.Socket): Promise<number> {
       socket.end();
     });
 
-    let refused = false;
-    socket.setEncoding("utf8");
-    socket.on("data", (text: string) => {
-      if (reader.push(text)) return;
-      refused = true;
-      refuseGreeting(socket);
-    });
-    socket.on("error", () => undefined);
-    socket.on("close", () => {
+    hearServer(socket, reader, (refused) => {
       const { framed, rest } = reader.end();
       if (refused) {
         rl.close();

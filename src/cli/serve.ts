@@ -8,7 +8,7 @@ import type { Socket } from "node:net";
 import { listAllProcesses } from "../mp/registry.js";
 import { jsonLogger, textLogger, type Logger } from "../comm/server-log.js";
 import { processJoin, processKill } from "../mp/process.js";
-import { describeEndpoint, type ServerTlsOptions } from "../comm/endpoint.js";
+import { listeningLine, type ServerTlsOptions } from "../comm/endpoint.js";
 import { readPem, readToken } from "./credentials.js";
 import { parseMonitorFlag } from "./monitor-flag.js";
 import { monitorOf } from "../monitor/attach.js";
@@ -147,7 +147,6 @@ export async function serve(argv: string[]): Promise<never> {
     ...(values.monitor === undefined ? {} : { monitor: parseMonitorFlag(values.monitor) }),
   });
   if (values.announce && !inWorker) {
-    const where = describeEndpoint(server);
     // A wildcard address is not one to connect to: name this host instead.
     const host =
       server.address === "0.0.0.0" || server.address === "::"
@@ -158,8 +157,8 @@ export async function serve(argv: string[]): Promise<never> {
     const target = server.family === "unix" ? server.address : `${host}${server.port}`;
     const auth = `${tls === undefined ? "" : " --tls"}${token === undefined ? "" : " (with CONFAB_TOKEN set)"}`;
     const hint = fn === undefined ? `; connect with: npx confab connect ${target}${auth}` : "";
-    const spread = server instanceof ClusterServerProcess ? ` (${server.workerCount} workers)` : "";
-    process.stdout.write(`${server.name}: listening on ${where}${spread}${hint}\n`);
+    const workers = server instanceof ClusterServerProcess ? server.workerCount : undefined;
+    process.stdout.write(`${listeningLine(server.name, server, workers)}${hint}\n`);
     const monitor = monitorOf(server);
     if (monitor !== undefined) process.stdout.write(`${monitor.name}: open ${monitor.url} in a browser\n`);
   }

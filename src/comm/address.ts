@@ -33,6 +33,21 @@ export function formatHostPort(host: string, port: number | string): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
+/** Where a connection comes from, as a socket or a stream knows it: its remote address and port. */
+export interface RemoteEnd {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+}
+
+/**
+ * A connection's peer as people see it (`127.0.0.1:50312`, `[::1]:50312`), or `unknown` when
+ * the socket has no remote address (a Unix socket's client, or a socket already gone).
+ */
+export function peerOf(end: RemoteEnd, unknown = "?"): string {
+  const address = end.remoteAddress;
+  return address === undefined ? unknown : formatHostPort(address, end.remotePort ?? "?");
+}
+
 // 127.0.0.0/8 and ::1. BlockList compares parsed addresses, so every spelling counts:
 // `0:0:0:0:0:0:0:1`, and IPv4-mapped IPv6 (`::ffff:127.0.0.1`, `::ffff:7f00:1`).
 const LOOPBACK = new BlockList();

@@ -15,8 +15,8 @@ import { resolve as resolvePath } from "node:path";
 import tls from "node:tls";
 import { ConfabError, ErrorCodes, systemCode, type ConfabErrorCode } from "../errors.js";
 import { processContext } from "../mp/registry.js";
-import { reportError } from "../report.js";
-import { formatHostPort } from "./address.js";
+import { ReportLimiter, reportError } from "../report.js";
+import { formatHostPort, peerOf } from "./address.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 
 /** Default ms a TLS client has to complete its handshake. */
@@ -117,6 +117,18 @@ export function describeEndpoint(endpoint: Pick<BoundEndpoint, "address" | "port
 }
 
 /**
+ * The line a server announces once it listens: `NAME: listening on WHERE`, with
+ * ` (N workers)` for a service spread over workers. `confab serve` adds its hint to it.
+ */
+export function listeningLine(
+  name: string,
+  endpoint: Pick<BoundEndpoint, "address" | "port" | "family">,
+  workers?: number,
+): string {
+  return `${name}: listening on ${describeEndpoint(endpoint)}${workers === undefined ? "" : ` (${workers} workers)`}`;
+}
+
+/**
  * Creates and binds a listening socket. The socket is made outside any process: the async
  * context it is created in is what its connection callbacks run in, and a server's `function`
  * must run outside any process. Rejects with a {@link ConfabError} that names the endpoint.
@@ -137,7 +149,7 @@ export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
       await removeStaleSocket(spec.path, spec.processName);
       await processContext.exit(() => listenUnix(server, spec.path as string, spec.backlog));
     } else {
-      await processContext.exit(() => listen(server, { port: spec.port, host: spec.host, backlog: spec.backlog }));
+      await processContext.exit(() => listenOn(server, { port: spec.port, host: spec.host, backlog: spec.backlog }));
     }
   } catch (error) {
     if (error instanceof ConfabError) throw error;
@@ -189,7 +201,16 @@ function listenFd(server: net.Server, fd: number, backlog: number | undefined): 
   });
 }
 
-function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
+/** @internal Settles once `server` (a `net` or an `http` server) has stopped listening: a server process's body. */
+export function untilServerClosed(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) resolve();
+    else server.once("close", () => resolve());
+  });
+}
+
+/** @internal Listens `server` (a `net` or an `http` server); rejects with the OS's error. */
+export function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options, () => {
@@ -215,7 +236,7 @@ async function listenUnix(server: net.Server, path: string, backlog: number | un
   }
   let listening: Promise<void>;
   try {
-    listening = listen(server, { path, backlog });
+    listening = listenOn(server, { path, backlog });
   } finally {
     if (previous !== undefined) process.umask(previous);
   }
@@ -313,7 +334,15 @@ function unlinkAtExit(server: net.Server, path: string): void {
   });
 }
 
-function bindError(error: NodeJS.ErrnoException, spec: EndpointSpec, where: string): ConfabError {
+/**
+ * @internal The error for a failed bind: what wanted the endpoint (`spec.processName`), where,
+ * and why in words, with the OS's code as its `code`.
+ */
+export function bindError(
+  error: NodeJS.ErrnoException,
+  spec: Pick<EndpointSpec, "host" | "path" | "processName">,
+  where: string,
+): ConfabError {
   const { host } = spec;
   const code = systemCode(error, ErrorCodes.LISTEN);
   const unix = spec.path !== undefined;
@@ -458,7 +487,7 @@ class TlsEndpointServer extends net.Server {
 
   readonly #onHandshakeError = (error: Error, socket: tls.TLSSocket): void => {
     socket.destroy();
-    if (this.listening) this.#report(`TLS handshake with ${peerOf(socket)} failed`, error);
+    if (this.listening) this.#report(`TLS handshake with ${peerOf(socket, "a local client")} failed`, error);
   };
 
   #report(what: string, error: Error): void {
@@ -468,43 +497,6 @@ class TlsEndpointServer extends net.Server {
     const where = typeof bound === "string" ? bound : bound === null ? "?" : formatHostPort(bound.address, bound.port);
     const more = suppressed > 0 ? ` (and ${suppressed} similar failures not reported)` : "";
     reportError(`${this.#name} on ${where}: ${what}${more}`, error);
-  }
-}
-
-function peerOf(socket: net.Socket): string {
-  return socket.remoteAddress === undefined
-    ? "a local client"
-    : formatHostPort(socket.remoteAddress, socket.remotePort ?? "?");
-}
-
-/** At most `max` reports per `interval` ms; says how many were held back when it speaks again. */
-class ReportLimiter {
-  readonly #max: number;
-  readonly #interval: number;
-  #windowStart = 0;
-  #count = 0;
-  #suppressed = 0;
-
-  constructor(max: number, interval: number) {
-    this.#max = max;
-    this.#interval = interval;
-  }
-
-  /** `false` to stay quiet, or the number of reports held back since the last one. */
-  allow(): number | false {
-    const now = Date.now();
-    if (now - this.#windowStart >= this.#interval) {
-      this.#windowStart = now;
-      this.#count = 0;
-    }
-    if (this.#count >= this.#max) {
-      this.#suppressed++;
-      return false;
-    }
-    this.#count++;
-    const held = this.#suppressed;
-    this.#suppressed = 0;
-    return held;
   }
 }
 

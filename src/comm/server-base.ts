@@ -9,6 +9,7 @@
 import type net from "node:net";
 import { kKill, kOwner, Process, watchChildren, type ProcessResource } from "../mp/process.js";
 import { reportError } from "../report.js";
+import { lispString } from "./lisp-string.js";
 import type { Logger, LoggerOption, ServerEvent } from "./server-log.js";
 import type { SocketStream, SocketStreamOptions } from "./socket-stream.js";
 import type { ServerTlsOptions } from "./endpoint.js";
@@ -154,7 +155,7 @@ export interface ServerHooks {
  */
 export function defaultProcessName(service: number | string): string {
   if (typeof service === "number") return `${service} server`;
-  return `"${service.replace(/["\\]/g, "\\$&")}" server`;
+  return `${lispString(service)} server`;
 }
 
 /** A snapshot of a server's counters, from {@link ServerProcess.counters}. */

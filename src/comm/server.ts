@@ -10,12 +10,19 @@ import net from "node:net";
 import { isThenable, kKill, runAsParentOf, processKill, startProcess } from "../mp/process.js";
 import { PROXY_HEADER_TIMEOUT_MS, readProxyHeader } from "./proxy-protocol.js";
 import { serverLogger, type Logger, type ServerEvent } from "./server-log.js";
-import { reportError } from "../report.js";
-import { formatHostPort } from "./address.js";
+import { ReportLimiter, reportError } from "../report.js";
+import { formatHostPort, peerOf } from "./address.js";
 import { endConnection, SocketStream } from "./socket-stream.js";
 import { serverOf, watchAccepted, type SocketServer } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
-import { bindEndpoint, describeEndpoint, unixSocketPath, UNIX_FAMILY, type BoundEndpoint } from "./endpoint.js";
+import {
+  bindEndpoint,
+  listeningLine,
+  unixSocketPath,
+  untilServerClosed,
+  UNIX_FAMILY,
+  type BoundEndpoint,
+} from "./endpoint.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import {
   announceTo,
@@ -34,9 +41,6 @@ import {
 
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
-
-// Set by TcpServerProcess's static block: the process's body, kept off its public surface.
-let untilClosed: (server: TcpServerProcess) => Promise<void>;
 
 /** A socket's `timeout` event under `idleTimeout`: its server counts it and ends it, saying why. */
 function onSocketIdle(this: net.Socket): void {
@@ -65,8 +69,7 @@ export class TcpServerProcess extends ServerProcess {
   #errors = 0;
   #closedBytesIn = 0;
   #closedBytesOut = 0;
-  #lastAcceptError = "";
-  #lastAcceptErrorAt = 0;
+  readonly #acceptReports = new ReportLimiter(1, ACCEPT_ERROR_REPORT_MS);
 
   /** Not for users: use {@link startUpServer}. */
   constructor(
@@ -196,14 +199,12 @@ export class TcpServerProcess extends ServerProcess {
     // while, not once per attempt. libuv keeps the listening socket and drops the
     // connections it cannot accept, so the server recovers by itself.
     const code = error.code ?? error.name;
-    const now = Date.now();
-    if (code === this.#lastAcceptError && now - this.#lastAcceptErrorAt < ACCEPT_ERROR_REPORT_MS) return;
-    this.#lastAcceptError = code;
-    this.#lastAcceptErrorAt = now;
+    const held = this.#acceptReports.allow(code);
+    if (held === false) return;
     const hint =
-      code === "EMFILE" || code === "ENFILE"
+      (code === "EMFILE" || code === "ENFILE"
         ? " (out of file descriptors: connections are dropped until some close)"
-        : "";
+        : "") + (held > 0 ? ` (${held} more accept errors not reported)` : "");
     this.#log({ event: "error", server: this.name, message: `${error.message}${hint}` });
     reportError(`${this.name} on ${formatHostPort(this.address, this.port)}${hint}`, error);
   };
@@ -254,29 +255,12 @@ export class TcpServerProcess extends ServerProcess {
     for (const socket of this.#queue.splice(0)) socket.destroy();
   }
 
-  /** The process's body: lives as long as the listening socket. */
-  #untilClosed(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) resolve();
-      else this.#server.once("close", () => resolve());
-    });
-  }
-
-  static {
-    untilClosed = (server) => server.#untilClosed();
-  }
-
   /** Killing the server process closes the listening socket at once (see {@link ProcessResource}). */
   override [kKill](): void {
     this.#server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
     this.#log({ event: "stopped", server: this.name, accepted: this.#accepted, refused: this.#refused });
   }
-}
-
-function peerOf(socket: net.Socket): string {
-  const address = socket.remoteAddress;
-  return address === undefined ? "?" : formatHostPort(address, socket.remotePort ?? "?");
 }
 
 function ignoreError(): void {
@@ -385,9 +369,10 @@ async function startOneServer(
   };
   const logger = serverLogger(options.logger, options.announce);
   const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
-  startProcess(started, () => untilClosed(started), []);
+  // The process lives as long as the listening socket.
+  startProcess(started, () => untilServerClosed(endpoint.server), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
-  announceTo(options.announce, `${processName}: listening on ${describeEndpoint(bound)}`, bound, null);
+  announceTo(options.announce, listeningLine(processName, bound), bound, null);
   // The announce line already says it on the default log stream; a chosen logger hears it too.
   if (options.logger !== undefined)
     logServerEvent(started, { event: "started", server: processName, address: bound.address, port: bound.port });

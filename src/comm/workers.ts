@@ -35,7 +35,7 @@ import { kKill, processJoin, processKill, startProcess } from "../mp/process.js"
 import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { formatHostPort } from "./address.js";
-import { unixSocketPath } from "./endpoint.js";
+import { listeningLine, unixSocketPath } from "./endpoint.js";
 import {
   announceTo,
   defaultProcessName,
@@ -544,7 +544,7 @@ export async function startUpWorkers(
   startProcess(server, () => server.stopped, []);
   announceTo(
     options.announce,
-    `${processName}: listening on ${formatHostPort(bound.address, bound.port)} (${count} workers)`,
+    listeningLine(processName, bound, count),
     { address: bound.address, family: bound.family, port: bound.port },
     null,
   );

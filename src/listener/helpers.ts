@@ -1,7 +1,7 @@
 import { inspect } from "node:util";
 import { ServerProcess } from "../comm/server-base.js";
 import { printable, quoted } from "../comm/printable.js";
-import { formatHostPort } from "../comm/address.js";
+import { formatHostPort, peerOf } from "../comm/address.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, type Process } from "../mp/process.js";
@@ -91,7 +91,7 @@ function rowOf(p: Process): ProcessRow {
   if (stream === undefined) return base;
   return {
     ...base,
-    peer: stream.remoteAddress === undefined ? "?" : formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"),
+    peer: peerOf(stream),
     bytesIn: stream.bytesRead,
     bytesOut: stream.bytesWritten,
   };

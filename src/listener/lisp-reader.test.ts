@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConfabError, ErrorCodes } from "../errors.js";
+import { lispString } from "../comm/lisp-string.js";
 import { MAX_LISTENER_NAME_LENGTH, readLispForm, readListenerName } from "./lisp-reader.js";
 
 /** Asserts a BAD_NAME_LINE error on one line, optionally matching its message. */
@@ -13,11 +14,6 @@ function badNameLine(pattern?: RegExp) {
     if (pattern !== undefined) assert.match(err.message, pattern);
     return true;
   };
-}
-
-/** Renders a JavaScript string as a Lisp string literal. */
-function lispString(s: string): string {
-  return `"${s.replace(/["\\]/g, "\\$&")}"`;
 }
 
 void test("backslash escapes any character inside a string", () => {

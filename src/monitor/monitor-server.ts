@@ -17,8 +17,9 @@
 import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
 import { formatHostPort, isLoopback } from "../comm/address.js";
+import { bindError, listenOn, untilServerClosed } from "../comm/endpoint.js";
 import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
@@ -55,9 +56,6 @@ export const DEFAULT_MONITOR_INTERVAL_MS = 1000;
 export const DEFAULT_MONITOR_CLIENTS = 8;
 
 const KILL_PATH = /^\/api\/processes\/(\d{1,15})\/kill$/;
-
-// Set by MonitorProcess's static block: the process's body, kept off its public surface.
-let untilClosed: (monitor: MonitorProcess) => Promise<void>;
 
 /**
  * The process a monitor runs as. Kill it (from code, `ps()`/`kill()` in a listener, or its own
@@ -235,18 +233,6 @@ export class MonitorProcess extends Process implements ProcessResource {
     this.#pushSoon();
   }
 
-  /** The process's body: lives as long as the HTTP server. */
-  #untilClosed(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#http.listening) resolve();
-      else this.#http.once("close", () => resolve());
-    });
-  }
-
-  static {
-    untilClosed = (monitor) => monitor.#untilClosed();
-  }
-
   /** Killing the monitor frees its port at once and ends every page's stream (see {@link ProcessResource}). */
   [kKill](): void {
     clearInterval(this.#timer);
@@ -275,30 +261,6 @@ function sendMethodNotAllowed(res: ServerResponse, allow: string): void {
 
 function validPort(port: unknown): port is number {
   return typeof port === "number" && Number.isInteger(port) && port >= 0 && port <= 65535;
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host }, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}
-
-function bindError(error: NodeJS.ErrnoException, host: string, port: number): ConfabError {
-  const where = formatHostPort(host, port);
-  const code = systemCode(error, ErrorCodes.LISTEN);
-  const why =
-    code === "EADDRINUSE"
-      ? `${where} is already in use`
-      : code === "EACCES"
-        ? `permission denied to bind ${where} (ports below 1024 need privileges)`
-        : code === "EADDRNOTAVAIL"
-          ? `${host} is not an address of this machine`
-          : `cannot bind ${where}: ${error.message}`;
-  return new ConfabError(code, `cannot start the monitor: ${why} (${code})`, { cause: error });
 }
 
 /**
@@ -359,9 +321,10 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   server.maxConnections = 64;
   let bound: AddressInfo;
   try {
-    bound = await processContext.exit(() => listen(server, port, host));
+    await processContext.exit(() => listenOn(server, { port, host }));
+    bound = server.address() as AddressInfo;
   } catch (error) {
-    throw bindError(error as NodeJS.ErrnoException, host, port);
+    throw bindError(error as NodeJS.ErrnoException, { host, processName: "the monitor" }, formatHostPort(host, port));
   }
   const monitor = new MonitorProcess(
     options.processName ?? `monitor ${formatHostPort(bound.address, bound.port)}`,
@@ -369,6 +332,7 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
     bound,
     options,
   );
-  startProcess(monitor, () => untilClosed(monitor), []);
+  // The process lives as long as the HTTP server.
+  startProcess(monitor, () => untilServerClosed(server), []);
   return monitor;
 }

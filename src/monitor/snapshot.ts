@@ -12,7 +12,7 @@
  */
 import { ServerProcess, type ServerCounters } from "../comm/server-base.js";
 import { printable } from "../comm/printable.js";
-import { formatHostPort } from "../comm/address.js";
+import { formatHostPort, peerOf } from "../comm/address.js";
 import { SocketStream } from "../comm/socket-stream.js";
 import type { Process, ProcessState } from "../mp/process.js";
 import { listAllProcesses } from "../mp/registry.js";
@@ -113,9 +113,7 @@ export function connectionOf(p: Process): SocketStream | undefined {
 }
 
 function streamPeer(stream: SocketStream): string {
-  return stream.remoteAddress === undefined
-    ? "?"
-    : printable(formatHostPort(stream.remoteAddress, stream.remotePort ?? "?"));
+  return printable(peerOf(stream));
 }
 
 function streamLocal(stream: SocketStream): string {
