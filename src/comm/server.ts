@@ -71,7 +71,7 @@ export class TcpServerProcess extends ServerProcess {
   #closedBytesOut = 0;
   readonly #acceptReports = new ReportLimiter(1, ACCEPT_ERROR_REPORT_MS);
 
-  /** Not for users: use {@link startUpServer}. */
+  /** @internal Use {@link startUpServer}. */
   constructor(
     name: string,
     endpoint: BoundEndpoint,
