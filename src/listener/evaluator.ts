@@ -500,7 +500,8 @@ export class Evaluator {
    * input's own text, with no function around it. The answer is the same on every route.
    */
   evaluateIfComplete(source: string): EvalOutcome | Promise<EvalOutcome> | "incomplete" {
-    if (this.#running === 0 && typeof source === "string") {
+    if (typeof source !== "string") return this.evaluate(source); // its TypeError, as evaluate gives it
+    if (this.#running === 0) {
       const simple = readSimpleInput(source);
       if (simple?.awaits === false && this.#canEvalDirectly()) {
         const outcome = this.#evalDirectly(source, simple);
@@ -508,7 +509,7 @@ export class Evaluator {
       }
     }
     if (this.status(source) === "incomplete") return "incomplete";
-    if (this.#running !== 0 || typeof source !== "string") return this.evaluate(source);
+    if (this.#running !== 0) return this.evaluate(source);
     const compiled = this.#compile(source);
     if (!compiled.ok) return compiled;
     let boxed: unknown;

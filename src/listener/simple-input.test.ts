@@ -159,7 +159,7 @@ void describe("Evaluator: simple inputs", () => {
     );
   });
 
-  void test("an error thrown while running is not run again; a line V8 refuses takes the exact route", () => {
+  void test("an error thrown while running is not run again; a line V8 refuses takes the exact route", async () => {
     const ev = new Evaluator();
     assert.equal(shown(atOnce(ev, "let count = 0")), "value undefined");
     const thrown = atOnce(ev, 'count += 1; JSON.parse("x")');
@@ -178,6 +178,7 @@ void describe("Evaluator: simple inputs", () => {
     assert.equal(shown(atOnce(ev, "const s = nowhere")), "error ReferenceError");
     assert.equal(shown(atOnce(ev, "[q, r, s, q = 2, s = 3]")), "value [ 1, undefined, undefined, 2, 3 ]");
     assert.equal(atOnce(ev, "1 +"), "incomplete");
+    assert.equal(shown(await ev.evaluateIfComplete(42 as unknown as string)), "error TypeError", "not a string");
     const refused = atOnce(ev, "1 +* 2");
     assert.equal(shown(refused), "error SyntaxError");
     assert.match(ev.format(refused as EvalOutcome), /^SyntaxError: Unexpected token/);
