@@ -139,13 +139,13 @@ export async function startUpServer(
 /** What comm needs to know beyond its options: the listener server when there is no `function`. */
 function hooksFor(options: StartUpServerOptions | StartUpStreamServerOptions): ServerHooks {
   if (options.function !== undefined) {
-    if (options.token === undefined) return {};
+    if (options.token === undefined && (options as { users?: unknown }).users === undefined) return {};
     const processName = options.processName ?? defaultProcessName(options.service ?? DEFAULT_SERVICE);
     return {
       check: () => {
         throw new ConfabError(
           ErrorCodes.INVALID_ARGUMENT,
-          `cannot start ${processName}: the token option is for the listener server; a server with a function authenticates its own clients`,
+          `cannot start ${processName}: the token and users options are for the listener server; a server with a function authenticates its own clients`,
         );
       },
     };

@@ -9,7 +9,7 @@ import { listAllProcesses } from "../mp/registry.js";
 import { jsonLogger, textLogger, type Logger } from "../comm/server-log.js";
 import { processJoin, processKill } from "../mp/process.js";
 import { listeningLine, type ServerTlsOptions } from "../comm/endpoint.js";
-import { readPem, readToken } from "./credentials.js";
+import { readCredentials, readPem } from "./credentials.js";
 import { parseMonitorFlag } from "./monitor-flag.js";
 import { monitorOf } from "../monitor/attach.js";
 
@@ -123,7 +123,25 @@ export async function serve(argv: string[]): Promise<never> {
       "--token-file is for the listener server; a --function server authenticates its own clients",
     );
   }
-  const token = fn === undefined ? readToken(values["token-file"]) : undefined;
+  const tokenFile = values["token-file"];
+  const credentials = fn === undefined ? readCredentials(tokenFile) : undefined;
+  // A users file is read again on SIGHUP: users are added and revoked without a restart (a
+  // file that has become unreadable or wrong is reported, and the users read last stay).
+  let users = typeof credentials === "object" ? credentials : undefined;
+  if (users !== undefined && tokenFile !== undefined) {
+    process.on("SIGHUP", () => {
+      try {
+        const reread = readCredentials(tokenFile);
+        if (typeof reread !== "object") throw new Error("it no longer holds NAME TOKEN lines");
+        users = reread;
+        process.stdout.write(`confab: ${tokenFile}: ${Object.keys(reread).length} users\n`);
+      } catch (error) {
+        process.stderr.write(
+          `confab: SIGHUP: ${tokenFile} not reloaded, the users read before stay: ${(error as Error).message}\n`,
+        );
+      }
+    });
+  }
   // A numeric service given on the command line is a port, named as a number (`10243 server`).
   const service =
     values.service === undefined ? undefined : /^\d+$/.test(values.service) ? Number(values.service) : values.service;
@@ -143,7 +161,8 @@ export async function serve(argv: string[]): Promise<never> {
     logger: cliLogger(values.log, values.announce),
     ...(workers === undefined ? {} : { workers }),
     ...(tls === undefined ? {} : { tls }),
-    ...(token === undefined ? {} : { token }),
+    ...(typeof credentials === "string" ? { token: credentials } : {}),
+    ...(users === undefined ? {} : { users: () => users ?? {} }),
     ...(values.monitor === undefined ? {} : { monitor: parseMonitorFlag(values.monitor) }),
   });
   if (values.announce && !inWorker) {
@@ -155,7 +174,13 @@ export async function serve(argv: string[]): Promise<never> {
           ? ""
           : `${server.address} `;
     const target = server.family === "unix" ? server.address : `${host}${server.port}`;
-    const auth = `${tls === undefined ? "" : " --tls"}${token === undefined ? "" : " (with CONFAB_TOKEN set)"}`;
+    const tokenHint =
+      credentials === undefined
+        ? ""
+        : users === undefined
+          ? " (with CONFAB_TOKEN set)"
+          : " --token-file YOUR-TOKEN-FILE";
+    const auth = `${tls === undefined ? "" : " --tls"}${tokenHint}`;
     const hint = fn === undefined ? `; connect with: npx confab connect ${target}${auth}` : "";
     const workers = server instanceof ClusterServerProcess ? server.workerCount : undefined;
     process.stdout.write(`${listeningLine(server.name, server, workers)}${hint}\n`);

@@ -25,9 +25,13 @@ Usage:
       --workers N (with --function) runs N worker processes (node:cluster) on one
       port; SIGINT/SIGTERM stops them all, each after its drain.
       --tls-cert/--tls-key speak TLS; --tls-ca admits only clients with a certificate
-      that CA signed. A listener token (clients send "token SECRET" first) comes from
-      --token-file FILE or $CONFAB_TOKEN. A listener server binds a non-loopback
-      --host only with a token or with --tls-ca.
+      that CA signed (a session's user is then its certificate's common name).
+      A listener token (clients send "token SECRET" first) comes from --token-file
+      FILE or $CONFAB_TOKEN. FILE holds one token, or lines NAME TOKEN, one user each
+      ("#" starts a comment): a session then belongs to the user whose token it sent
+      (ps() and the monitor show it), and SIGHUP reads FILE again (add or revoke users
+      without a restart). A listener server binds a non-loopback --host only with a
+      token or with --tls-ca.
       --monitor [ADDR:]PORT also serves a live monitor page (servers, processes,
       connections, a kill button per process) at http://ADDR:PORT/; ADDR must be
       loopback (default 127.0.0.1), PORT 0 picks one (--announce prints the URL).
@@ -35,7 +39,8 @@ Usage:
                  [--token-file FILE]
       Open a listener session on a listener server (HOST defaults to 127.0.0.1).
       SERVICE may be a Unix socket path. --tls speaks TLS (--ca: the server's CA;
-      --cert/--key: a client certificate); the token comes from --token-file or $CONFAB_TOKEN.
+      --cert/--key: a client certificate); the token comes from --token-file (the token
+      alone, or your own NAME TOKEN line) or $CONFAB_TOKEN.
   confab talk [--service S]
       Run the LispWorks talk example: a server and a client that talks to it.
   confab --help | --version

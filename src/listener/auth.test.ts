@@ -8,14 +8,16 @@ import { after, before, describe, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { openTcpStream } from "../comm/client.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
-import { eventually, LineClient, sleep } from "../../test/support.js";
+import { captureReports, eventually, LineClient, sleep } from "../../test/support.js";
 import { listenerServer } from "./listener-server.js";
 import { parseTokenLine, tokenLine, validateToken } from "../comm/token-line.js";
 import {
   DEFAULT_REFUSAL_DELAY_MS,
+  parseTokenFile,
   peerKey,
   REFUSAL_LINE,
   TokenAuthenticator,
+  type Admitted,
   type TokenThrottleOptions,
 } from "./auth.js";
 
@@ -82,7 +84,7 @@ test("peers are remembered by IPv4 address, IPv6 /64 prefix, and Unix clients al
 test("the right token passes at once; a wrong or missing one fails only after the delay", async () => {
   const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 150 });
   const right = await timed(auth.verify("192.0.2.1", TOKEN));
-  assert.equal(right.value, true);
+  assert.deepEqual(right.value, { user: undefined }, "a shared token's session has no user");
   assert.ok(right.ms < 100, `right token answered in ${right.ms} ms`);
   for (const presented of [
     "wrong-token-of-good-length",
@@ -125,7 +127,7 @@ test("parallel guesses from a failing peer are answered one after another, and t
   );
   assert.equal(auth.pendingOf("192.0.2.4"), 3);
   // The right token gets in at once, while all three wrong ones still wait for their answers.
-  assert.equal(await auth.verify("192.0.2.4", TOKEN), true);
+  assert.deepEqual(await auth.verify("192.0.2.4", TOKEN), { user: undefined });
   assert.deepEqual(settled, [], "no wrong guess was answered before the right token got in");
   assert.deepEqual(await Promise.all(guesses), [false, false, false]);
   const ms = performance.now() - started;
@@ -137,7 +139,7 @@ test("parallel guesses from a failing peer are answered one after another, and t
 
 test("a peer's failures waiting for their answers are bounded: past maxPendingPerPeer, attempts are refused at once without being judged", async () => {
   const auth = new TokenAuthenticator(TOKEN, { refusalDelay: 100, maxRefusalDelay: 100, maxPendingPerPeer: 3 });
-  const early: boolean[] = [];
+  const early: (Admitted | false)[] = [];
   const guesses = Array.from({ length: 10 }, (_, i) =>
     auth.verify("192.0.2.6", `bounded-wrong-guess-${i}`).then((ok) => {
       early.push(ok);
@@ -156,12 +158,12 @@ test("a peer's failures waiting for their answers are bounded: past maxPendingPe
   assert.equal(whileFull.value, false);
   assert.ok(whileFull.ms < 50, `turned away after ${whileFull.ms} ms`);
   // Another address is not affected.
-  assert.equal(await auth.verify("192.0.2.7", TOKEN), true);
-  assert.deepEqual(await Promise.all(guesses), Array<boolean>(10).fill(false));
+  assert.deepEqual(await auth.verify("192.0.2.7", TOKEN), { user: undefined });
+  assert.deepEqual(await Promise.all(guesses), Array<false>(10).fill(false));
   // Once the answers are due, the places are free again and the right token gets in at once.
   assert.equal(auth.pendingOf("192.0.2.6"), 0);
   assert.equal(auth.pending, 0);
-  assert.equal(await auth.verify("192.0.2.6", TOKEN), true);
+  assert.deepEqual(await auth.verify("192.0.2.6", TOKEN), { user: undefined });
 });
 
 test("a client that gives up frees no place: its peer's place stays taken until the answer was due", async () => {
@@ -444,4 +446,97 @@ test("a Unix socket counts as local: its listener server needs no authentication
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Users, each with a token of their own
+
+const ALICE = "alice-token-0123456789abcdef";
+const BOB = "bob-token-0123456789abcdef-x";
+
+test("a token file holds one token, or NAME TOKEN lines with # comments; errors name the line, never a token", () => {
+  assert.equal(parseTokenFile(`  ${TOKEN}\n`, "t.txt"), TOKEN);
+  assert.equal(parseTokenFile(`# the listener's token\n${TOKEN}\n\n`, "t.txt"), TOKEN);
+  assert.deepEqual(parseTokenFile(`# users\nalice ${ALICE}\n\n  bob\t${BOB}  \r\n`, "users.txt"), {
+    alice: ALICE,
+    bob: BOB,
+  });
+  const refused = (text: string, message: RegExp): void => {
+    assert.throws(
+      () => parseTokenFile(text, "users.txt"),
+      (error: unknown) =>
+        error instanceof ConfabError &&
+        error.code === ErrorCodes.INVALID_ARGUMENT &&
+        message.test(error.message) &&
+        !error.message.includes(ALICE) &&
+        !error.message.includes(BOB),
+      text,
+    );
+  };
+  refused(`alice ${ALICE}\n${BOB}\n`, /users\.txt: .*a lone token must be alone/);
+  refused(`alice ${ALICE} extra\n`, /users\.txt, line 1: expected NAME TOKEN/);
+  refused(`alice ${ALICE}\nalice ${BOB}\n`, /users\.txt, line 2: "alice" is listed twice/);
+  refused(`alice ${ALICE}\nbob ${ALICE}\n`, /bob's token is another user's too/);
+  refused(`alice short\n`, /the token of alice must be 16 to 1024 characters/);
+  refused(`al ice ${ALICE}\n`, /expected NAME TOKEN/);
+  refused(`al"ice ${ALICE}\n`, /a user's name must be/);
+  refused("# nothing here\n", /holds no token/);
+});
+
+test("with users, the right token says whose it is, at once; a function of users is asked at every attempt", async () => {
+  const auth = new TokenAuthenticator({ alice: ALICE, bob: BOB }, { refusalDelay: 20 });
+  assert.deepEqual(await auth.verify("192.0.2.20", ALICE), { user: "alice" });
+  assert.deepEqual(await auth.verify("192.0.2.20", BOB), { user: "bob" });
+  assert.equal(await auth.verify("192.0.2.20", TOKEN), false);
+  let users: Record<string, string> = { alice: ALICE };
+  const live = new TokenAuthenticator(() => users, { refusalDelay: 20 });
+  assert.deepEqual(await live.verify("192.0.2.21", ALICE), { user: "alice" });
+  assert.equal(await live.verify("192.0.2.22", BOB), false);
+  users = { bob: BOB }; // alice revoked, bob added: no restart
+  assert.deepEqual(await live.verify("192.0.2.23", BOB), { user: "bob" });
+  assert.equal(await live.verify("192.0.2.24", ALICE), false);
+});
+
+test("credentials from a function that turn bad refuse every token, and are reported once, without the token", async () => {
+  const { reports, restore } = captureReports();
+  try {
+    let users: Record<string, string> = { alice: ALICE };
+    const live = new TokenAuthenticator(() => users, { refusalDelay: 10 });
+    users = { alice: "short" };
+    assert.equal(await live.verify("192.0.2.30", ALICE), false);
+    assert.equal(await live.verify("192.0.2.31", "short"), false);
+    assert.equal(reports.length, 1, "reported once, not once per attempt");
+    assert.match(reports[0]?.what ?? "", /credentials/);
+    assert.ok(!JSON.stringify(reports).includes(ALICE));
+    users = { alice: ALICE };
+    assert.deepEqual(await live.verify("192.0.2.32", ALICE), { user: "alice" }, "good again: admitted again");
+  } finally {
+    restore();
+  }
+});
+
+test("two users with their own tokens each see their own name in ps() and in properties.user", async () => {
+  const users = await startUpServer({ service: 0, users: { alice: ALICE, bob: BOB }, nameTimeout: 3000 });
+  servers.push(users);
+  const session = async (token: string, name: string): Promise<LineClient> => {
+    const c = await LineClient.connect(users.port);
+    clients.push(c);
+    c.send(`token ${token}\n"${name}"\n`);
+    await c.until("CL-USER 1 > ");
+    return c;
+  };
+  const alice = await session(ALICE, "alice's session");
+  const bob = await session(BOB, "bob's session");
+  alice.send("mp.getCurrentProcess().properties.user\n");
+  assert.match(await alice.until("CL-USER 2 > "), /'alice'/);
+  bob.send("ps()\n");
+  const table = await bob.until("CL-USER 2 > ");
+  assert.match(table, /ID\s+NAME\s+USER\s+STATE/);
+  assert.match(table, /alice's session\s+alice\s+running/);
+  assert.match(table, /bob's session\s+bob\s+running/);
+  assert.ok(!table.includes(ALICE) && !table.includes(BOB), "no token in ps()");
+  await assert.rejects(
+    startUpServer({ service: 0, users: { alice: ALICE }, token: TOKEN }),
+    (error: unknown) => error instanceof ConfabError && /either token .* or users/.test(error.message),
+  );
 });

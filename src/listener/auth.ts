@@ -1,5 +1,6 @@
 /**
- * Shared-token authentication for the listener server.
+ * Token authentication for the listener server: one shared token, or users each with a token
+ * of their own ({@link Credentials}; a token file holds either, see {@link parseTokenFile}).
  *
  * A listener runs any code it is sent, so on a server started with a token the first line a
  * client sends must be `token SECRET` (the word, one space, the secret, end of line); only
@@ -37,6 +38,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 // The token line is shared with the client (`openTcpStream`'s `token`): it lives in comm.
 import { validateToken } from "../comm/token-line.js";
+import { quoted } from "../comm/printable.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { ReportLimiter, reportError } from "../report.js";
 
 /**
  * The one line a client that did not authenticate gets, whatever went wrong (no token line,
@@ -121,11 +125,112 @@ interface PeerRecord {
 }
 
 /**
+ * Who may connect to a listener server: one shared token (its sessions belong to no user), or
+ * users, each with a token of their own (`{ alice: "...", bob: "..." }`): a session
+ * authenticated by a user's token belongs to that user (`process.properties.user`).
+ */
+export type Credentials = string | Readonly<Record<string, string>>;
+
+/** What a user may be called: what `ps()`, the log and the audit show (letters, digits, `._@-`, 1 to 64). */
+const USER_NAME = /^[\w.@-]{1,64}$/;
+
+/** A token's digest and who it belongs to. */
+interface Key {
+  readonly user: string | undefined;
+  readonly digest: Buffer;
+}
+
+/**
+ * Checks credentials and turns them into the digests tokens are compared with: every token
+ * valid, every user name printable, no token shared by two users (a session would not know
+ * whose it is). `source` names them in errors, which never contain a token.
+ */
+export function credentialKeys(credentials: Credentials, source = "the token"): readonly Key[] {
+  if (typeof credentials === "string") return [{ user: undefined, digest: digest(validateToken(credentials, source)) }];
+  const keys: Key[] = [];
+  const seen = new Set<string>();
+  for (const [user, token] of Object.entries(credentials)) {
+    if (!USER_NAME.test(user)) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${source}: a user's name must be 1 to 64 letters, digits or ._@- (not ${quoted(user)})`,
+      );
+    }
+    validateToken(token, `${source}: the token of ${user}`);
+    if (seen.has(token)) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${source}: ${user}'s token is another user's too; give each their own`,
+      );
+    }
+    seen.add(token);
+    keys.push({ user, digest: digest(token) });
+  }
+  if (keys.length === 0) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${source}: no users`);
+  return keys;
+}
+
+/**
+ * Reads a token file: one token on its own (surrounding whitespace removed), or lines
+ * `NAME TOKEN`, one user each; blank lines and lines starting with `#` are skipped. Errors
+ * name the file (`source`) and the line, never a token.
+ */
+export function parseTokenFile(text: string, source: string): Credentials {
+  const lines = text.split(/\r?\n/);
+  const users: Record<string, string> = {};
+  let single: string | undefined;
+  let count = 0;
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    count++;
+    const fields = line.split(/\s+/);
+    if (fields.length === 1) {
+      single = fields[0];
+      continue;
+    }
+    const [user, token] = fields;
+    if (fields.length !== 2 || user === undefined || token === undefined) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${source}, line ${index + 1}: expected NAME TOKEN (two fields), got ${fields.length}`,
+      );
+    }
+    if (Object.hasOwn(users, user)) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${source}, line ${index + 1}: ${quoted(user)} is listed twice`,
+      );
+    }
+    users[user] = token;
+  }
+  if (single !== undefined) {
+    if (count > 1) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${source}: a file of several lines holds NAME TOKEN on each; a lone token must be alone in its file`,
+      );
+    }
+    return validateToken(single, `the token in ${source}`);
+  }
+  if (count === 0) throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${source} holds no token`);
+  credentialKeys(users, source); // every token valid, none shared: said now, with the file's name
+  return users;
+}
+
+/** A presented token that was right: whose it is (`undefined` for a shared token). */
+export interface Admitted {
+  readonly user: string | undefined;
+}
+
+/**
  * Decides whether a presented token is the server's, slowing down peers that guess. One per
  * listener server: each has its own secret and its own memory of failing peers.
  */
 export class TokenAuthenticator {
-  readonly #digest: Buffer;
+  readonly #credentials: Credentials | (() => Credentials);
+  readonly #credentialReports = new ReportLimiter(1, 60_000);
+  #keysOf: { readonly credentials: Credentials; readonly keys: readonly Key[] } | undefined;
   readonly #delay: number;
   readonly #maxDelay: number;
   readonly #maxPeers: number;
@@ -136,8 +241,15 @@ export class TokenAuthenticator {
   #pending = 0;
   #turnedAway = 0;
 
-  constructor(token: string, options: TokenThrottleOptions = {}) {
-    this.#digest = digest(validateToken(token));
+  /**
+   * `credentials` may be a function, asked at every attempt: a program can add and revoke users
+   * without a restart (`confab serve` re-reads its token file on SIGHUP). Credentials given as
+   * they are are checked at once (a bad token throws); what a function returns is checked when
+   * it changes, and while it is bad every attempt fails.
+   */
+  constructor(credentials: Credentials | (() => Credentials), options: TokenThrottleOptions = {}) {
+    this.#credentials = credentials;
+    if (typeof credentials !== "function") this.#keysOf = { credentials, keys: credentialKeys(credentials) };
     this.#delay = options.refusalDelay ?? DEFAULT_REFUSAL_DELAY_MS;
     this.#maxDelay = options.maxRefusalDelay ?? DEFAULT_MAX_REFUSAL_DELAY_MS;
     this.#maxPeers = Math.max(1, options.maxPeers ?? DEFAULT_MAX_PEERS);
@@ -172,14 +284,14 @@ export class TokenAuthenticator {
   }
 
   /**
-   * Resolves `true` at once if `presented` is the token. Resolves `false` if it is not, or is
+   * Resolves at once with whose token `presented` is, if it is one. Resolves `false` if it is not, or is
    * `undefined` (no token line): once the peer's earlier failures have been answered and this
    * one's own delay has passed; or at once, without looking at the token, while the peer's
    * places (or `maxPending`) are all taken. When `signal` aborts (the caller's client has
    * gone), a wait for a refusal ends with `false` at once, and the peer's place stays taken
    * until the answer was due. Never rejects.
    */
-  verify(address: string | undefined, presented: string | undefined, signal?: AbortSignal): Promise<boolean> {
+  verify(address: string | undefined, presented: string | undefined, signal?: AbortSignal): Promise<Admitted | false> {
     const now = Date.now();
     const key = peerKey(address);
     const record = this.#fresh(key, now);
@@ -189,7 +301,8 @@ export class TokenAuthenticator {
       this.#turnedAway++;
       return Promise.resolve(false);
     }
-    if (presented !== undefined && timingSafeEqual(digest(presented), this.#digest)) return Promise.resolve(true);
+    const admitted = presented === undefined ? undefined : this.#match(presented);
+    if (admitted !== undefined) return Promise.resolve(admitted);
     const failed = this.#recordFailure(key, record, now);
     // This failure's turn starts when the peer's previous one is answered: answers come one
     // after another, each after its own (doubling) delay.
@@ -198,7 +311,7 @@ export class TokenAuthenticator {
     failed.due.push(due);
     if (signal?.aborted === true) return Promise.resolve(false);
     this.#pending++;
-    return new Promise<boolean>((resolve) => {
+    return new Promise<false>((resolve) => {
       const answer = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", answer);
@@ -212,6 +325,35 @@ export class TokenAuthenticator {
       }, due - now);
       signal?.addEventListener("abort", answer, { once: true });
     });
+  }
+
+  /** Whose token `presented` is, comparing it with every key (the time taken says nothing of which matched). */
+  #match(presented: string): Admitted | undefined {
+    const keys = this.#keys();
+    const presentedDigest = digest(presented);
+    let found: Admitted | undefined;
+    for (const key of keys) {
+      if (timingSafeEqual(presentedDigest, key.digest)) found ??= { user: key.user };
+    }
+    return found;
+  }
+
+  #keys(): readonly Key[] {
+    const source = this.#credentials;
+    if (typeof source !== "function") return this.#keysOf?.keys ?? [];
+    let credentials: Credentials;
+    try {
+      credentials = source();
+      if (this.#keysOf?.credentials !== credentials) this.#keysOf = { credentials, keys: credentialKeys(credentials) };
+    } catch (error) {
+      // Every attempt fails until the credentials are right again; said once a minute.
+      if (this.#credentialReports.allow(error instanceof Error ? error.message : String(error)) !== false) {
+        reportError("the listener server's credentials (every token is refused until they are fixed)", error);
+      }
+      this.#keysOf = undefined;
+      return [];
+    }
+    return this.#keysOf.keys;
   }
 
   /** The peer's record, with the places of answers already due given back; `undefined` once it is forgotten. */

@@ -12,6 +12,8 @@ export interface ProcessRow {
   readonly id: number;
   readonly name: string;
   readonly state: string;
+  /** Whose session it is (`properties.user`: a user's token or client certificate), if anyone's. */
+  readonly user?: string;
   /** Milliseconds since the process started. */
   readonly age: number;
   /** `host:port` of the peer, for a process that owns a connection; for a server, where it listens and how many connections are open. */
@@ -34,10 +36,11 @@ export class ProcessTable extends Array<ProcessRow> {
 
   [inspect.custom](): string {
     const me = getCurrentProcess();
-    const header = ["ID", "NAME", "STATE", "AGE", "PEER", "IN", "OUT"];
+    const header = ["ID", "NAME", "USER", "STATE", "AGE", "PEER", "IN", "OUT"];
     const rows = this.map((r) => [
       `${r.id === me?.id ? "*" : " "}${r.id}`,
       printable(r.name),
+      r.user === undefined ? "" : printable(r.user),
       r.state,
       formatAge(r.age),
       r.peer === undefined ? "" : printable(r.peer),
@@ -66,8 +69,8 @@ function formatBytes(n: number): string {
 }
 
 /**
- * A table of every live process: id, name, state, age, and for a connection's process its
- * peer and bytes in and out. The listener's own process is marked `*`.
+ * A table of every live process: id, name, user (a session's, when known), state, age, and for a
+ * connection's process its peer and bytes in and out. The listener's own process is marked `*`.
  */
 export function ps(): ProcessTable {
   const table = new ProcessTable();
@@ -76,7 +79,8 @@ export function ps(): ProcessTable {
 }
 
 function rowOf(p: Process): ProcessRow {
-  const base = { id: p.id, name: p.name, state: p.state, age: p.age };
+  const user = p.properties.user;
+  const base = { id: p.id, name: p.name, ...(typeof user === "string" ? { user } : {}), state: p.state, age: p.age };
   if (p instanceof ServerProcess) {
     // A server's row: where it listens, how many connections are open, and their traffic.
     const c = p.counters;
@@ -140,7 +144,7 @@ class Printed {
 }
 
 const helpText = `confab listener: TypeScript and JavaScript evaluated inside the running program.
-  ps()              table of live processes (id, name, state, age, peer, bytes in/out);
+  ps()              table of live processes (id, name, user, state, age, peer, bytes in/out);
                     invisible characters in names are shown escaped (\\t, \\u202e)
   kill(idOrName)    kill a process (closes what it owns: its connection, its server socket);
                     names need not be unique: a name several live processes share kills

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import type { ServerOptions } from "../comm/server-base.js";
 import { SocketStream } from "../comm/socket-stream.js";
@@ -49,6 +50,15 @@ export interface ListenerServerSettings {
    * time, never echoed or logged; a wrong one gets one generic refusal after a delay.
    */
   readonly token?: string;
+  /**
+   * Listener server only: users, each with a token of their own (`{ alice: "…", bob: "…" }`,
+   * the same rules as `token`), instead of one shared `token`; or a function returning them,
+   * asked at every attempt, so that users can be added and revoked without a restart. A session
+   * authenticated by a user's token belongs to that user: `process.properties.user`, the USER
+   * column of `ps()`, the monitor page and the server log show it. (With TLS client
+   * certificates, a session's user is its certificate's subject common name.)
+   */
+  readonly users?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
 }
 
 /** What the listener server is made from: comm's options, the listener's, and the session's `comm`. */
@@ -64,12 +74,17 @@ export function assertListenerExposure(options: ListenerServerOptions, address: 
   // Behind a PROXY-protocol balancer, a loopback bind is reachable from wherever the balancer is.
   const local =
     options.proxyProtocol !== true && (unixSocketPath(options.service) !== undefined || isLoopback(address));
-  if (!local && options.token === undefined && !requiresClientCertificates(options.tls)) {
+  if (
+    !local &&
+    options.token === undefined &&
+    options.users === undefined &&
+    !requiresClientCertificates(options.tls)
+  ) {
     throw new ConfabError(
       ErrorCodes.INSECURE_LISTENER,
       `refusing to serve listeners on ${address}${options.proxyProtocol === true ? " behind a PROXY-protocol balancer" : ""} without authentication: a listener runs any code it is sent. ` +
         "Bind a loopback address (the default 127.0.0.1) or a Unix socket path (service unix:PATH), or enable an authentication mode: " +
-        "a shared token (option token; for confab serve, CONFAB_TOKEN or --token-file FILE), " +
+        "a shared token or users' own tokens (option token or users; for confab serve, CONFAB_TOKEN or --token-file FILE), " +
         "or TLS with client certificates (option tls: { key, cert, ca }; for confab serve, --tls-cert FILE --tls-key FILE --tls-ca FILE)",
     );
   }
@@ -104,7 +119,14 @@ export function listenerServer(
       `maxStartups must be a whole number of connections, at least 1, got ${String(maxStartups)}`,
     );
   }
-  const auth = options.token === undefined ? undefined : new TokenAuthenticator(options.token, internals.throttle);
+  if (options.token !== undefined && options.users !== undefined) {
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "give either token (one shared by every client) or users (one token each), not both",
+    );
+  }
+  const credentials = options.users ?? options.token;
+  const auth = credentials === undefined ? undefined : new TokenAuthenticator(credentials, internals.throttle);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
   const listenerOptions: ListenerOptions = {
     ...(options.context === undefined ? {} : { context: options.context }),
@@ -209,6 +231,7 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   const { stream } = startup;
   const { auth, nameTimeout } = gate;
   let authenticated = auth === undefined;
+  let user: string | undefined;
   const timer = setTimeout(() => {
     // Before authentication, a timeout is one more reason for the one generic refusal.
     startup.close(
@@ -227,13 +250,14 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
     // A token line is never echoed, evaluated or kept; without a token configured it is ignored.
     const presented = parseTokenLine(line);
     if (auth !== undefined) {
-      const ok = await auth.verify(stream.remoteAddress, presented, startup.signal);
+      const admitted = await auth.verify(stream.remoteAddress, presented, startup.signal);
       if (stream.closed) return;
-      if (!ok) {
+      if (admitted === false) {
         startup.close(REFUSAL_LINE);
         return;
       }
       authenticated = true;
+      user = admitted.user;
     }
     if (presented !== undefined) {
       line = await readNameLine(stream);
@@ -252,9 +276,17 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   // Closed meanwhile (the name timer fired, the connection was dropped for a newer one, or the
   // peer went away mid-line): no listener.
   if (stream.closed || !gate.roomForSession(startup)) return;
-  gate.sessionStarted(
-    processRunFunction(name, { properties: { kind: "listener" } }, runListener, stream, gate.options),
-  );
+  user ??= certificateUser(stream.socket);
+  const properties = user === undefined ? { kind: "listener" } : { kind: "listener", user };
+  gate.sessionStarted(processRunFunction(name, { properties }, runListener, stream, gate.options));
+}
+
+/** The user a verified TLS client certificate names: its subject's common name (the first, if several). */
+function certificateUser(socket: Socket): string | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const name: unknown = socket.getPeerCertificate().subject?.CN;
+  const first: unknown = Array.isArray(name) ? name[0] : name;
+  return typeof first === "string" && first !== "" ? first : undefined;
 }
 
 /** The first line; with a token, an overlong one is no token (the empty line), not an error that could say more. */
