@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { TLSSocket } from "node:tls";
+import { TLSSocket, type PeerCertificate } from "node:tls";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import type { ServerOptions } from "../comm/server-base.js";
 import { SocketStream } from "../comm/socket-stream.js";
@@ -284,7 +284,9 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
 /** The user a verified TLS client certificate names: its subject's common name (the first, if several). */
 function certificateUser(socket: Socket): string | undefined {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-  const name: unknown = socket.getPeerCertificate().subject?.CN;
+  // An empty object when the peer sent none: its fields are not always there.
+  const certificate: Partial<PeerCertificate> = socket.getPeerCertificate();
+  const name: unknown = certificate.subject?.CN;
   const first: unknown = Array.isArray(name) ? name[0] : name;
   return typeof first === "string" && first !== "" ? first : undefined;
 }
