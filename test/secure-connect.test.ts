@@ -86,9 +86,10 @@ test("confab connect with a client certificate gets a listener where one is requ
       "--key",
       certs.client.keyFile,
     ],
-    "1 + 2\n",
+    "1 + 2\nmp.getCurrentProcess().properties.user\n",
   );
-  assert.deepEqual([good.code, good.stdout, good.stderr], [0, "3\n", ""]);
+  // The session belongs to the user the certificate names: its subject's common name.
+  assert.deepEqual([good.code, good.stdout, good.stderr], [0, "3\n'confab test client'\n", ""]);
 
   const captured = captureReports();
   try {
@@ -218,6 +219,22 @@ test("confab connect sends $CONFAB_TOKEN or the content of --token-file first", 
   assert.deepEqual([viaFile.code, viaFile.stdout, viaFile.stderr], [0, "3\n", ""]);
 });
 
+test("confab connect takes a file with one user's line NAME TOKEN; a file of several users' is refused", async () => {
+  const alice = "alice-0123456789abcdef-token";
+  const server = await start({ service: 0, users: { alice, bob: `bob-${alice}` } });
+  const port = String(server.port);
+  const own = join(dir, "alice.token");
+  await writeFile(own, `# alice's own line of the server's file\nalice ${alice}\n`, { mode: 0o600 });
+  const asAlice = await runConfab(["connect", port, "--token-file", own], "mp.getCurrentProcess().properties.user\n");
+  assert.deepEqual([asAlice.code, asAlice.stdout, asAlice.stderr], [0, "'alice'\n", ""]);
+  const both = join(dir, "users.token");
+  await writeFile(both, `alice ${alice}\nbob bob-${alice}\n`, { mode: 0o600 });
+  const refused = await runConfab(["connect", port, "--token-file", both], "1\n");
+  assert.equal(refused.code, 1, "a usage error, as a weak token is");
+  assert.match(refused.stderr, /holds the tokens of 2 users; give a file with just your own/);
+  assert.ok(!refused.stderr.includes(alice));
+});
+
 test("confab connect with a wrong or no token gets the refusal on stderr, exit 1, nothing evaluated", async () => {
   const server = await start({ service: 0, token: TOKEN });
   const port = String(server.port);
@@ -266,6 +283,46 @@ test("confab serve on a Unix socket with a token file: 0600 socket, token requir
   child.kill("SIGTERM");
   assert.equal(await exited(child), 0);
   assert.equal(existsSync(path), false, "the socket file is gone");
+});
+
+test("confab serve with a users file: each user's session is theirs; SIGHUP adds and revokes users without a restart", async () => {
+  const alice = "alice-serve-0123456789abcdef";
+  const bob = "bob-serve-0123456789abcdef-x";
+  const users = join(dir, "serve-users");
+  const aliceFile = join(dir, "serve-alice");
+  const bobFile = join(dir, "serve-bob");
+  await writeFile(users, `# who may connect\nalice ${alice}\n`, { mode: 0o600 });
+  await writeFile(aliceFile, `alice ${alice}\n`, { mode: 0o600 });
+  await writeFile(bobFile, `bob ${bob}\n`, { mode: 0o600 });
+  const { child, match, output } = await startConfab(
+    ["serve", "--service", "0", "--token-file", users, "--announce"],
+    /listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect \d+ --token-file YOUR-TOKEN-FILE\n/,
+  );
+  children.push(child);
+  const port = match[1] as string;
+  const who = "mp.getCurrentProcess().properties.user\n";
+  const asAlice = await runConfab(["connect", port, "--token-file", aliceFile], who);
+  assert.deepEqual([asAlice.code, asAlice.stdout], [0, "'alice'\n"]);
+  assert.equal((await runConfab(["connect", port, "--token-file", bobFile], who)).code, 1, "bob is not a user yet");
+  await writeFile(users, `bob ${bob}\n`, { mode: 0o600 });
+  child.kill("SIGHUP");
+  await eventually(() => output().includes(`${users} read again: 1 user\n`), 5000, "the users file is read again");
+  const asBob = await runConfab(["connect", port, "--token-file", bobFile], who);
+  assert.deepEqual([asBob.code, asBob.stdout], [0, "'bob'\n"]);
+  const revoked = await runConfab(["connect", port, "--token-file", aliceFile], who);
+  assert.deepEqual([revoked.code, revoked.stderr], [1, `${REFUSAL_LINE}\n`], "alice is revoked");
+  // A file turned bad is reported, and the users read before stay.
+  await writeFile(users, "bob short\n", { mode: 0o600 });
+  child.kill("SIGHUP");
+  await eventually(
+    () => output().includes("not reloaded, the users read before stay"),
+    5000,
+    "the bad file is reported",
+  );
+  assert.equal((await runConfab(["connect", port, "--token-file", bobFile], who)).code, 0);
+  assert.ok(!output().includes(alice) && !output().includes(bob), "no token in the server's output");
+  child.kill("SIGTERM");
+  assert.equal(await exited(child), 0);
 });
 
 const ncHelp = spawnSync("nc", ["-h"], { encoding: "utf8" });

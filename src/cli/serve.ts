@@ -134,7 +134,8 @@ export async function serve(argv: string[]): Promise<never> {
         const reread = readCredentials(tokenFile);
         if (typeof reread !== "object") throw new Error("it no longer holds NAME TOKEN lines");
         users = reread;
-        process.stdout.write(`confab: ${tokenFile}: ${Object.keys(reread).length} users\n`);
+        const count = Object.keys(reread).length;
+        process.stdout.write(`confab: ${tokenFile} read again: ${count} ${count === 1 ? "user" : "users"}\n`);
       } catch (error) {
         process.stderr.write(
           `confab: SIGHUP: ${tokenFile} not reloaded, the users read before stay: ${(error as Error).message}\n`,
