@@ -66,6 +66,8 @@ export const ErrorCodes = {
   NOT_A_SOCKET: "ERR_NOT_A_SOCKET",
   /** `kill(name)` in a listener: more than one live process has that name (names need not be unique); kill by id. */
   AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
+  /** The listener server's audit file cannot be opened. */
+  AUDIT: "ERR_AUDIT",
   /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
   /** A connection that must start with a PROXY protocol header (`proxyProtocol`) sent none, a malformed one, or none in time. */

@@ -139,13 +139,17 @@ export async function startUpServer(
 /** What comm needs to know beyond its options: the listener server when there is no `function`. */
 function hooksFor(options: StartUpServerOptions | StartUpStreamServerOptions): ServerHooks {
   if (options.function !== undefined) {
-    if (options.token === undefined && (options as { users?: unknown }).users === undefined) return {};
+    // What only the listener server has: a server with a function authenticates and keeps the record of its own clients.
+    const listenerOnly = (["token", "users", "audit"] as const).filter(
+      (key) => (options as Partial<Record<string, unknown>>)[key] !== undefined,
+    );
+    if (listenerOnly.length === 0) return {};
     const processName = options.processName ?? defaultProcessName(options.service ?? DEFAULT_SERVICE);
     return {
       check: () => {
         throw new ConfabError(
           ErrorCodes.INVALID_ARGUMENT,
-          `cannot start ${processName}: the token and users options are for the listener server; a server with a function authenticates its own clients`,
+          `cannot start ${processName}: ${listenerOnly.join(", ")} ${listenerOnly.length === 1 ? "is an option" : "are options"} of the listener server; a server with a function authenticates and keeps the record of its own clients`,
         );
       },
     };

@@ -80,6 +80,7 @@ export async function serve(argv: string[]): Promise<never> {
       "tls-key": { type: "string" },
       "tls-ca": { type: "string" },
       "token-file": { type: "string" },
+      audit: { type: "string" },
       monitor: { type: "string" },
     },
     strict: true,
@@ -117,11 +118,13 @@ export async function serve(argv: string[]): Promise<never> {
   const tls = tlsOptions(values["tls-cert"], values["tls-key"], values["tls-ca"]);
   // With a token the listener asks every client for it (`token SECRET` first); from
   // --token-file or $CONFAB_TOKEN, never from the command line, where `ps` would show it.
-  if (fn !== undefined && values["token-file"] !== undefined) {
-    throw new ConfabError(
-      ErrorCodes.INVALID_ARGUMENT,
-      "--token-file is for the listener server; a --function server authenticates its own clients",
-    );
+  for (const option of ["token-file", "audit"] as const) {
+    if (fn !== undefined && values[option] !== undefined) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `--${option} is for the listener server; a --function server authenticates and keeps the record of its own clients`,
+      );
+    }
   }
   const tokenFile = values["token-file"];
   const credentials = fn === undefined ? readCredentials(tokenFile) : undefined;
@@ -164,6 +167,7 @@ export async function serve(argv: string[]): Promise<never> {
     ...(tls === undefined ? {} : { tls }),
     ...(typeof credentials === "string" ? { token: credentials } : {}),
     ...(users === undefined ? {} : { users: () => users ?? {} }),
+    ...(values.audit === undefined ? {} : { audit: values.audit }),
     ...(values.monitor === undefined ? {} : { monitor: parseMonitorFlag(values.monitor) }),
   });
   if (values.announce && !inWorker) {

@@ -6,7 +6,7 @@ Usage:
                [--max-connections N] [--max-startups N] [--idle-timeout MS] [--eval-timeout MS]
                [--drain-timeout MS]
                [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
-               [--monitor [ADDR:]PORT] [--proxy-protocol] [--log text|json|none]
+               [--audit FILE] [--monitor [ADDR:]PORT] [--proxy-protocol] [--log text|json|none]
       Start a server: the built-in listener server by default, or one that calls
       MODULE's EXPORT (default export when #EXPORT is left out) with each connection.
       S is a port, a numeric string or a service name (default "confab" = 10243),
@@ -32,6 +32,10 @@ Usage:
       (ps() and the monitor show it), and SIGHUP reads FILE again (add or revoke users
       without a restart). A listener server binds a non-loopback --host only with a
       token or with --tls-ca.
+      --audit FILE appends one JSON object per line to FILE (created mode 0600): each
+      session's start and end (user, session, peer, how it ended), each input before
+      it runs and how it ended (value, error, timeout, interrupted, abandoned, and
+      how long it took), and each connection refused, with why. No token is in it.
       --monitor [ADDR:]PORT also serves a live monitor page (servers, processes,
       connections, a kill button per process) at http://ADDR:PORT/; ADDR must be
       loopback (default 127.0.0.1), PORT 0 picks one (--announce prints the URL).

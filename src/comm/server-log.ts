@@ -68,6 +68,36 @@ export type ServerEvent =
       readonly reason?: string;
     }
   | {
+      /** A listener session started (the listener server's): its client authenticated and named it. */
+      readonly event: "session-started";
+      /** The server's process name. */
+      readonly server: string;
+      /** The session's process name. */
+      readonly session: string;
+      /** The session's process id. */
+      readonly id: number;
+      /** The session's user, when known. */
+      readonly user?: string;
+      /** The client's `host:port`, or `?`. */
+      readonly peer: string;
+    }
+  | {
+      /** A listener session ended. */
+      readonly event: "session-ended";
+      /** The server's process name. */
+      readonly server: string;
+      /** The session's process name. */
+      readonly session: string;
+      /** The session's process id. */
+      readonly id: number;
+      /** The session's user, when known. */
+      readonly user?: string;
+      /** How it ended: `end of file`, `killed`, ... */
+      readonly how: string;
+      /** Inputs it evaluated. */
+      readonly inputs: number;
+    }
+  | {
       /** The server's `function` threw or rejected, or accepting a connection failed. */
       readonly event: "error";
       /** The server's process name. */
@@ -101,6 +131,10 @@ function describe(e: ServerEvent): string {
       return `refused ${printable(e.peer)}: ${printable(e.reason)}`;
     case "process-ended":
       return `process ${e.id} ${quoted(e.process)} ${e.state}${e.reason === undefined ? "" : `: ${printable(e.reason)}`}`;
+    case "session-started":
+      return `session ${e.id} ${quoted(e.session)}${e.user === undefined ? "" : ` of ${quoted(e.user)}`} started from ${printable(e.peer)}`;
+    case "session-ended":
+      return `session ${e.id} ${quoted(e.session)}${e.user === undefined ? "" : ` of ${quoted(e.user)}`} ended (${printable(e.how)}) after ${e.inputs} inputs`;
     case "error":
       return `error: ${printable(e.message)}`;
   }

@@ -98,6 +98,10 @@ export class TcpServerProcess extends ServerProcess {
       refused: (socket, reason) => {
         this.#countRefused(socket, reason);
       },
+      log: (event) => {
+        this.#log(event);
+      },
+      name,
     };
     server.on("connection", this.#onConnection);
     server.on("error", this.#onError);

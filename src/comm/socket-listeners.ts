@@ -3,6 +3,7 @@
 // own (with a property on it), which costs about 100 bytes per event per connection: a tenth
 // of what confab adds to a raw socket.
 import type { Socket } from "node:net";
+import type { ServerEvent } from "./server-log.js";
 
 /** A connection's local address and port. */
 export interface LocalEnd {
@@ -26,6 +27,10 @@ export interface SocketServer {
    * its own (the listener server), which closes the connection itself.
    */
   refused(socket: Socket, reason: string): void;
+  /** Logs an event of what serves the connections (the listener server's sessions) in the server's log. */
+  log(event: ServerEvent): void;
+  /** The server's process name, for what serves its connections to name it. */
+  readonly name: string;
 }
 
 /**

@@ -176,7 +176,7 @@ test("two listeners at once: one lists the processes and kills the other", async
   assert.match(await killer.until("CL-USER 2 > "), /\[ 'victim', 'killer' \]/);
   killer.send("ps()\n");
   const table = await killer.until("CL-USER 3 > ");
-  assert.match(table, /ID\s+NAME\s+STATE\s+AGE\s+PEER\s+IN\s+OUT/);
+  assert.match(table, /ID\s+NAME\s+USER\s+STATE\s+AGE\s+PEER\s+IN\s+OUT/);
   assert.match(
     table,
     new RegExp(`victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+`),

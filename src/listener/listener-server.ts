@@ -6,11 +6,12 @@ import { SocketStream } from "../comm/socket-stream.js";
 import { serverOf } from "../comm/socket-listeners.js";
 import { processRunFunction, whenProcessEnded, type Process } from "../mp/process.js";
 import { readListenerName } from "./lisp-reader.js";
-import { runListener, type ListenerOptions } from "./listener.js";
+import { runListener, type ListenerOptions, type SessionObserver } from "./listener.js";
+import { AuditLog, type AuditOption, type InputOutcome } from "./audit.js";
+import { isLoopback, peerOf } from "../comm/address.js";
 import { parseTokenLine } from "../comm/token-line.js";
 import { REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
 import { requiresClientCertificates, unixSocketPath } from "../comm/endpoint.js";
-import { isLoopback } from "../comm/address.js";
 
 /** Default ms a client has to send its name line. */
 export const DEFAULT_NAME_TIMEOUT_MS = 10_000;
@@ -59,6 +60,14 @@ export interface ListenerServerSettings {
    * certificates, a session's user is its certificate's subject common name.)
    */
   readonly users?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
+  /**
+   * Listener server only: keep an audit, one JSON object per line: each session's start and
+   * end (user, session, peer, how it ended), each input before it runs and how it ended, and
+   * each connection refused, with why. A file path (created 0600, appended to), a writable
+   * stream, or a function called with each record; see `src/listener/audit.ts`. No token is
+   * ever in it.
+   */
+  readonly audit?: AuditOption;
 }
 
 /** What the listener server is made from: comm's options, the listener's, and the session's `comm`. */
@@ -126,12 +135,14 @@ export function listenerServer(
     );
   }
   const credentials = options.users ?? options.token;
+  const audit = options.audit === undefined ? undefined : new AuditLog(options.audit);
   const auth = credentials === undefined ? undefined : new TokenAuthenticator(credentials, internals.throttle);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
   const listenerOptions: ListenerOptions = {
     ...(options.context === undefined ? {} : { context: options.context }),
     ...(options.evalTimeout === undefined ? {} : { evalTimeout: options.evalTimeout }),
     ...(options.comm === undefined ? {} : { comm: options.comm }),
+    observe: (session, stream) => observeSession(session, stream, audit),
   };
   const streamOptions = options.streamOptions ?? {};
   // Oldest first (a Set keeps insertion order): the one to drop when too many wait.
@@ -140,6 +151,7 @@ export function listenerServer(
   const tooMany = `Error: too many connections (maxConnections ${maxSessions}); try again later`;
   const gate: Gate = {
     auth,
+    audit,
     nameTimeout,
     options: listenerOptions,
     roomForSession: (startup) => {
@@ -160,7 +172,7 @@ export function listenerServer(
     // by Nagle's algorithm waiting for the client's acknowledgement of the last one.
     handle.setNoDelay(true);
     const stream = new SocketStream({ ...streamOptions, socket: handle });
-    const startup = new Startup(stream, handle);
+    const startup = new Startup(stream, handle, audit);
     // Full of sessions: say so at once rather than after the name line.
     if (!gate.roomForSession(startup)) return;
     startups.add(startup);
@@ -187,6 +199,7 @@ export interface ListenerServerInternals {
 /** What every connection of one listener server shares. */
 interface Gate {
   readonly auth: TokenAuthenticator | undefined;
+  readonly audit: AuditLog | undefined;
   readonly nameTimeout: number;
   readonly options: ListenerOptions;
   /** `true` if a session may start now; otherwise refuses `startup` and returns `false`. */
@@ -198,11 +211,13 @@ interface Gate {
 class Startup {
   readonly stream: SocketStream;
   readonly #handle: Socket;
+  readonly #audit: AuditLog | undefined;
   readonly #ended = new AbortController();
 
-  constructor(stream: SocketStream, handle: Socket) {
+  constructor(stream: SocketStream, handle: Socket, audit: AuditLog | undefined) {
     this.stream = stream;
     this.#handle = handle;
+    this.#audit = audit;
   }
 
   /** Aborts once the connection is closed: a wait on its behalf can stop. */
@@ -219,10 +234,12 @@ class Startup {
     this.#ended.abort();
   }
 
-  /** Closes the connection after one line, counted and logged by its server as refused for `reason`. */
+  /** Closes the connection after one line, counted and logged by its server (and the audit) as refused for `reason`. */
   refuse(line: string, reason: string): void {
     if (this.stream.closed) return;
-    serverOf(this.#handle)?.refused(this.#handle, reason);
+    const server = serverOf(this.#handle);
+    server?.refused(this.#handle, reason);
+    this.#audit?.record({ event: "refused", server: server?.name ?? "?", peer: peerOf(this.#handle), reason });
     this.close(line);
   }
 }
@@ -234,11 +251,14 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   let user: string | undefined;
   const timer = setTimeout(() => {
     // Before authentication, a timeout is one more reason for the one generic refusal.
-    startup.close(
-      authenticated
-        ? `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first`
-        : REFUSAL_LINE,
-    );
+    if (authenticated) {
+      startup.refuse(
+        `Error: no name line within ${nameTimeout} ms; send a string such as "my listener" first`,
+        `no name line within ${nameTimeout} ms`,
+      );
+    } else {
+      startup.refuse(REFUSAL_LINE, `no token within ${nameTimeout} ms`);
+    }
   }, nameTimeout);
   let name: string;
   try {
@@ -253,7 +273,7 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
       const admitted = await auth.verify(stream.remoteAddress, presented, startup.signal);
       if (stream.closed) return;
       if (admitted === false) {
-        startup.close(REFUSAL_LINE);
+        startup.refuse(REFUSAL_LINE, presented === undefined ? "no token line" : "wrong token");
         return;
       }
       authenticated = true;
@@ -268,7 +288,8 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
     }
     name = readListenerName(line);
   } catch (error) {
-    startup.close(`Error: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    startup.refuse(`Error: ${message}`, `bad name line: ${message}`);
     return;
   } finally {
     clearTimeout(timer);
@@ -279,6 +300,42 @@ async function greet(startup: Startup, gate: Gate): Promise<void> {
   user ??= certificateUser(stream.socket);
   const properties = user === undefined ? { kind: "listener" } : { kind: "listener", user };
   gate.sessionStarted(processRunFunction(name, { properties }, runListener, stream, gate.options));
+}
+
+/**
+ * What keeps the record of one session, when there is one to keep: the server's log (its start
+ * and end) and the audit (those, and every input before it runs). The session's user is in its
+ * properties (set before it started).
+ */
+function observeSession(
+  session: Process | undefined,
+  stream: SocketStream,
+  audit: AuditLog | undefined,
+): SessionObserver | undefined {
+  const server = serverOf(stream.socket);
+  if (session === undefined || (server === undefined && audit === undefined)) return undefined;
+  const user = typeof session.properties.user === "string" ? session.properties.user : undefined;
+  const who = { session: session.name, id: session.id, ...(user === undefined ? {} : { user }) };
+  const serverName = server?.name ?? "?";
+  const peer = peerOf(stream);
+  server?.log({ event: "session-started", server: serverName, ...who, peer });
+  audit?.record({ event: "session-start", server: serverName, ...who, peer });
+  return {
+    ...(audit === undefined
+      ? {}
+      : {
+          inputStarted: (input: number, text: string) => {
+            audit.record({ event: "input", ...who, input, text });
+          },
+          inputEnded: (input: number, outcome: InputOutcome, ms: number, error?: string) => {
+            audit.record({ event: "outcome", ...who, input, outcome, ms, ...(error === undefined ? {} : { error }) });
+          },
+        }),
+    ended: (how, inputs) => {
+      server?.log({ event: "session-ended", server: serverName, ...who, how, inputs });
+      audit?.record({ event: "session-end", ...who, how, inputs });
+    },
+  };
 }
 
 /** The user a verified TLS client certificate names: its subject's common name (the first, if several). */

@@ -8,6 +8,8 @@ import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./proto
 import { InputScanner } from "./input-scanner.js";
 import { INTERRUPT_LINE, SessionInput } from "./session-input.js";
 import { catchStrayErrors } from "./stray-errors.js";
+import type { InputOutcome } from "./audit.js";
+import type { Process } from "../mp/process.js";
 
 /** How a listener evaluates; see `startUpServer`'s listener options. */
 export interface ListenerOptions {
@@ -23,6 +25,28 @@ export interface ListenerOptions {
    * `comm`, whose `startUpServer` serves listeners without one (a layer below cannot import it).
    */
   readonly comm?: object;
+  /**
+   * @internal Called as the session starts, with its process and stream: what it returns is
+   * told what happens in the session (the listener server's audit and recording).
+   */
+  readonly observe?: (session: Process | undefined, stream: SocketStream) => SessionObserver | undefined;
+}
+
+/**
+ * @internal What a session tells those who keep its record (the audit, the recording), as it
+ * happens. Every method is optional; none may throw (what they do with a failure is theirs).
+ */
+export interface SessionObserver {
+  /** Text the client is shown: prompts, answers, program output (never protocol frames). */
+  shown?(text: string): void;
+  /** A line the client sent (not a protocol frame; the token line never reaches a session). */
+  sent?(line: string): void;
+  /** An input is whole and about to run: told before it runs. */
+  inputStarted?(input: number, text: string): void;
+  /** How that input ended, after how long; for an error or a timeout, its first line. */
+  inputEnded?(input: number, outcome: InputOutcome, ms: number, error?: string): void;
+  /** The session ended: how, and how many inputs it evaluated. */
+  ended?(how: string, inputs: number): void;
 }
 
 const DEFAULT_EVAL_TIMEOUT_MS = 5000;
@@ -57,6 +81,13 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     }
     stream.forceOutput();
   };
+  const session = mp.getCurrentProcess();
+  const observer = options.observe?.(session, stream);
+  // Plain text the client is shown (not a frame): the observer sees it too.
+  const say = (text: string): void => {
+    observer?.shown?.(text);
+    write(text);
+  };
   const context: Record<string, unknown> = { ...options.context };
   const exposed = Object.keys(context);
   Object.assign(context, { mp, comm: options.comm ?? comm, ps, kill, help: () => help(exposed) });
@@ -64,7 +95,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   const evaluator = new Evaluator({
     context,
     timeout: options.evalTimeout ?? DEFAULT_EVAL_TIMEOUT_MS,
-    writeOutput: write,
+    writeOutput: say,
     // Its value or its rejection is what a user typing a promise wants to see, not `Promise { <pending> }`.
     awaitPromiseValues: true,
     inspectOptions: {
@@ -75,7 +106,6 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   });
   const maxInput = options.maxInputLength ?? DEFAULT_MAX_INPUT;
 
-  const session = mp.getCurrentProcess();
   if (session !== undefined) {
     // Killed (from another session, or the monitor): the client is told so before the end.
     // The abort comes before the process closes what it owns, so the stream is still open.
@@ -93,7 +123,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     catchStrayErrors(session, (error) => {
       if (stream.closed) return false;
       const shown = evaluator.format({ ok: false, error });
-      write(`${shown.startsWith("Uncaught ") ? shown : `Uncaught ${shown}`}\n`);
+      say(`${shown.startsWith("Uncaught ") ? shown : `Uncaught ${shown}`}\n`);
       return true;
     });
   }
@@ -114,6 +144,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   let count = 1;
   const prompt = (): void => {
     const text = `CL-USER ${count} > `;
+    observer?.shown?.(text);
     write(framed ? encodeListenerFrame({ kind: "prompt", prompt: text }) : text);
   };
 
@@ -130,6 +161,22 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     incompleteAt = 0;
     unscanned = [];
     scanner.reset();
+  };
+
+  // When the running input started, and how the session ends (for the observer).
+  let started = 0;
+  let how = "end of file";
+  const tellEnded = (outcome: EvalOutcome | Abandoned): void => {
+    if (observer?.inputEnded === undefined) return;
+    const ms = Math.round(performance.now() - started);
+    if (outcome === "interrupted" || outcome === "ended") {
+      observer.inputEnded(count, outcome === "ended" ? "abandoned" : "interrupted", ms);
+    } else if (outcome.ok) {
+      observer.inputEnded(count, "value", ms);
+    } else {
+      const timedOut = outcome.error instanceof ConfabError && outcome.error.code === ErrorCodes.EVAL_TIMEOUT;
+      observer.inputEnded(count, timedOut ? "timeout" : "error", ms, firstLine(evaluator.format(outcome)));
+    }
   };
 
   try {
@@ -151,6 +198,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         }
         continue;
       }
+      observer?.sent?.(line);
       if (line === INTERRUPT_LINE) {
         // Nothing is running: an interrupt drops what has been typed so far.
         discard();
@@ -164,7 +212,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         continue;
       }
       if (text.length > maxInput) {
-        write(`Error: input longer than ${maxInput} characters; discarded\n`);
+        say(`Error: input longer than ${maxInput} characters; discarded\n`);
         discard();
         prompt();
         continue;
@@ -178,7 +226,18 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       // The exact parse costs time in the whole input's size: while a paste is still coming in,
       // it is skipped where the scanner knows the input cannot be whole yet.
       const parse = !pasting || (scanner.mayBeComplete && text.length >= 2 * incompleteAt);
-      const now = parse ? evaluator.evaluateIfComplete(text) : "incomplete";
+      let now: ReturnType<Evaluator["evaluateIfComplete"]> = "incomplete";
+      if (parse && observer?.inputStarted !== undefined) {
+        // On record before it runs: completeness is asked first, then the input is told, then run.
+        if (evaluator.status(text) !== "incomplete") {
+          observer.inputStarted(count, text);
+          started = performance.now();
+          now = evaluator.evaluateIfComplete(text);
+        }
+      } else if (parse) {
+        started = observer === undefined ? 0 : performance.now();
+        now = evaluator.evaluateIfComplete(text);
+      }
       if (now === "incomplete") {
         if (parse && pasting) incompleteAt = text.length;
         if (framed) write(encodeListenerFrame({ kind: "more" }));
@@ -187,7 +246,8 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       discard();
       if (!(now instanceof Promise)) {
         // Answered at once: the common case, with no promise between the line and its answer.
-        write(`${evaluator.format(now)}\n`);
+        say(`${evaluator.format(now)}\n`);
+        tellEnded(now);
         count++;
         prompt();
         continue;
@@ -206,21 +266,34 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       }
       const outcome = await settled;
       abandon = undefined;
-      if (outcome === "ended") break;
+      tellEnded(outcome);
+      if (outcome === "ended") {
+        how = `end of file while input ${count} ran (abandoned)`;
+        break;
+      }
       if (outcome === "interrupted") {
         evaluator.abandon();
-        write(`Interrupted: input ${count} abandoned (what it settles to will be dropped)\n`);
+        say(`Interrupted: input ${count} abandoned (what it settles to will be dropped)\n`);
       } else {
-        write(`${evaluator.format(outcome)}\n`);
+        say(`${evaluator.format(outcome)}\n`);
       }
       count++;
       prompt();
     }
     // A line past the stream's limit ends the session with a message, not a failure.
     const failure = input.failure;
-    if (failure instanceof ConfabError) write(`Error: ${failure.message}\n`);
+    if (failure instanceof ConfabError) say(`Error: ${failure.message}\n`);
+    if (failure !== undefined && how === "end of file") how = failure.message;
   } finally {
     evaluator.abandon();
     stream.close();
+    if (session?.signal.aborted === true) how = "killed";
+    observer?.ended?.(how, count - 1);
   }
+}
+
+/** The first line of a text, at most 500 characters: what the audit keeps of an error. */
+function firstLine(text: string): string {
+  const line = text.split("\n", 1)[0] ?? "";
+  return line.length > 500 ? `${line.slice(0, 500)}…` : line;
 }
