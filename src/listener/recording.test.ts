@@ -355,7 +355,8 @@ describe("the size limit", () => {
 });
 
 // A write that fails mid-session, for real: a child process whose file size limit (RLIMIT_FSIZE,
-// `ulimit -f`) is 32 KiB records until a write fails with EFBIG (Node ignores SIGXFSZ).
+// `ulimit -f`) is 64 blocks (32 KiB in dash's 512-byte blocks, 64 KiB in bash's) records until a
+// write fails with EFBIG (Node ignores SIGXFSZ).
 const CHILD = `
 const { SessionRecording } = await import(process.env.RECORDING_MODULE);
 const { setErrorReporter } = await import(process.env.REPORT_MODULE);
@@ -419,7 +420,7 @@ describe("a write error", () => {
       assert.equal(report.code, "EFBIG");
       assert.ok(report.what.includes(result.path), "the report names the file");
       const size = (await stat(result.path)).size;
-      assert.ok(size <= 64 * 512, `${size} bytes: the child's limit held`);
+      assert.ok(size <= 64 * 1024, `${size} bytes: the child's limit held`);
       // The partial line of the failed write was cut: every line is still JSON.
       const { events } = await parse(result.path);
       assert.ok(events.length > 10, `${events.length} events got in before the failure`);
