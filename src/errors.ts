@@ -76,6 +76,8 @@ export const ErrorCodes = {
   CONNECT: "ERR_CONNECT",
   /** Binding a server's or the monitor's address failed with an error that carries no system code (the OS's code is used when there is one). */
   LISTEN: "ERR_LISTEN",
+  /** A session recording could not be started: its directory or file could not be made, or its header written. */
+  RECORDING: "ERR_RECORDING",
 } as const;
 
 /** A code confab itself defines: one of the values of {@link ErrorCodes}. */
