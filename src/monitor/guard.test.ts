@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { test } from "node:test";
 import { parseMonitorFlag } from "../cli/monitor-flag.js";
-import { checkHost, checkKillRequest, hostName, newToken, TOKEN_HEADER } from "./guard.js";
+import { checkHost, checkKillRequest, checkTokenRequest, hostName, newToken, TOKEN_HEADER } from "./guard.js";
 
 function req(headers: Record<string, string>): IncomingMessage {
   return { headers } as unknown as IncomingMessage;
@@ -48,6 +48,13 @@ test("kill requests: the token, and no other origin or site", () => {
   assert.match(checkKillRequest(req({ ...good, origin: "http://localhost:9000" }), token) ?? "", /Origin/);
   assert.match(checkKillRequest(req({ ...good, origin: "https://127.0.0.1:9000" }), token) ?? "", /Origin/);
   assert.match(checkKillRequest(req({ ...good, "sec-fetch-site": "same-site" }), token) ?? "", /same-site request/);
+  // Reading recordings takes the same rules; the refusal names what was asked.
+  assert.equal(checkTokenRequest(req(good), token, "read recordings"), undefined);
+  assert.match(
+    checkTokenRequest(req({ ...good, "sec-fetch-site": "cross-site" }), token, "read recordings") ?? "",
+    /a cross-site request may not read recordings/,
+  );
+  assert.match(checkTokenRequest(req({ host }), token, "read recordings") ?? "", /no x-confab-token/);
 });
 
 test("--monitor [ADDR:]PORT", () => {

@@ -20,6 +20,7 @@ export {
 } from "./monitor-server.js";
 export { monitorOf, type MonitorOption } from "./attach.js";
 export { TOKEN_HEADER as MONITOR_TOKEN_HEADER } from "./guard.js";
+export { type MonitorRecording } from "./recordings.js";
 export {
   takeSnapshot,
   type MonitorSnapshot,

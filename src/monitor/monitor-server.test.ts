@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
+import { createRequire } from "node:module";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { eventually, LineClient, portOpen } from "../../test/support.js";
@@ -12,6 +17,7 @@ import { findProcessFromName, listAllProcesses } from "../mp/registry.js";
 import { monitorOf } from "./attach.js";
 import { TOKEN_HEADER } from "./guard.js";
 import { startMonitor, type MonitorProcess } from "./monitor-server.js";
+import type { MonitorRecording } from "./recordings.js";
 import type { MonitorSnapshot } from "./snapshot.js";
 
 after(() => {
@@ -405,6 +411,259 @@ test("a monitor process's public surface is its documented API: its body is not 
     const names = Object.getOwnPropertyNames(Object.getPrototypeOf(monitor) as object).sort();
     assert.deepEqual(names, ["clients", "constructor", "snapshot"]);
     assert.equal("untilClosed" in monitor, false);
+  } finally {
+    processKill(monitor);
+  }
+});
+
+/** An asciicast v2 recording whose one output event is `text`. */
+function cast(text: string): string {
+  return `${JSON.stringify({ version: 2, width: 80, height: 24, timestamp: 1796222400 })}\n${JSON.stringify([0.25, "o", text])}\n`;
+}
+
+/** A GET of the recordings API as the page sends it, headers overridden as `kill` does. */
+function recordingsGet(
+  monitor: MonitorProcess,
+  path: string,
+  overrides: Record<string, string | undefined> = {},
+  method = "GET",
+): Promise<Reply> {
+  const merged: Record<string, string | undefined> = {
+    host: `127.0.0.1:${monitor.port}`,
+    "sec-fetch-site": "same-origin",
+    [TOKEN_HEADER]: monitor.token,
+    ...overrides,
+  };
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(merged)) if (v !== undefined) headers[k] = v;
+  return request(monitor.port, { method, path, headers });
+}
+
+/**
+ * A temporary folder holding a recordings directory (`rec/`) and, beside it, a file the
+ * monitor must never serve (`secret.cast`, the target of the traps inside `rec/`).
+ */
+async function recordingsFixture(): Promise<{ root: string; dir: string; secret: string; done: () => Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), "confab-recordings-"));
+  const dir = join(root, "rec");
+  await mkdir(dir);
+  const secret = join(root, "secret.cast");
+  await writeFile(secret, "TOP SECRET, outside the recordings directory\n");
+  return { root, dir, secret, done: () => rm(root, { recursive: true, force: true }) };
+}
+
+test("with recordings, GET /api/recordings lists the *.cast files newest first, read from their names, and ignores the rest", async () => {
+  const fx = await recordingsFixture();
+  const older = "2026-12-02T14-40-00.123Z-17-my-listener.cast";
+  const newer = "2026-12-02T15-01-02.000Z-3-other.cast";
+  const noFraction = "2026-12-01T09-00-00Z-170000-x.cast";
+  await writeFile(join(fx.dir, older), cast("one"));
+  await writeFile(join(fx.dir, newer), cast("two, longer"));
+  await writeFile(join(fx.dir, noFraction), "");
+  // Not recordings: other names, an impossible date, a directory, a link (to a file outside).
+  for (const name of [
+    "notes.txt",
+    "bad-name.cast",
+    "2026-12-02T14-40-00.123Z-17-my-listener.cast.bak",
+    "2026-02-31T14-40-00.123Z-5-no-such-day.cast",
+    "2026-12-02T14:40:00.123Z-6-colons.cast",
+    "2026-12-02T14-40-00.123Z-x-no-id.cast",
+  ])
+    await writeFile(join(fx.dir, name), cast("not listed"));
+  await mkdir(join(fx.dir, "2026-12-02T16-00-00.000Z-7-a-directory.cast"));
+  await symlink(fx.secret, join(fx.dir, "2026-12-02T16-00-00.000Z-8-a-link.cast"));
+  const monitor = await startMonitor({ port: 0, recordings: fx.dir });
+  try {
+    const reply = await recordingsGet(monitor, "/api/recordings");
+    assert.equal(reply.status, 200, reply.body);
+    assert.match(String(reply.headers["content-type"]), /^application\/json/);
+    assert.deepEqual(JSON.parse(reply.body) as MonitorRecording[], [
+      { file: newer, id: 3, name: "other", startedAt: "2026-12-02T15:01:02.000Z", bytes: cast("two, longer").length },
+      { file: older, id: 17, name: "my-listener", startedAt: "2026-12-02T14:40:00.123Z", bytes: cast("one").length },
+      { file: noFraction, id: 170000, name: "x", startedAt: "2026-12-01T09:00:00.000Z", bytes: 0 },
+    ]);
+    // A query string changes nothing; HEAD answers the headers alone.
+    assert.equal((await recordingsGet(monitor, "/api/recordings?x=1")).body, reply.body);
+    const head = await recordingsGet(monitor, "/api/recordings", {}, "HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    assert.equal((await recordingsGet(monitor, "/api/recordings", {}, "POST")).status, 405);
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("a recordings directory that does not exist yet lists none; an empty recordings option is refused", async () => {
+  const fx = await recordingsFixture();
+  const monitor = await startMonitor({ port: 0, recordings: join(fx.dir, "not-yet") });
+  try {
+    const reply = await recordingsGet(monitor, "/api/recordings");
+    assert.equal(reply.status, 200);
+    assert.deepEqual(JSON.parse(reply.body), []);
+    await assert.rejects(startMonitor({ port: 0, recordings: "" }), {
+      code: "ERR_INVALID_ARGUMENT",
+      message: /recordings/,
+    });
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("GET /api/recordings/FILE serves the recording as application/x-asciicast", async () => {
+  const fx = await recordingsFixture();
+  const file = "2026-12-02T14-40-00.123Z-17-my-listener.cast";
+  const content = cast("CL-USER 1 > (+ 1 2)\r\n3\r\n");
+  await writeFile(join(fx.dir, file), content);
+  await writeFile(join(fx.dir, "empty.cast"), "");
+  const monitor = await startMonitor({ port: 0, recordings: fx.dir });
+  try {
+    const reply = await recordingsGet(monitor, `/api/recordings/${file}`);
+    assert.equal(reply.status, 200, reply.body);
+    assert.equal(reply.headers["content-type"], "application/x-asciicast");
+    assert.equal(reply.headers["content-length"], String(Buffer.byteLength(content)));
+    assert.equal(reply.headers["x-content-type-options"], "nosniff");
+    assert.equal(reply.body, content);
+    const head = await recordingsGet(monitor, `/api/recordings/${file}`, {}, "HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.headers["content-length"], String(Buffer.byteLength(content)));
+    assert.equal(head.body, "");
+    // Any plain *.cast name is served, listed or not; an empty file is an empty answer.
+    const empty = await recordingsGet(monitor, "/api/recordings/empty.cast");
+    assert.equal(empty.status, 200);
+    assert.equal(empty.body, "");
+    assert.equal((await recordingsGet(monitor, "/api/recordings/no-such.cast")).status, 404);
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("the recordings API needs the token: 403 without it, with a wrong one, from another Origin or site, or to a foreign Host", async () => {
+  const fx = await recordingsFixture();
+  const file = "2026-12-02T14-40-00.123Z-17-my-listener.cast";
+  await writeFile(join(fx.dir, file), cast("what alice typed"));
+  const monitor = await startMonitor({ port: 0, recordings: fx.dir });
+  try {
+    const refusals: [string, Record<string, string | undefined>][] = [
+      ["no token", { [TOKEN_HEADER]: undefined }],
+      ["no token, as curl sends it", { [TOKEN_HEADER]: undefined, "sec-fetch-site": undefined }],
+      ["a wrong token", { [TOKEN_HEADER]: `${monitor.token.slice(0, -1)}${monitor.token.endsWith("A") ? "B" : "A"}` }],
+      ["another Origin", { origin: "http://evil.example" }],
+      ["a cross-site fetch", { "sec-fetch-site": "cross-site" }],
+      ["a foreign Host", { host: `evil.example:${monitor.port}` }],
+    ];
+    for (const path of ["/api/recordings", `/api/recordings/${file}`, "/api/recordings/x%2F..%2Fsecret.cast"]) {
+      for (const [why, headers] of refusals) {
+        const reply = await recordingsGet(monitor, path, headers);
+        assert.equal(reply.status, 403, `${path}, ${why}: ${reply.body}`);
+        assert.doesNotMatch(reply.body, /what alice typed|my-listener/, `${path}, ${why}`);
+      }
+    }
+    // Curl-like clients (no Origin, no Sec-Fetch-Site) get in with the token alone.
+    const curl = await recordingsGet(monitor, `/api/recordings/${file}`, { "sec-fetch-site": undefined });
+    assert.equal(curl.status, 200);
+    assert.equal(curl.body, cast("what alice typed"));
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("a recording's name that is a path, or a link, a directory or a FIFO in the directory, is refused and nothing outside is read", async () => {
+  const fx = await recordingsFixture();
+  await writeFile(join(fx.dir, "2026-12-02T14-40-00.123Z-1-fine.cast"), cast("fine"));
+  await mkdir(join(fx.dir, "a"));
+  await writeFile(join(fx.dir, "a", "b.cast"), cast("in a subdirectory"));
+  await mkdir(join(fx.dir, "dir.cast"));
+  await symlink(fx.secret, join(fx.dir, "link-out.cast"));
+  await symlink("../secret.cast", join(fx.dir, "relative-link.cast"));
+  const fifo = process.platform !== "win32";
+  if (fifo) execFileSync("mkfifo", [join(fx.dir, "fifo.cast")]);
+  const monitor = await startMonitor({ port: 0, recordings: fx.dir });
+  try {
+    const secret = await readFile(fx.secret, "utf8");
+    const cases: [string, number][] = [
+      ["/api/recordings/..%2Fsecret.cast", 400],
+      ["/api/recordings/..%2fsecret.cast", 400],
+      ["/api/recordings/%2E%2E%2Fsecret.cast", 400],
+      ["/api/recordings/../secret.cast", 400],
+      ["/api/recordings/..\\secret.cast", 400],
+      [`/api/recordings/${encodeURIComponent(fx.secret)}`, 400],
+      [`/api/recordings/${fx.secret}`, 400],
+      ["/api/recordings//etc/passwd", 400],
+      ["/api/recordings/a/b.cast", 400],
+      ["/api/recordings/a%2Fb.cast", 400],
+      ["/api/recordings/secret", 400],
+      ["/api/recordings/", 400],
+      ["/api/recordings/link-out.cast", 404],
+      ["/api/recordings/relative-link.cast", 404],
+      ["/api/recordings/dir.cast", 404],
+      ["/api/recordings/secret.cast", 404],
+      ...(fifo ? ([["/api/recordings/fifo.cast", 404]] as [string, number][]) : []),
+    ];
+    for (const [path, status] of cases) {
+      const reply = await recordingsGet(monitor, path);
+      assert.equal(reply.status, status, `${path}: ${reply.body}`);
+      assert.ok(!reply.body.includes(secret.trim()), `${path} read nothing outside`);
+      assert.ok(!reply.body.includes("in a subdirectory"), `${path} read nothing below`);
+    }
+    // The directory is still served as before.
+    assert.equal((await recordingsGet(monitor, "/api/recordings/2026-12-02T14-40-00.123Z-1-fine.cast")).status, 200);
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("the player's files come from the installed asciinema-player package, and the page loads them under its nonce", async () => {
+  const fx = await recordingsFixture();
+  const monitor = await startMonitor({ port: 0, recordings: fx.dir });
+  try {
+    const require = createRequire(import.meta.url);
+    for (const [path, specifier, type] of [
+      ["/assets/asciinema-player.min.js", "asciinema-player/dist/bundle/asciinema-player.min.js", /^text\/javascript/],
+      ["/assets/asciinema-player.css", "asciinema-player/dist/bundle/asciinema-player.css", /^text\/css/],
+    ] as const) {
+      const reply = await request(monitor.port, { path });
+      assert.equal(reply.status, 200, path);
+      assert.match(String(reply.headers["content-type"]), type);
+      assert.equal(reply.body, await readFile(require.resolve(specifier), "utf8"), path);
+      assert.equal((await request(monitor.port, { path, method: "POST" })).status, 405);
+      assert.equal((await request(monitor.port, { path, headers: { host: "evil.example" } })).status, 403);
+    }
+    const page = await request(monitor.port);
+    const csp = String(page.headers["content-security-policy"]);
+    const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+    assert.ok(nonce !== undefined);
+    // WebAssembly may compile (the player's terminal is WASM); inline or eval'd script may not run.
+    assert.match(csp, new RegExp(`script-src 'nonce-${nonce.replace(/[+/]/g, "\\$&")}' 'wasm-unsafe-eval';`));
+    assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*|https?:/);
+    assert.ok(page.body.includes(`<script nonce="${nonce}" src="/assets/asciinema-player.min.js"></script>`));
+    assert.ok(page.body.includes(`<link rel="stylesheet" nonce="${nonce}" href="/assets/asciinema-player.css">`));
+    assert.ok(page.body.includes('<body data-recordings="1">'));
+  } finally {
+    processKill(monitor);
+    await fx.done();
+  }
+});
+
+test("a monitor without recordings answers 404 for the recordings API and the player's files, and its page has no player", async () => {
+  const monitor = await startMonitor({ port: 0 });
+  try {
+    for (const path of [
+      "/api/recordings",
+      "/api/recordings/2026-12-02T14-40-00.123Z-17-my-listener.cast",
+      "/assets/asciinema-player.min.js",
+      "/assets/asciinema-player.css",
+    ]) {
+      assert.equal((await recordingsGet(monitor, path)).status, 404, path);
+    }
+    const page = await request(monitor.port);
+    assert.doesNotMatch(String(page.headers["content-security-policy"]), /wasm/);
+    assert.ok(!page.body.includes("asciinema"));
+    assert.ok(!page.body.includes("data-recordings"));
   } finally {
     processKill(monitor);
   }

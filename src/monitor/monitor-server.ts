@@ -1,7 +1,8 @@
 /**
  * The monitor's HTTP side (`node:http`): the page, a JSON snapshot, a Server-Sent Events stream
- * of snapshots, and the kill endpoint. It runs as a light-weight process of its own, so it
- * shows in `ps()` and on its own page, and killing it frees its port at once.
+ * of snapshots, the kill endpoint and, with `recordings`, the session recordings. It runs as a
+ * light-weight process of its own, so it shows in `ps()` and on its own page, and killing it
+ * frees its port at once.
  *
  * Endpoints (all refuse a non-loopback `Host` with 403; see `guard.ts`):
  * - `GET /`: the page.
@@ -12,20 +13,39 @@
  *   200 `{ killed, id, name }`, 403 `{ error }` when the guard refuses, 404 when no such
  *   process is running.
  *
+ * With {@link MonitorOptions.recordings} only (404 without it):
+ * - `GET /api/recordings` with the token header: a JSON array of {@link MonitorRecording}, the
+ *   newest first (at most {@link DEFAULT_MAX_RECORDINGS}); 403 `{ error }` as for a kill.
+ * - `GET /api/recordings/FILE` with the token header: that recording's content,
+ *   `application/x-asciicast`; 400 when FILE is no plain `*.cast` name, 404 when there is no
+ *   such regular file in the directory, 403 as for a kill.
+ * - `GET /assets/asciinema-player.min.js` and `/assets/asciinema-player.css`: the page's
+ *   replay player, from the installed `asciinema-player` package (see `player.ts`).
+ *
  * @module
  */
 import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { formatHostPort, isLoopback } from "../comm/address.js";
 import { bindError, listenOn, untilServerClosed } from "../comm/endpoint.js";
 import { kKill, kOwner, Process, processKill, startProcess, type ProcessResource } from "../mp/process.js";
 import { liveProcesses, processContext } from "../mp/registry.js";
 import { reportError } from "../report.js";
-import { checkHost, checkKillRequest, newToken } from "./guard.js";
+import { checkHost, checkKillRequest, checkTokenRequest, newToken } from "./guard.js";
 import { DEFAULT_HISTORY_LENGTH, History } from "./history.js";
 import { renderPage } from "./page.js";
+import { isPlayerAsset, playerAsset } from "./player.js";
+import {
+  DEFAULT_MAX_RECORDINGS,
+  listRecordings,
+  openRecording,
+  type MonitorRecording,
+  type OpenRecording,
+} from "./recordings.js";
 import { DEFAULT_MAX_ROWS, takeSnapshot, type MonitorSnapshot } from "./snapshot.js";
 
 /** Options of {@link startMonitor}. */
@@ -48,6 +68,15 @@ export interface MonitorOptions {
   readonly maxRows?: number;
   /** Samples kept for the sparklines, one per `interval` (default 60: a minute). */
   readonly historyLength?: number;
+  /**
+   * The directory where listener sessions are recorded (asciicast v2, one
+   * `<time>-<process id>-<name>.cast` file per session). When set, the page offers a replay
+   * button beside each live session that has a recording and lists the recordings of ended
+   * sessions, and plays them in the page with asciinema's player; the API reads them only with
+   * the monitor's token (they hold whatever was typed in a session). Unset: no recordings.
+   * The directory need not exist yet.
+   */
+  readonly recordings?: string;
 }
 
 /** Default {@link MonitorOptions.interval}. */
@@ -56,6 +85,8 @@ export const DEFAULT_MONITOR_INTERVAL_MS = 1000;
 export const DEFAULT_MONITOR_CLIENTS = 8;
 
 const KILL_PATH = /^\/api\/processes\/(\d{1,15})\/kill$/;
+const RECORDINGS_PATH = "/api/recordings";
+const RECORDING_PREFIX = "/api/recordings/";
 
 /**
  * The process a monitor runs as. Kill it (from code, `ps()`/`kill()` in a listener, or its own
@@ -71,8 +102,9 @@ export class MonitorProcess extends Process implements ProcessResource {
   /** Where to point a browser: `http://127.0.0.1:PORT/`. */
   readonly url: string;
   /**
-   * The secret the kill endpoint requires in `X-Confab-Token`. The page carries it; code in
-   * this program can read it here to kill over HTTP from a script.
+   * The secret the kill endpoint and the recordings API require in `X-Confab-Token`. The page
+   * carries it; code in this program can read it here to kill (or fetch a recording) over HTTP
+   * from a script.
    */
   readonly token: string;
 
@@ -82,6 +114,7 @@ export class MonitorProcess extends Process implements ProcessResource {
   readonly #maxRows: number;
   readonly #history: History;
   readonly #timer: NodeJS.Timeout;
+  readonly #recordings: string | undefined;
   #pushQueued = false;
 
   /** Not for users: use {@link startMonitor}. */
@@ -95,6 +128,8 @@ export class MonitorProcess extends Process implements ProcessResource {
     this.#maxClients = options.maxClients ?? DEFAULT_MONITOR_CLIENTS;
     this.#maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
     this.#history = new History(options.historyLength ?? DEFAULT_HISTORY_LENGTH);
+    // Resolved now: a later chdir of the program must not move the monitor's directory.
+    this.#recordings = options.recordings === undefined ? undefined : resolve(options.recordings);
     this.own(this);
     server.on("request", this.#onRequest);
     server.on("error", (error) => {
@@ -164,6 +199,12 @@ export class MonitorProcess extends Process implements ProcessResource {
         else this.#kill(req, res, Number(kill[1]));
         return;
       }
+      const recordings = this.#recordings;
+      if (recordings !== undefined && (path.startsWith(RECORDINGS_PATH) || isPlayerAsset(path))) {
+        if (req.method !== "GET" && req.method !== "HEAD") sendMethodNotAllowed(res, "GET, HEAD");
+        else this.#recordingRoute(req, res, path, recordings).catch((error: unknown) => this.#failed(req, res, error));
+        return;
+      }
       if (path !== "/" && path !== "/api/snapshot" && path !== "/events") {
         sendJson(res, 404, { error: `no ${path} here; the monitor is at /` });
         return;
@@ -176,20 +217,94 @@ export class MonitorProcess extends Process implements ProcessResource {
       else if (path === "/api/snapshot") sendJson(res, 200, this.snapshot());
       else this.#events(req, res);
     } catch (error) {
-      reportError(`monitor "${this.name}" answering ${req.method ?? "?"} ${req.url ?? "?"}`, error);
-      if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
-      else res.destroy();
+      this.#failed(req, res, error);
     }
   };
 
+  #failed(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    reportError(`monitor "${this.name}" answering ${req.method ?? "?"} ${req.url ?? "?"}`, error);
+    if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+    else res.destroy();
+  }
+
+  /** The recordings API and the player's files (only with `recordings`). */
+  async #recordingRoute(req: IncomingMessage, res: ServerResponse, path: string, directory: string): Promise<void> {
+    const asset = playerAsset(path);
+    if (asset !== undefined) {
+      const { body, type } = await asset;
+      // The same bytes for the program's whole life: the browser may keep them a while.
+      res.writeHead(200, {
+        "Content-Type": type,
+        "Content-Length": body.length,
+        "Cache-Control": "private, max-age=3600",
+      });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return;
+    }
+    if (path !== RECORDINGS_PATH && !path.startsWith(RECORDING_PREFIX)) {
+      sendJson(res, 404, { error: `no ${path} here; the monitor is at /` });
+      return;
+    }
+    const refused = checkTokenRequest(req, this.token, "read recordings");
+    if (refused !== undefined) {
+      sendJson(res, 403, { error: refused });
+      return;
+    }
+    if (path === RECORDINGS_PATH) {
+      const list: MonitorRecording[] = await listRecordings(directory, DEFAULT_MAX_RECORDINGS);
+      sendJson(res, 200, list);
+      return;
+    }
+    // Not decoded: a recording's name has no character that needs encoding, so a `%` (an
+    // encoded separator or dot) is simply no recording's name.
+    const file = path.slice(RECORDING_PREFIX.length);
+    let opened: OpenRecording;
+    try {
+      opened = await openRecording(directory, file);
+    } catch (error) {
+      if (error instanceof ConfabError && (error.code === ErrorCodes.INVALID_ARGUMENT || error.code === "ENOENT")) {
+        sendJson(res, error.code === "ENOENT" ? 404 : 400, { error: error.message });
+        return;
+      }
+      throw error;
+    }
+    const { handle, size } = opened;
+    res.writeHead(200, {
+      "Content-Type": "application/x-asciicast",
+      "Content-Length": size,
+      "Content-Disposition": `attachment; filename="${file}"`,
+    });
+    if (req.method === "HEAD" || size === 0) {
+      await handle.close();
+      res.end();
+      return;
+    }
+    // As much as there was when it was opened: a live session's recording keeps growing.
+    const stream = handle.createReadStream({ start: 0, end: size - 1 });
+    await pipeline(stream, res).catch(() => {
+      // The page went away mid-file: nothing to answer any more (the stream closes the file).
+      res.destroy();
+    });
+  }
+
   #page(res: ServerResponse): void {
     const nonce = randomBytes(16).toString("base64");
-    const body = renderPage({ token: this.token, nonce, where: formatHostPort(this.address, this.port) });
+    const recordings = this.#recordings !== undefined;
+    const body = renderPage({
+      token: this.token,
+      nonce,
+      where: formatHostPort(this.address, this.port),
+      recordings,
+    });
+    // The player's terminal emulator is WebAssembly: compiling it needs 'wasm-unsafe-eval',
+    // which allows that alone (no eval, no inline script), and only on a page with the player.
+    const wasm = recordings ? " 'wasm-unsafe-eval'" : "";
     res.writeHead(200, {
       "Content-Type": "text/html; charset=utf-8",
-      // Only this page's own inline style and script run; it may talk to this origin alone,
-      // and no other site may frame it (its kill buttons must not be clickjacked).
-      "Content-Security-Policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      // Only this page's own style and scripts run (the player's files too, by the same nonce);
+      // it may talk to this origin alone, and no other site may frame it (its kill buttons
+      // must not be clickjacked).
+      "Content-Security-Policy": `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'${wasm}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       "X-Frame-Options": "DENY",
     });
     res.end(body);
@@ -293,6 +408,12 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
       ErrorCodes.INSECURE_MONITOR,
       `cannot start the monitor on ${formatHostPort(host, port)}: it can kill processes and has no login, so it binds loopback only ` +
         `(127.0.0.1, ::1 or localhost). To watch a remote program, tunnel to it: ssh -L ${port || 9000}:127.0.0.1:${port || 9000} HOST`,
+    );
+  }
+  if (options.recordings !== undefined && (typeof options.recordings !== "string" || options.recordings === "")) {
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `the monitor's recordings must be a directory's path, got ${JSON.stringify(options.recordings)}`,
     );
   }
   for (const [name, value] of [

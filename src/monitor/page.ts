@@ -4,20 +4,29 @@
  * their place, so a kill button does not move under the pointer), draws the two sparklines as
  * inline SVG, and kills through `POST /api/processes/ID/kill` with the monitor's token.
  *
+ * With recordings (`startMonitor({ recordings })`) it also lists them (`GET /api/recordings`,
+ * with the token), puts a replay button beside each live process that has one and lists the
+ * recordings of ended sessions, and replays one in the page with asciinema's player, which the
+ * monitor serves itself (`/assets/…`): the page fetches the file with the token and hands the
+ * player its text, so the player never fetches anything itself.
+ *
  * Everything the program supplies (process names come from clients: a listener's name line)
  * reaches the document as text (`textContent`), never as markup.
  *
  * @module
  */
+import { PLAYER_SCRIPT_PATH, PLAYER_STYLE_PATH } from "./player.js";
 
 /** What a page is made for: the monitor's token and where it listens. */
 export interface PageOptions {
-  /** The monitor's kill token, embedded in a `<meta>` element. */
+  /** The monitor's token (for kills and recordings), embedded in a `<meta>` element. */
   readonly token: string;
   /** This response's Content-Security-Policy nonce for the inline style and script. */
   readonly nonce: string;
   /** Where the monitor listens (`127.0.0.1:9000`), shown in the title. */
   readonly where: string;
+  /** Whether the monitor serves recordings: the page then loads the player and offers replays. */
+  readonly recordings?: boolean;
 }
 
 const STYLE = `
@@ -59,6 +68,10 @@ td{border-top:1px solid var(--line)}tbody tr:first-child td{border-top:0}tbody t
 button.kill{font:inherit;font-size:12px;padding:3px 11px;border-radius:6px;border:1px solid var(--line);background:var(--panel);color:var(--bad);cursor:pointer}
 button.kill:hover{border-color:var(--bad);background:var(--bad-soft)}button.kill.armed{background:var(--bad);border-color:var(--bad);color:#fff}
 button.kill:disabled{opacity:.55;cursor:default}
+button.replay,button.close{font:inherit;font-size:12px;padding:3px 11px;border-radius:6px;border:1px solid var(--line);background:var(--panel);color:var(--accent);cursor:pointer}
+button.replay:hover,button.close:hover{border-color:var(--accent);background:var(--accent-soft)}button.replay:disabled{opacity:.55;cursor:default}
+button.close{margin-left:auto;color:var(--muted)}
+#player{padding:14px 16px;background:var(--bg)}#player>div{max-width:960px;margin:0 auto}
 #toast{position:fixed;bottom:18px;left:50%;transform:translateX(-50%);background:var(--ink);color:var(--panel);padding:8px 14px;border-radius:8px;
 font-size:13px;opacity:0;transition:opacity .2s;pointer-events:none}#toast.show{opacity:.94}
 footer{color:var(--muted);font-size:12px;text-align:center;padding-bottom:24px}
@@ -71,6 +84,14 @@ const token = document.querySelector('meta[name="confab-token"]').content;
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const WINDOW_MS = 60000;
+const RECORDINGS = document.body.dataset.recordings === "1";
+// A recording begins as its session does; this much clock slack still counts it as the session's.
+const RECORDING_SLACK_MS = 2000;
+const ENDED_SHOWN = 50;
+let recordings = []; // newest first, as /api/recordings lists them
+let lastSnap = null;
+let maxIdSeen = 0;
+let player = null;
 
 function bytes(n) {
   if (n === null || n === undefined) return "";
@@ -122,31 +143,107 @@ function renderServers(snap) {
   });
 }
 
+// The recording of a live process: its id, begun once it had started. Ids restart with the
+// program, so an earlier run's file with the same id, older than the process, is not its.
+function recordingOf(p, snap) {
+  const started = snap.time - p.age - RECORDING_SLACK_MS;
+  return recordings.find((r) => r.id === p.id && Date.parse(r.startedAt) >= started);
+}
+
+// A cell with a replay button for recording r, or empty when there is none.
+function replayCell(td, r, label) {
+  if (!r) { if (td.firstChild) td.textContent = ""; return; }
+  if (!td.firstChild) {
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "replay"; b.textContent = "Replay";
+    td.append(b);
+  }
+  const b = td.firstChild;
+  b.dataset.replay = r.file;
+  b.setAttribute("aria-label", label);
+}
+
+// Renders the process rows; returns the files of the recordings that belong to them.
 function renderProcesses(snap) {
+  const claimed = new Set();
+  const classes = ["num muted", "", "", "", "", "num", "muted", "mono", "num", "num"];
+  if (RECORDINGS) classes.push("num");
+  classes.push("num");
   sync($("processes"), snap.processes, (p) => p.id, (tr, p) => {
-    const c = cells(tr, ["num muted", "", "", "", "num", "muted", "mono", "num", "num", "num"]);
+    const c = cells(tr, classes);
     tr.dataset.id = String(p.id); tr.dataset.name = p.name;
     setText(c[0], "#" + p.id);
     setText(c[1], p.name);
-    if (!c[2].firstChild) c[2].append(document.createElement("span"));
-    const pill = c[2].firstChild;
+    setText(c[2], p.user ?? "");
+    if (!c[3].firstChild) c[3].append(document.createElement("span"));
+    const pill = c[3].firstChild;
     const kind = p.id === snap.monitor ? "this monitor" : p.kind;
     pill.className = "pill " + p.kind; setText(pill, kind);
-    c[3].className = "state " + p.state; setText(c[3], p.state);
-    setText(c[4], age(p.age));
-    setText(c[5], p.parent === null ? "" : "#" + p.parent + " " + p.parentName);
-    setText(c[6], p.peer ?? "");
-    setText(c[7], bytes(p.bytesIn)); setText(c[8], bytes(p.bytesOut));
-    if (!c[9].firstChild) {
+    c[4].className = "state " + p.state; setText(c[4], p.state);
+    setText(c[5], age(p.age));
+    setText(c[6], p.parent === null ? "" : "#" + p.parent + " " + p.parentName);
+    setText(c[7], p.peer ?? "");
+    setText(c[8], bytes(p.bytesIn)); setText(c[9], bytes(p.bytesOut));
+    if (RECORDINGS) {
+      const r = recordingOf(p, snap);
+      if (r) claimed.add(r.file);
+      replayCell(c[10], r, "Replay the recording of process " + p.id + " " + p.name);
+    }
+    const k = c[c.length - 1];
+    if (!k.firstChild) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "kill"; b.textContent = "Kill";
-      c[9].append(b);
+      k.append(b);
     }
-    const b = c[9].firstChild;
+    const b = k.firstChild;
     b.dataset.kill = String(p.id); b.dataset.name = p.name;
     b.setAttribute("aria-label", "Kill process " + p.id + " " + p.name);
   });
   setText($("omitted"), snap.omitted > 0 ? "(" + snap.omitted + " more not shown)" : "");
+  return claimed;
+}
+
+// The recordings no live row claimed: sessions that have ended (the newest few).
+function renderRecordings(claimed) {
+  const ended = recordings.filter((r) => !claimed.has(r.file));
+  sync($("recordings"), ended.slice(0, ENDED_SHOWN), (r) => r.file, (tr, r) => {
+    const c = cells(tr, ["muted", "num muted", "", "num", "num"]);
+    tr.dataset.file = r.file;
+    setText(c[0], new Date(r.startedAt).toLocaleString());
+    setText(c[1], "#" + r.id); setText(c[2], r.name); setText(c[3], bytes(r.bytes));
+    replayCell(c[4], r, "Replay the recording " + r.file);
+  });
+  setText($("recordings-more"), ended.length > ENDED_SHOWN ? "(" + (ended.length - ENDED_SHOWN) + " older not shown)" : "");
+}
+
+let recordingsLoading = false;
+async function loadRecordings() {
+  if (recordingsLoading) return;
+  recordingsLoading = true;
+  try {
+    const r = await fetch("/api/recordings", { headers: { "X-Confab-Token": token }, cache: "no-store" });
+    if (r.ok) { recordings = await r.json(); if (lastSnap) render(lastSnap); }
+  } catch (e) {
+    // The next poll tries again; the event stream's status already tells of a monitor gone.
+  } finally { recordingsLoading = false; }
+}
+
+function closePlayer() {
+  if (player) { player.dispose(); player = null; }
+  $("player").textContent = "";
+  $("replay").hidden = true;
+}
+
+function play(file, text) {
+  closePlayer();
+  if (typeof AsciinemaPlayer === "undefined") { toast("The player did not load; reload the page"); return; }
+  $("replay").hidden = false;
+  setText($("replay-title"), file);
+  // In a box of its own: the player fits its width, and the box keeps it to a readable size.
+  const box = document.createElement("div");
+  $("player").append(box);
+  player = AsciinemaPlayer.create({ data: text }, box, { autoPlay: true, fit: "width", idleTimeLimit: 2 });
+  $("replay").scrollIntoView({ block: "nearest" });
 }
 
 function renderConnections(snap) {
@@ -200,7 +297,19 @@ function render(snap) {
   const cmax = spark($("conn-spark"), h, snap.time, (s) => s.connections);
   const rmax = spark($("rate-spark"), h, snap.time, (s) => s.bytesPerSecond);
   setText($("conn-max"), "max " + cmax); setText($("rate-max"), "max " + bytes(rmax) + "/s");
-  renderServers(snap); renderProcesses(snap); renderConnections(snap);
+  renderServers(snap);
+  const claimed = renderProcesses(snap);
+  renderConnections(snap);
+  if (RECORDINGS) {
+    renderRecordings(claimed);
+    // A process new since the last snapshot may be a session with a recording: look now.
+    let newest = maxIdSeen;
+    for (const p of snap.processes) newest = Math.max(newest, p.id);
+    const fresh = lastSnap !== null && newest > maxIdSeen;
+    maxIdSeen = newest;
+    lastSnap = snap;
+    if (fresh) loadRecordings();
+  }
   setText($("updated"), "updated " + new Date(snap.time).toLocaleTimeString());
 }
 
@@ -241,6 +350,33 @@ document.addEventListener("click", async (event) => {
   } catch (e) { toast("Could not kill #" + id + ": " + e.message); disarm(b); }
 });
 
+// Replaying fetches the file with the token (the player itself fetches nothing) and plays it here.
+document.addEventListener("click", async (event) => {
+  const b = event.target.closest("button[data-replay]");
+  if (!b || b.disabled) return;
+  const file = b.dataset.replay;
+  b.disabled = true;
+  try {
+    const r = await fetch("/api/recordings/" + encodeURIComponent(file), { headers: { "X-Confab-Token": token }, cache: "no-store" });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      toast("Could not replay " + file + ": " + (body.error || r.status));
+      return;
+    }
+    let text = await r.text();
+    // A live session's file may end in a line still being written: play the whole lines.
+    const end = text.lastIndexOf("\\n");
+    if (end !== -1) text = text.slice(0, end + 1);
+    play(file, text);
+  } catch (e) { toast("Could not replay " + file + ": " + e.message); }
+  finally { b.disabled = false; }
+});
+if (RECORDINGS) {
+  $("replay-close").addEventListener("click", closePlayer);
+  loadRecordings();
+  setInterval(() => { if (!document.hidden) loadRecordings(); }, 5000);
+}
+
 const status = $("status");
 function connect() {
   const events = new EventSource("/events");
@@ -257,6 +393,7 @@ connect();
 /** The page, with this monitor's token and a fresh nonce. */
 export function renderPage(options: PageOptions): string {
   const { token, nonce, where } = options;
+  const recordings = options.recordings === true;
   const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const section = (id: string, title: string, heads: readonly string[], empty: string, extra = ""): string =>
     `<section><h2>${title}${extra}</h2><div class="scroll"><table id="${id}" hidden><thead><tr>${heads
@@ -266,8 +403,10 @@ export function renderPage(options: PageOptions): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="confab-token" content="${esc(token)}"><link rel="icon" href="data:,">
 <title>confab monitor · ${esc(where)}</title>
-<style nonce="${esc(nonce)}">${STYLE}</style></head>
-<body>
+<style nonce="${esc(nonce)}">${STYLE}</style>${
+    recordings ? `\n<link rel="stylesheet" nonce="${esc(nonce)}" href="${PLAYER_STYLE_PATH}">` : ""
+  }</head>
+<body${recordings ? ' data-recordings="1"' : ""}>
 <header><h1>confab <span>monitor</span></h1><span id="where">${esc(where)}</span><span id="status">connecting…</span></header>
 <main>
 <div class="cards">
@@ -276,13 +415,19 @@ export function renderPage(options: PageOptions): string {
 <div class="card"><div class="label">Processes</div><div class="value" id="proc-count">0</div><div class="sub" id="proc-kinds"></div></div>
 <div class="card"><div class="label">Servers</div><div class="value" id="server-count">0</div><div class="sub" id="server-totals"></div><div class="sub" id="server-bytes"></div></div>
 </div>
+${
+  recordings
+    ? `<section id="replay" hidden><h2>Replay <small id="replay-title"></small><button type="button" class="close" id="replay-close">Close</button></h2><div id="player"></div></section>`
+    : ""
+}
 ${section("servers", "Servers", [">ID", "Name", "Listening", ">Open", ">Accepted", ">Refused", ">In", ">Out", ">Errors"], "No servers.")}
-${section("processes", "Processes", [">ID", "Name", "Kind", "State", ">Age", "Parent", "Peer", ">In", ">Out", ""], "No processes.", ' <small id="omitted"></small>')}
+${section("processes", "Processes", [">ID", "Name", "User", "Kind", "State", ">Age", "Parent", "Peer", ">In", ">Out", ...(recordings ? [""] : []), ""], "No processes.", ' <small id="omitted"></small>')}
 ${section("connections", "Connections", [">Process", "Name", "Server", "Peer", "Local", ">In", ">Out", ">Age"], "No open connections.")}
+${recordings ? section("recordings", "Recordings", ["Started", ">Process", "Name", ">Size", ""], "No recordings of ended sessions.", ' <small>of ended sessions</small> <small id="recordings-more"></small>') : ""}
 </main>
 <footer><span id="updated"></span></footer>
 <div id="toast" role="status" aria-live="polite"></div>
-<script nonce="${esc(nonce)}">${SCRIPT}</script>
+${recordings ? `<script nonce="${esc(nonce)}" src="${PLAYER_SCRIPT_PATH}"></script>\n` : ""}<script nonce="${esc(nonce)}">${SCRIPT}</script>
 </body></html>
 `;
 }

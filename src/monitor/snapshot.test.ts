@@ -43,6 +43,7 @@ test("a snapshot lists servers with counters, processes with kind, parent, peer 
     const talk = snap.processes.find((p) => p.name === name);
     assert.ok(talk, `${name} is listed`);
     assert.equal(talk.kind, "connection");
+    assert.equal(talk.user, null, "a connection's process names no user");
     assert.equal(talk.state, "running");
     assert.equal(talk.parent, server.id);
     assert.equal(talk.parentName, "snap server");
@@ -56,8 +57,14 @@ test("a snapshot lists servers with counters, processes with kind, parent, peer 
     assert.equal(serverProcess.peer, `127.0.0.1:${server.port}`);
     const plainRow = snap.processes.find((p) => p.id === plain.id);
     assert.deepEqual(
-      plainRow && { kind: plainRow.kind, peer: plainRow.peer, bytesIn: plainRow.bytesIn, parent: plainRow.parent },
-      { kind: "process", peer: null, bytesIn: null, parent: null },
+      plainRow && {
+        kind: plainRow.kind,
+        user: plainRow.user,
+        peer: plainRow.peer,
+        bytesIn: plainRow.bytesIn,
+        parent: plainRow.parent,
+      },
+      { kind: "process", user: null, peer: null, bytesIn: null, parent: null },
     );
 
     assert.deepEqual(snap.connections, [
@@ -157,5 +164,35 @@ test("names a client chose, with a tab, a bidi override and a zero-width space, 
   } finally {
     processKill(parent);
     if (child !== undefined) processKill(child);
+  }
+});
+
+test("a session's user comes from its process's properties.user, shown escaped; anything but a string is no user", () => {
+  const sessions = [
+    processRunFunction(
+      "alice's",
+      { properties: { kind: "listener", user: "alice" } },
+      never,
+      new AbortController().signal,
+    ),
+    processRunFunction(
+      "evil's",
+      { properties: { kind: "listener", user: "ev\u202eil\n" } },
+      never,
+      new AbortController().signal,
+    ),
+    processRunFunction("numbered", { properties: { kind: "listener", user: 42 } }, never, new AbortController().signal),
+    processRunFunction("anonymous", { properties: { kind: "listener" } }, never, new AbortController().signal),
+  ];
+  try {
+    const rows = takeSnapshot({}).processes;
+    assert.deepEqual(
+      sessions.map((s) => rows.find((r) => r.id === s.id)?.user),
+      ["alice", "ev\\u202eil\\n", null, null],
+    );
+    // Every row has the field, so the shape is the same for every process.
+    assert.ok(rows.every((r) => "user" in r));
+  } finally {
+    for (const s of sessions) processKill(s);
   }
 });

@@ -6,7 +6,8 @@
  * Names, addresses and peers are shown text: their control, bidi and zero-width characters (a
  * listener's name comes from its client) are escaped as `ps()` and the text log escape them
  * (`evil\tname\u202e`, see `comm/printable.ts`), so a hostile name can neither hide a row nor
- * reorder what the page shows. To act on a process, use its `id`.
+ * reorder what the page shows. A session's `user` (a listener session's login name, from its
+process's `properties.user`) is escaped the same way. To act on a process, use its `id`.
  *
  * @module
  */
@@ -38,6 +39,11 @@ export interface MonitorProcessRow {
   readonly id: number;
   /** The process's name, shown escaped (see the module's note). */
   readonly name: string;
+  /**
+   * Who the process works for, shown escaped: a listener session's user, from the string
+   * `properties.user` of its process; `null` when the process carries none.
+   */
+  readonly user: string | null;
   /** The process's state. */
   readonly state: ProcessState;
   /** What the process is: a server, the monitor, a connection's process, or another process. */
@@ -122,6 +128,12 @@ function streamLocal(stream: SocketStream): string {
     : printable(formatHostPort(stream.localAddress, stream.localPort ?? "?"));
 }
 
+/** A process's user, shown escaped, or `null` when its `properties.user` is not a string. */
+export function userOf(p: Process): string | null {
+  const user = p.properties.user;
+  return typeof user === "string" ? printable(user) : null;
+}
+
 /** Where a server listens, for people (escaped as {@link printable} does). */
 export function listeningOn(server: ServerProcess): string {
   return printable(server.family === "unix" ? server.address : formatHostPort(server.address, server.port));
@@ -153,6 +165,7 @@ export function takeSnapshot(options: {
     const base = {
       id: p.id,
       name: printable(p.name),
+      user: userOf(p),
       state: p.state,
       age: p.age,
       parent: parent?.id ?? null,
