@@ -131,8 +131,15 @@ export async function startUpServer(
   }
   // Both option types are the core's, with a socket or a stream `function`: the core tells them apart by `createStream`.
   const started = await startUpCoreServer(options as StartUpServerOptions, hooksFor(options));
-  if (options.monitor !== undefined)
-    await (await import("./monitor/attach.js")).attachMonitor(started, options.monitor, options.announce);
+  if (options.monitor !== undefined) {
+    // The monitor replays the sessions this server records.
+    const record = (options as StartUpServerOptions).record;
+    const recordings = typeof record === "string" ? record : record?.dir;
+    const monitor = typeof options.monitor === "number" ? { port: options.monitor } : options.monitor;
+    const withRecordings =
+      recordings === undefined || monitor.recordings !== undefined ? monitor : { ...monitor, recordings };
+    await (await import("./monitor/attach.js")).attachMonitor(started, withRecordings, options.announce);
+  }
   return started;
 }
 
@@ -140,7 +147,7 @@ export async function startUpServer(
 function hooksFor(options: StartUpServerOptions | StartUpStreamServerOptions): ServerHooks {
   if (options.function !== undefined) {
     // What only the listener server has: a server with a function authenticates and keeps the record of its own clients.
-    const listenerOnly = (["token", "users", "audit"] as const).filter(
+    const listenerOnly = (["token", "users", "audit", "record"] as const).filter(
       (key) => (options as Partial<Record<string, unknown>>)[key] !== undefined,
     );
     if (listenerOnly.length === 0) return {};

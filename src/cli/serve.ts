@@ -81,6 +81,7 @@ export async function serve(argv: string[]): Promise<never> {
       "tls-ca": { type: "string" },
       "token-file": { type: "string" },
       audit: { type: "string" },
+      record: { type: "string" },
       monitor: { type: "string" },
     },
     strict: true,
@@ -118,7 +119,7 @@ export async function serve(argv: string[]): Promise<never> {
   const tls = tlsOptions(values["tls-cert"], values["tls-key"], values["tls-ca"]);
   // With a token the listener asks every client for it (`token SECRET` first); from
   // --token-file or $CONFAB_TOKEN, never from the command line, where `ps` would show it.
-  for (const option of ["token-file", "audit"] as const) {
+  for (const option of ["token-file", "audit", "record"] as const) {
     if (fn !== undefined && values[option] !== undefined) {
       throw new ConfabError(
         ErrorCodes.INVALID_ARGUMENT,
@@ -168,6 +169,7 @@ export async function serve(argv: string[]): Promise<never> {
     ...(typeof credentials === "string" ? { token: credentials } : {}),
     ...(users === undefined ? {} : { users: () => users ?? {} }),
     ...(values.audit === undefined ? {} : { audit: values.audit }),
+    ...(values.record === undefined ? {} : { record: values.record }),
     ...(values.monitor === undefined ? {} : { monitor: parseMonitorFlag(values.monitor) }),
   });
   if (values.announce && !inWorker) {

@@ -6,7 +6,8 @@ Usage:
                [--max-connections N] [--max-startups N] [--idle-timeout MS] [--eval-timeout MS]
                [--drain-timeout MS]
                [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
-               [--audit FILE] [--monitor [ADDR:]PORT] [--proxy-protocol] [--log text|json|none]
+               [--audit FILE] [--record DIR] [--monitor [ADDR:]PORT] [--proxy-protocol]
+               [--log text|json|none]
       Start a server: the built-in listener server by default, or one that calls
       MODULE's EXPORT (default export when #EXPORT is left out) with each connection.
       S is a port, a numeric string or a service name (default "confab" = 10243),
@@ -36,6 +37,9 @@ Usage:
       session's start and end (user, session, peer, how it ended), each input before
       it runs and how it ended (value, error, timeout, interrupted, abandoned, and
       how long it took), and each connection refused, with why. No token is in it.
+      --record DIR records each session to its own file in DIR (asciicast v2, mode
+      0600, at most 8 MiB each): asciinema play FILE replays it, and --monitor's page
+      offers each recording to replay.
       --monitor [ADDR:]PORT also serves a live monitor page (servers, processes,
       connections, a kill button per process) at http://ADDR:PORT/; ADDR must be
       loopback (default 127.0.0.1), PORT 0 picks one (--announce prints the URL).

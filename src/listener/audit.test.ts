@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { serverTerminate, startUpServer, type ServerProcess } from "../index.js";
 import { AuditLog, type AuditRecord } from "./audit.js";
 import { INTERRUPT_LINE } from "./session-input.js";
+import { asciinemaCat, noPlayer } from "../../test/asciinema.js";
 
 let dir: string;
 const servers: ServerProcess[] = [];
@@ -94,6 +95,7 @@ test("an audit stream or function gets the records; one that fails is reported o
 });
 
 const ALICE = "alice-audit-0123456789abcdef";
+const TOKEN = "shared-audit-token-0123456789";
 
 test("the audit holds each session, its user, and an input still running before it ends; refusals say why; no token anywhere", async () => {
   const path = join(dir, "listener.jsonl");
@@ -193,3 +195,44 @@ test("the audit holds each session, its user, and an input still running before 
   const file = await readFile(path, "utf8");
   assert.ok(!file.includes(ALICE) && !logged.includes(ALICE), "no token in the audit or the log");
 });
+
+test(
+  "each session is recorded to its own file, which asciinema cat replays, with no token in it",
+  { skip: noPlayer },
+  async () => {
+    const recordings = join(dir, "recordings");
+    const server = await startUpServer({ service: 0, token: TOKEN, record: recordings });
+    servers.push(server);
+    const c = await LineClient.connect(server.port);
+    clients.push(c);
+    c.send(`token ${TOKEN}\n"recorded"\n6 * 7\nconsole.log("hello from the session")\n`);
+    await c.until("CL-USER 3 > ");
+    c.end();
+    await c.closed();
+    // Closed once the session has ended: its last line says how.
+    let file = "";
+    await eventually(
+      () => {
+        const names = readdirSync(recordings).filter((name) => name.endsWith(".cast"));
+        file = names.length === 1 ? join(recordings, names[0] as string) : "";
+        return file !== "" && readFileSync(file, "utf8").includes("session ended: end of file");
+      },
+      5000,
+      "the recording is closed",
+    );
+    assert.match(file, /\/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z-\d+-recorded\.cast$/);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const shown = await asciinemaCat(file);
+    for (const expected of [
+      "CL-USER 1 > 6 * 7",
+      "42",
+      'CL-USER 2 > console.log("hello from the session")',
+      "hello from the session",
+      "undefined",
+      "session ended: end of file",
+    ]) {
+      assert.ok(shown.includes(expected), `${JSON.stringify(expected)} in ${JSON.stringify(shown)}`);
+    }
+    assert.ok(!readFileSync(file, "utf8").includes(TOKEN), "the token line is never recorded");
+  },
+);

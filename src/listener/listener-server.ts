@@ -8,6 +8,9 @@ import { processRunFunction, whenProcessEnded, type Process } from "../mp/proces
 import { readListenerName } from "./lisp-reader.js";
 import { runListener, type ListenerOptions, type SessionObserver } from "./listener.js";
 import { AuditLog, type AuditOption, type InputOutcome } from "./audit.js";
+import { SessionRecording, type RecordingOptions } from "./recording.js";
+import { quoted } from "../comm/printable.js";
+import { reportError } from "../report.js";
 import { isLoopback, peerOf } from "../comm/address.js";
 import { parseTokenLine } from "../comm/token-line.js";
 import { REFUSAL_LINE, TokenAuthenticator, type TokenThrottleOptions } from "./auth.js";
@@ -68,6 +71,15 @@ export interface ListenerServerSettings {
    * ever in it.
    */
   readonly audit?: AuditOption;
+  /**
+   * Listener server only: record each session to a file of its own in this directory (or
+   * `{ dir, maxBytes }`), in asciicast v2, so that `asciinema play FILE` replays it: what the
+   * client was shown, with times, and what it sent. Files are named so that they sort by time
+   * (`2026-12-02T14-40-00.123Z-7-ops.cast`), created 0600, and stop at `maxBytes` (default
+   * 8 MiB) with a note at the end. The monitor page replays them (see its `recordings`). A
+   * recording that cannot be made is reported; the session goes on without it.
+   */
+  readonly record?: string | RecordingOptions;
 }
 
 /** What the listener server is made from: comm's options, the listener's, and the session's `comm`. */
@@ -136,13 +148,14 @@ export function listenerServer(
   }
   const credentials = options.users ?? options.token;
   const audit = options.audit === undefined ? undefined : new AuditLog(options.audit);
+  const record = typeof options.record === "string" ? { dir: options.record } : options.record;
   const auth = credentials === undefined ? undefined : new TokenAuthenticator(credentials, internals.throttle);
   const nameTimeout = options.nameTimeout ?? DEFAULT_NAME_TIMEOUT_MS;
   const listenerOptions: ListenerOptions = {
     ...(options.context === undefined ? {} : { context: options.context }),
     ...(options.evalTimeout === undefined ? {} : { evalTimeout: options.evalTimeout }),
     ...(options.comm === undefined ? {} : { comm: options.comm }),
-    observe: (session, stream) => observeSession(session, stream, audit),
+    observe: (session, stream) => observeSession(session, stream, audit, record),
   };
   const streamOptions = options.streamOptions ?? {};
   // Oldest first (a Set keeps insertion order): the one to drop when too many wait.
@@ -311,16 +324,38 @@ function observeSession(
   session: Process | undefined,
   stream: SocketStream,
   audit: AuditLog | undefined,
+  record: RecordingOptions | undefined,
 ): SessionObserver | undefined {
   const server = serverOf(stream.socket);
-  if (session === undefined || (server === undefined && audit === undefined)) return undefined;
+  if (session === undefined || (server === undefined && audit === undefined && record === undefined)) return undefined;
   const user = typeof session.properties.user === "string" ? session.properties.user : undefined;
   const who = { session: session.name, id: session.id, ...(user === undefined ? {} : { user }) };
   const serverName = server?.name ?? "?";
   const peer = peerOf(stream);
   server?.log({ event: "session-started", server: serverName, ...who, peer });
   audit?.record({ event: "session-start", server: serverName, ...who, peer });
+  let recording: SessionRecording | undefined;
+  if (record !== undefined) {
+    try {
+      recording = SessionRecording.start(
+        { id: session.id, name: session.name, user, peer, startedAt: session.startedAt },
+        record,
+      );
+    } catch (error) {
+      reportError(`session ${session.id} ${quoted(session.name)} is not recorded`, error);
+    }
+  }
   return {
+    ...(recording === undefined
+      ? {}
+      : {
+          shown: (text: string) => {
+            recording.shown(text);
+          },
+          sent: (line: string) => {
+            recording.sent(line);
+          },
+        }),
     ...(audit === undefined
       ? {}
       : {
@@ -334,6 +369,7 @@ function observeSession(
     ended: (how, inputs) => {
       server?.log({ event: "session-ended", server: serverName, ...who, how, inputs });
       audit?.record({ event: "session-end", ...who, how, inputs });
+      void recording?.close(`session ended: ${how}`);
     },
   };
 }

@@ -1,9 +1,6 @@
-// Session recordings in asciicast v2, checked against the real player: Debian's asciinema 2.x
-// (`asciinema cat FILE` prints what a recording shows). asciinema cat opens /dev/tty to put it in
-// raw mode, so it runs under a pseudo-terminal made by Python's pty module (asciinema is a Python
-// program: where it is, python3 is).
+// Session recordings in asciicast v2, checked against the real player (see test/asciinema.ts).
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,6 +10,7 @@ import { promisify } from "node:util";
 import fc from "fast-check";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { captureReports } from "../../test/support.js";
+import { asciinemaCat, noPlayer } from "../../test/asciinema.js";
 import {
   DEFAULT_RECORDING_MAX_BYTES,
   recordingFileName,
@@ -22,12 +20,6 @@ import {
 } from "./recording.js";
 
 const run = promisify(execFile);
-const ASCIINEMA = "/usr/bin/asciinema";
-const PYTHON = "/usr/bin/python3";
-const hasAsciinema = existsSync(ASCIINEMA) && spawnSync(ASCIINEMA, ["--version"], { stdio: "ignore" }).status === 0;
-const noPlayer = hasAsciinema ? false : `${ASCIINEMA} is not installed (apt-get install asciinema)`;
-// Runs argv[1:] on a new pseudo-terminal, copying what it prints to stdout; exits with its status.
-const UNDER_PTY = "import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))";
 const isRoot = process.getuid?.() === 0;
 
 let dir = "";
@@ -54,18 +46,6 @@ function session(overrides: Partial<RecordedSession> = {}, ago = 0): RecordedSes
 
 function options(sub: string, more: Partial<RecordingOptions> = {}): RecordingOptions {
   return { dir: join(dir, sub), ...more };
-}
-
-/** What `asciinema cat FILE` prints; rejects if it exits with an error. */
-async function play(file: string): Promise<string> {
-  const playing = run(PYTHON, ["-c", UNDER_PTY, ASCIINEMA, "cat", file], {
-    encoding: "utf8",
-    timeout: 30_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  playing.child.stdin?.end();
-  const { stdout } = await playing;
-  return stdout;
 }
 
 type Event = [number, string, string];
@@ -119,7 +99,7 @@ describe("a recorded session", () => {
       const shown =
         "confab listener (node v20)\r\nCL-USER 1 > 1 + 1\r\n2\r\nCL-USER 2 > \"héllo ✓\"\r\n'héllo ✓'\r\nCL-USER 3 > " +
         "\r\nsession ended: end of file\r\n";
-      assert.equal(await play(recording.path), shown);
+      assert.equal(await asciinemaCat(recording.path), shown);
 
       const { header, events } = await parse(recording.path);
       assert.deepEqual(header, {
@@ -294,7 +274,7 @@ describe("the size limit", () => {
       }
       // Charged when queued: the burst stopped the recording before the disk could take any of it.
       const events = await checkStopped(recording, "session ended: this note does not get in");
-      const played = await play(recording.path);
+      const played = await asciinemaCat(recording.path);
       assert.ok(played.startsWith("0 0123456789"));
       assert.ok(played.endsWith(note), "asciinema cat plays it to the note");
       assert.equal(played, output(events));
@@ -424,7 +404,7 @@ describe("a write error", () => {
       // The partial line of the failed write was cut: every line is still JSON.
       const { events } = await parse(result.path);
       assert.ok(events.length > 10, `${events.length} events got in before the failure`);
-      const played = await play(result.path);
+      const played = await asciinemaCat(result.path);
       assert.equal(played, output(events));
       assert.deepEqual(await readdir(recordingDir), [basename(result.path)], "one file, and only the recording");
     },
@@ -472,7 +452,7 @@ describe("hostile text", () => {
           events.find(([, code]) => code === "i")?.[2],
           `${hostile.replace("\ud800", "\ufffd").replace("\udc00", "\ufffd")}\n`,
         );
-        assert.equal(await play(recording.path), shown);
+        assert.equal(await asciinemaCat(recording.path), shown);
         assert.deepEqual(reports.reports, []);
       } finally {
         reports.restore();
