@@ -3,7 +3,7 @@
 // third-party peers (openssl s_client, netcat on a Unix socket) where they are installed.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, lstatSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -294,8 +294,10 @@ test("confab serve with a users file: each user's session is theirs; SIGHUP adds
   await writeFile(users, `# who may connect\nalice ${alice}\n`, { mode: 0o600 });
   await writeFile(aliceFile, `alice ${alice}\n`, { mode: 0o600 });
   await writeFile(bobFile, `bob ${bob}\n`, { mode: 0o600 });
+  const audit = join(dir, "serve-audit.jsonl");
+  const recordings = join(dir, "serve-recordings");
   const { child, match, output } = await startConfab(
-    ["serve", "--service", "0", "--token-file", users, "--announce"],
+    ["serve", "--service", "0", "--token-file", users, "--audit", audit, "--record", recordings, "--announce"],
     /listening on 127\.0\.0\.1:(\d+); connect with: npx confab connect \d+ --token-file YOUR-TOKEN-FILE\n/,
   );
   children.push(child);
@@ -323,6 +325,27 @@ test("confab serve with a users file: each user's session is theirs; SIGHUP adds
   assert.ok(!output().includes(alice) && !output().includes(bob), "no token in the server's output");
   child.kill("SIGTERM");
   assert.equal(await exited(child), 0);
+  // --audit and --record: every session on record, whose it was, and the refusals with why.
+  const records = readFileSync(audit, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { event: string; user?: string; reason?: string });
+  assert.deepEqual(
+    records.filter((r) => r.event === "session-start").map((r) => r.user),
+    ["alice", "bob", "bob"],
+  );
+  assert.deepEqual(
+    records.filter((r) => r.event === "refused").map((r) => r.reason),
+    ["wrong token", "wrong token"],
+  );
+  assert.equal(lstatSync(audit).mode & 0o777, 0o600);
+  assert.equal(readdirSync(recordings).filter((name) => name.endsWith(".cast")).length, 3);
+  const everything =
+    readFileSync(audit, "utf8") +
+    readdirSync(recordings)
+      .map((f) => readFileSync(join(recordings, f), "utf8"))
+      .join("");
+  assert.ok(!everything.includes(alice) && !everything.includes(bob), "no token in the audit or the recordings");
 });
 
 const ncHelp = spawnSync("nc", ["-h"], { encoding: "utf8" });
