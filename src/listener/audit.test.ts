@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import http from "node:http";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +11,6 @@ import { serverTerminate, startUpServer, type ServerProcess } from "../index.js"
 import { AuditLog, type AuditRecord } from "./audit.js";
 import { INTERRUPT_LINE } from "./session-input.js";
 import { asciinemaCat, noPlayer } from "../../test/asciinema.js";
-import { monitorOf } from "../monitor/attach.js";
 
 let dir: string;
 const servers: ServerProcess[] = [];
@@ -238,40 +236,3 @@ test(
     assert.ok(!readFileSync(file, "utf8").includes(TOKEN), "the token line is never recorded");
   },
 );
-
-test("a server's monitor lists the sessions it records, for its page to replay", async () => {
-  const recordings = join(dir, "monitored");
-  const server = await startUpServer({ service: 0, record: recordings, monitor: 0 });
-  servers.push(server);
-  const monitor = monitorOf(server);
-  assert.ok(monitor !== undefined);
-  const c = await LineClient.connect(server.port);
-  clients.push(c);
-  c.send('"watched"\n1 + 1\n');
-  await c.until("CL-USER 2 > ");
-  const listed = await new Promise<string>((resolve, reject) => {
-    http
-      .get(
-        {
-          host: "127.0.0.1",
-          port: monitor.port,
-          path: "/api/recordings",
-          headers: { "x-confab-token": monitor.token },
-        },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (chunk: string) => (body += chunk));
-          res.on("end", () => resolve(body));
-        },
-      )
-      .on("error", reject);
-  });
-  const files = JSON.parse(listed) as { name: string; id: number }[];
-  assert.deepEqual(
-    files.map((f) => f.name),
-    ["watched"],
-  );
-  c.end();
-  await c.closed();
-});
