@@ -68,6 +68,10 @@ export const ErrorCodes = {
   AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
   /** The listener server's audit file cannot be opened. */
   AUDIT: "ERR_AUDIT",
+  /** A wait (`processWait`, `mailboxRead`) did not end within its `timeout`. */
+  TIMEOUT: "ERR_TIMEOUT",
+  /** The process has ended: it can no longer be interrupted or sent to. */
+  PROCESS_ENDED: "ERR_PROCESS_ENDED",
   /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
   /** A connection that must start with a PROXY protocol header (`proxyProtocol`) sent none, a malformed one, or none in time. */

@@ -72,12 +72,13 @@ test(
       assert.equal(await client.line(), "You sent: 'Hello self.'");
       const row = page.locator(`#processes tr[data-name="${name}"]`);
       await row.waitFor();
-      // Bytes in and out: "Hello self.\n", and "You sent: 'Hello self.'\n" (within a second).
+      // Bytes in and out: "Hello self.\n", and "You sent: 'Hello self.'\n" (within a second);
+      // and what it waits for: its client's next line.
       await row.filter({ hasText: "24 B" }).waitFor();
       assert.match(
         (await row.innerText()).replace(/\s+/g, " "),
         new RegExp(
-          `^#\\d+ ${name} connection running \\d+s #${server.id} ${server.name} 127\\.0\\.0\\.1:\\d+ 12 B 24 B Kill$`,
+          `^#\\d+ ${name} connection running \\d+s #${server.id} ${server.name} 127\\.0\\.0\\.1:(\\d+) 12 B 24 B Waiting for input from 127\\.0\\.0\\.1:\\1 Kill$`,
         ),
       );
       await page.locator(`#connections tr`, { hasText: name }).waitFor();

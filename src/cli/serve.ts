@@ -7,7 +7,7 @@ import { startUpServer, serverTerminate, ClusterServerProcess, type ConnectionFu
 import type { Socket } from "node:net";
 import { listAllProcesses } from "../mp/registry.js";
 import { jsonLogger, textLogger, type Logger } from "../comm/server-log.js";
-import { processJoin, processKill } from "../mp/process.js";
+import { processKill, processTerminate } from "../mp/process.js";
 import { listeningLine, type ServerTlsOptions } from "../comm/endpoint.js";
 import { readCredentials, readPem } from "./credentials.js";
 import { parseMonitorFlag } from "./monitor-flag.js";
@@ -200,8 +200,9 @@ export async function serve(argv: string[]): Promise<never> {
   // and a little more, before the workers still there get SIGKILL.
   if (server instanceof ClusterServerProcess) await server.terminate(drainTimeout + WORKER_EXIT_MARGIN_MS);
   serverTerminate(server);
-  const others = listAllProcesses();
-  await Promise.all(others.map((p) => processJoin(p, { timeout: drainTimeout })));
+  // Each process is asked to end (its signal aborts; a listener session tells its client why)
+  // and given the drain to do so, then what it owns is closed (mp.processTerminate).
+  await Promise.all(listAllProcesses().map((p) => processTerminate(p, { joinTimeout: drainTimeout })));
   for (const p of listAllProcesses()) processKill(p);
   // Connections a user's function kept without a process are not ours to wait for.
   process.exit(0);

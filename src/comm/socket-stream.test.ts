@@ -4,7 +4,7 @@ import { Duplex } from "node:stream";
 import { after, test } from "node:test";
 import fc from "fast-check";
 import { ErrorCodes } from "../errors.js";
-import { kKill, kOwner, processJoin, processKill, processRunFunction } from "../mp/process.js";
+import { kKill, kOwner, kWaitText, processJoin, processKill, processRunFunction } from "../mp/process.js";
 import { expectedReads, readOpArbitrary, runsArbitrary, runsBytes } from "../../test/framing-reference.js";
 import { eventually, sleep, testServers } from "../../test/support.js";
 import { SocketStream } from "./socket-stream.js";
@@ -504,7 +504,7 @@ test("a stream's public surface is exactly the documented API: no plumbing is re
   assert.deepEqual(Object.getOwnPropertySymbols(stream), [kOwner]);
   assert.deepEqual(
     new Set(Object.getOwnPropertySymbols(SocketStream.prototype)),
-    new Set([Symbol.asyncIterator, kKill]),
+    new Set([Symbol.asyncIterator, kKill, kWaitText]),
   );
   assert.deepEqual(names(SocketStream), ["length", "name", "prototype"], "no static members");
   stream.close({ abort: true });

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
+import { beginWait, endWait, kKill, kOwner, kWaitText, type Process, type ProcessResource } from "../mp/process.js";
 import { getCurrentProcess } from "../mp/registry.js";
 import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";
@@ -355,7 +355,15 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const promise = new Promise<never>(captureResolve);
     this.#resolve = capturedResolve;
     capturedResolve = undefined;
+    // The owner waits for this stream: its whostate names the peer, made only when asked.
+    const owner = this[kOwner];
+    if (owner !== undefined) beginWait(owner, this);
     return promise;
+  }
+
+  /** @internal What the process reading this stream waits for (its `whostate`). */
+  [kWaitText](): string {
+    return `Waiting for input from ${this.#peer()}`;
   }
 
   /** Tries to satisfy the pending read from what is buffered. */
@@ -379,6 +387,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
 
   #settle(value: unknown, error: Error | undefined): void {
     const resolve = this.#resolve;
+    const owner = this[kOwner];
+    if (owner !== undefined) endWait(owner, this);
     this.#pending = Read.None;
     this.#resolve = undefined;
     resolve?.(error === undefined ? value : Promise.reject(error));
@@ -538,15 +548,20 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#flush();
     const socket = this.#socket;
     if (socket.writableLength === 0 || socket.destroyed) return Promise.resolve();
+    const owner = this[kOwner];
+    const wait = `Finishing output to ${this.#peer()}`;
+    const previous = owner === undefined ? undefined : beginWait(owner, wait);
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (error?: Error | null): void => {
         clearTimeout(timer);
+        if (owner !== undefined) endWait(owner, wait, previous);
         if (error) reject(error);
         else resolve();
       };
       if (this.#config.writeTimeout > 0) {
         timer = setTimeout(() => {
+          if (owner !== undefined) endWait(owner, wait, previous);
           reject(
             new ConfabError(
               ErrorCodes.WRITE_TIMEOUT,

@@ -20,6 +20,8 @@ export interface ProcessRow {
   readonly peer?: string;
   readonly bytesIn?: number;
   readonly bytesOut?: number;
+  /** What it waits for (`process.whostate`), when it waits in one of confab's waits. */
+  readonly waiting?: string;
 }
 
 /**
@@ -36,7 +38,7 @@ export class ProcessTable extends Array<ProcessRow> {
 
   [inspect.custom](): string {
     const me = getCurrentProcess();
-    const header = ["ID", "NAME", "USER", "STATE", "AGE", "PEER", "IN", "OUT"];
+    const header = ["ID", "NAME", "USER", "STATE", "AGE", "PEER", "IN", "OUT", "WAITING"];
     const rows = this.map((r) => [
       `${r.id === me?.id ? "*" : " "}${r.id}`,
       printable(r.name),
@@ -46,6 +48,7 @@ export class ProcessTable extends Array<ProcessRow> {
       r.peer === undefined ? "" : printable(r.peer),
       r.bytesIn === undefined ? "" : formatBytes(r.bytesIn),
       r.bytesOut === undefined ? "" : formatBytes(r.bytesOut),
+      r.waiting === undefined ? "" : printable(r.waiting),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)));
     const line = (cells: string[]): string =>
@@ -80,7 +83,15 @@ export function ps(): ProcessTable {
 
 function rowOf(p: Process): ProcessRow {
   const user = p.properties.user;
-  const base = { id: p.id, name: p.name, ...(typeof user === "string" ? { user } : {}), state: p.state, age: p.age };
+  const waiting = p.whostate;
+  const base = {
+    id: p.id,
+    name: p.name,
+    ...(typeof user === "string" ? { user } : {}),
+    state: p.state,
+    age: p.age,
+    ...(waiting === null ? {} : { waiting }),
+  };
   if (p instanceof ServerProcess) {
     // A server's row: where it listens, how many connections are open, and their traffic.
     const c = p.counters;
@@ -144,7 +155,8 @@ class Printed {
 }
 
 const helpText = `confab listener: TypeScript and JavaScript evaluated inside the running program.
-  ps()              table of live processes (id, name, user, state, age, peer, bytes in/out);
+  ps()              table of live processes (id, name, user, state, age, peer, bytes in/out,
+                    what each waits for);
                     invisible characters in names are shown escaped (\\t, \\u202e)
   kill(idOrName)    kill a process (closes what it owns: its connection, its server socket);
                     names need not be unique: a name several live processes share kills

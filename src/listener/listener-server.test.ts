@@ -176,16 +176,43 @@ test("two listeners at once: one lists the processes and kills the other", async
   assert.match(await killer.until("CL-USER 2 > "), /\[ 'victim', 'killer' \]/);
   killer.send("ps()\n");
   const table = await killer.until("CL-USER 3 > ");
-  assert.match(table, /ID\s+NAME\s+USER\s+STATE\s+AGE\s+PEER\s+IN\s+OUT/);
+  assert.match(table, /ID\s+NAME\s+USER\s+STATE\s+AGE\s+PEER\s+IN\s+OUT\s+WAITING/);
+  // The idle session waits for its client: the WAITING column names the read's peer.
   assert.match(
     table,
-    new RegExp(`victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+`),
+    new RegExp(
+      `victim\\s+running\\s+\\S+\\s+127\\.0\\.0\\.1:${victim.socket.localPort}\\s+\\d+\\s+\\d+\\s+Waiting for input from 127\\.0\\.0\\.1:${victim.socket.localPort}`,
+    ),
   );
   killer.send("kill('victim')\n");
   assert.match(await killer.until("CL-USER 4 > "), /true/);
   await victim.closed();
   assert.equal(findProcessFromName("victim"), undefined);
   killer.end();
+});
+
+test("ps() shows what a process waits for: a processWait reason, and a listener evaluating its input", async () => {
+  const waiter = await client(server.port);
+  waiter.send('"waiter"\n');
+  await waiter.until("CL-USER 1 > ");
+  waiter.send("await mp.processWait('Waiting for the users query', new Promise((r) => setTimeout(r, 60_000)))\n");
+  const looker = await client(server.port);
+  looker.send('"looker"\n');
+  await looker.until("CL-USER 1 > ");
+  looker.send("ps().find((r) => r.name === 'waiter')?.waiting\n");
+  const seen = await looker.until("CL-USER 2 > ");
+  // The session awaits its input, which waits on the query: the innermost wait shows.
+  assert.match(seen, /'Waiting for the users query'/);
+  looker.send(
+    "mp.processRunFunction('batch', {}, () => mp.processWait('Waiting for the lock', new Promise(() => {}))); 1\n",
+  );
+  await looker.until("CL-USER 3 > ");
+  looker.send("ps()\n");
+  assert.match(await looker.until("CL-USER 4 > "), /batch\s+running\s+.*Waiting for the lock/);
+  looker.send("kill('batch')\n");
+  await looker.until("CL-USER 5 > ");
+  waiter.end();
+  looker.end();
 });
 
 test("a first line that is not a string gets a one-line error and the connection is closed", async () => {

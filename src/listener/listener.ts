@@ -9,7 +9,7 @@ import { InputScanner } from "./input-scanner.js";
 import { INTERRUPT_LINE, SessionInput } from "./session-input.js";
 import { catchStrayErrors } from "./stray-errors.js";
 import type { InputOutcome } from "./audit.js";
-import type { Process } from "../mp/process.js";
+import { beginWait, endWait, kWaitText, type Process } from "../mp/process.js";
 
 /** How a listener evaluates; see `startUpServer`'s listener options. */
 export interface ListenerOptions {
@@ -163,6 +163,16 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     scanner.reset();
   };
 
+  // While an input runs, the session's whostate says which one, and for how long (the text is
+  // made only when asked); a wait of the input's own (processWait) shows instead. One object,
+  // reused: a line costs two field writes.
+  const evaluating = {
+    input: 0,
+    since: 0,
+    [kWaitText](): string {
+      return `Evaluating input ${this.input} for ${((Date.now() - this.since) / 1000).toFixed(1)} s`;
+    },
+  };
   // When the running input started, and how the session ends (for the observer).
   let started = 0;
   let how = "end of file";
@@ -226,6 +236,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       // The exact parse costs time in the whole input's size: while a paste is still coming in,
       // it is skipped where the scanner knows the input cannot be whole yet.
       const parse = !pasting || (scanner.mayBeComplete && text.length >= 2 * incompleteAt);
+      evaluating.input = count;
+      evaluating.since = Date.now();
+      const waitedBefore = session === undefined ? undefined : beginWait(session, evaluating);
       let now: ReturnType<Evaluator["evaluateIfComplete"]> = "incomplete";
       if (parse && observer?.inputStarted !== undefined) {
         // On record before it runs: completeness is asked first, then the input is told, then run.
@@ -238,6 +251,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         started = observer === undefined ? 0 : performance.now();
         now = evaluator.evaluateIfComplete(text);
       }
+      if (session !== undefined && !(now instanceof Promise)) endWait(session, evaluating, waitedBefore);
       if (now === "incomplete") {
         if (parse && pasting) incompleteAt = text.length;
         if (framed) write(encodeListenerFrame({ kind: "more" }));
@@ -265,6 +279,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         });
       }
       const outcome = await settled;
+      if (session !== undefined) endWait(session, evaluating, waitedBefore);
       abandon = undefined;
       tellEnded(outcome);
       if (outcome === "ended") {

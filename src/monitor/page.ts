@@ -166,7 +166,7 @@ function replayCell(td, r, label) {
 // Renders the process rows; returns the files of the recordings that belong to them.
 function renderProcesses(snap) {
   const claimed = new Set();
-  const classes = ["num muted", "", "", "", "", "num", "muted", "mono", "num", "num"];
+  const classes = ["num muted", "", "", "", "", "num", "muted", "mono", "num", "num", "muted"];
   if (RECORDINGS) classes.push("num");
   classes.push("num");
   sync($("processes"), snap.processes, (p) => p.id, (tr, p) => {
@@ -184,10 +184,11 @@ function renderProcesses(snap) {
     setText(c[6], p.parent === null ? "" : "#" + p.parent + " " + p.parentName);
     setText(c[7], p.peer ?? "");
     setText(c[8], bytes(p.bytesIn)); setText(c[9], bytes(p.bytesOut));
+    setText(c[10], p.waiting ?? "");
     if (RECORDINGS) {
       const r = recordingOf(p, snap);
       if (r) claimed.add(r.file);
-      replayCell(c[10], r, "Replay the recording of process " + p.id + " " + p.name);
+      replayCell(c[11], r, "Replay the recording of process " + p.id + " " + p.name);
     }
     const k = c[c.length - 1];
     if (!k.firstChild) {
@@ -421,7 +422,7 @@ ${
     : ""
 }
 ${section("servers", "Servers", [">ID", "Name", "Listening", ">Open", ">Accepted", ">Refused", ">In", ">Out", ">Errors"], "No servers.")}
-${section("processes", "Processes", [">ID", "Name", "User", "Kind", "State", ">Age", "Parent", "Peer", ">In", ">Out", ...(recordings ? [""] : []), ""], "No processes.", ' <small id="omitted"></small>')}
+${section("processes", "Processes", [">ID", "Name", "User", "Kind", "State", ">Age", "Parent", "Peer", ">In", ">Out", "Waiting", ...(recordings ? [""] : []), ""], "No processes.", ' <small id="omitted"></small>')}
 ${section("connections", "Connections", [">Process", "Name", "Server", "Peer", "Local", ">In", ">Out", ">Age"], "No open connections.")}
 ${recordings ? section("recordings", "Recordings", ["Started", ">Process", "Name", ">Size", ""], "No recordings of ended sessions.", ' <small>of ended sessions</small> <small id="recordings-more"></small>') : ""}
 </main>

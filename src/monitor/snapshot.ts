@@ -44,6 +44,8 @@ export interface MonitorProcessRow {
    * `properties.user` of its process; `null` when the process carries none.
    */
   readonly user: string | null;
+  /** What the process waits for (its `whostate`: a read's peer, a `processWait` reason), shown escaped; `null` when not waiting. */
+  readonly waiting: string | null;
   /** The process's state. */
   readonly state: ProcessState;
   /** What the process is: a server, the monitor, a connection's process, or another process. */
@@ -128,6 +130,12 @@ function streamLocal(stream: SocketStream): string {
     : printable(formatHostPort(stream.localAddress, stream.localPort ?? "?"));
 }
 
+/** What a process waits for, shown escaped, or `null`. */
+function waitingOf(p: Process): string | null {
+  const waiting = p.whostate;
+  return waiting === null ? null : printable(waiting);
+}
+
 /** A process's user, shown escaped, or `null` when its `properties.user` is not a string. */
 export function userOf(p: Process): string | null {
   const user = p.properties.user;
@@ -166,6 +174,7 @@ export function takeSnapshot(options: {
       id: p.id,
       name: printable(p.name),
       user: userOf(p),
+      waiting: waitingOf(p),
       state: p.state,
       age: p.age,
       parent: parent?.id ?? null,

@@ -15,8 +15,11 @@ export {
   processKill,
   processJoin,
   processAliveP,
+  processTerminate,
   type ProcessKeywords,
   type ProcessResource,
   type ProcessState,
 } from "./process.js";
 export { listAllProcesses, findProcessFromName, getCurrentProcess } from "./registry.js";
+export { processWait } from "./wait.js";
+export { processInterrupt } from "./interrupt.js";

@@ -251,6 +251,7 @@ test("a Process's public surface is exactly the documented API: nothing internal
     "signal",
     "startedAt",
     "state",
+    "whostate",
   ]);
   // Every accessor is a getter only: outcome fields cannot be written from outside.
   for (const name of names) {

@@ -10,6 +10,16 @@ export interface ProcessKeywords {
   readonly properties?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * @internal What a process waits for, when the text would cost something to make on every
+ * wait (a stream read names its peer): the text is made only when someone asks
+ * (`process.whostate`).
+ */
+export const kWaitText: unique symbol = Symbol("confab.waitText");
+
+/** @internal A wait as {@link Process.whostate} shows it: the text, or something that makes it. */
+export type Wait = string | { [kWaitText](): string };
+
 /** Marks the process that owns a resource. */
 export const kOwner: unique symbol = Symbol("confab.owner");
 /** Closes a resource because its owning process was killed. */
@@ -76,6 +86,21 @@ export let whenProcessEnded: (process: Process) => Promise<void>;
  * @internal
  */
 export let watchChildren: (process: Process, watch: (child: Process) => void) => void;
+/**
+ * Marks `process` as waiting for `wait` (a stream read, a join, a mailbox read): what
+ * {@link Process.whostate} shows until {@link endWait} with the same wait. A field set, nothing
+ * built: a stream's reads call it on the hot path.
+ * @internal
+ */
+export let beginWait: (process: Process, wait: Wait) => Wait | undefined;
+/**
+ * Ends the wait `wait` began, unless another wait has begun since: the process's whostate is
+ * then `previous` (what {@link beginWait} returned, for a wait inside another), or none.
+ * @internal
+ */
+export let endWait: (process: Process, wait: Wait, previous?: Wait) => void;
+// Aborts the process's signal with `reason` without killing it (processTerminate).
+let abortProcess: (process: Process, reason: Error) => boolean;
 
 /**
  * A light-weight process: a named, cooperatively scheduled async task, as LispWorks' `mp:process`.
@@ -101,6 +126,7 @@ export class Process {
   #abort: AbortController | undefined;
   #joiners: (() => void)[] | undefined;
   #childEnded: ((child: Process) => void) | undefined;
+  #wait: Wait | undefined;
 
   static {
     // What other confab modules may do to a process, through functions of this module that
@@ -115,6 +141,26 @@ export class Process {
     whenProcessEnded = (process) => process.#whenEnded();
     watchChildren = (process, watch) => {
       process.#childEnded = watch;
+    };
+    beginWait = (process, wait) => {
+      const previous = process.#wait;
+      process.#wait = wait;
+      return previous;
+    };
+    endWait = (process, wait, previous) => {
+      if (process.#wait === wait) process.#wait = previous;
+    };
+    abortProcess = (process, reason) => {
+      if (process.#state !== "running") return false;
+      process.#abort ??= new AbortController();
+      if (!process.#abort.signal.aborted) {
+        try {
+          process.#abort.abort(reason);
+        } catch (error) {
+          reportError(`an abort listener of process "${process.name}" threw`, error);
+        }
+      }
+      return true;
     };
   }
 
@@ -179,6 +225,18 @@ export class Process {
     this.#abort ??= new AbortController();
     if (this.#state === "killed" && !this.#abort.signal.aborted) this.#abort.abort(killedReason(this));
     return this.#abort.signal;
+  }
+
+  /**
+   * What the process is waiting for, as LispWorks' `process-whostate`: a short text while it
+   * waits in one of confab's waits (`Waiting for input from 127.0.0.1:5000`,
+   * `Finishing output to ...`, `Waiting for process 7 "worker" to end`, a mailbox read, a
+   * `processWait` reason, a listener's `Evaluating input 3 for 2.5 s`), `null` otherwise.
+   */
+  get whostate(): string | null {
+    const wait = this.#wait;
+    if (wait === undefined || this.#state !== "running") return null;
+    return typeof wait === "string" ? wait : wait[kWaitText]();
   }
 
   /** `true` while the process runs. */
@@ -348,6 +406,13 @@ export class Process {
 
   #fail(error: unknown): void {
     if (this.#state !== "running") return; // a killed process's last await may reject: not news
+    if (this.#abort?.signal.aborted === true && error === this.#abort.signal.reason) {
+      // Ended by the termination it was asked for (it threw its signal's reason): not a failure.
+      this.#state = "killed";
+      this.#closeResources();
+      this.#end();
+      return;
+    }
     this.#state = "failed";
     this.#error = error;
     // A crashed connection process must not leave its connection open for ever.
@@ -442,6 +507,18 @@ export function processKill(process: Process): boolean {
 export async function processJoin(process: Process, options?: { timeout?: number }): Promise<boolean> {
   const ended = whenProcessEnded(process);
   const timeout = options?.timeout;
+  const waiter = processContext.getStore();
+  if (waiter === undefined || !process.alive) return joined(ended, timeout);
+  const wait = `Waiting for process ${process.id} "${process.name}" to end`;
+  const previous = beginWait(waiter, wait);
+  try {
+    return await joined(ended, timeout);
+  } finally {
+    endWait(waiter, wait, previous);
+  }
+}
+
+async function joined(ended: Promise<void>, timeout: number | undefined): Promise<boolean> {
   if (timeout === undefined || !Number.isFinite(timeout)) {
     await ended;
     return true;
@@ -461,3 +538,35 @@ export async function processJoin(process: Process, options?: { timeout?: number
 export function processAliveP(process: Process): boolean {
   return process.alive;
 }
+
+/**
+ * Ends `process` gracefully, as LispWorks 7's `mp:process-terminate` (the successor of
+ * `process-kill`): its `signal` aborts with a termination reason (an `AbortError` saying so)
+ * and the process gets `joinTimeout` ms (default 5000) to end by itself: its `finally` blocks
+ * run, and a stream it closes still sends what it had buffered. If it has not ended by then,
+ * what it owns is closed as {@link processKill} closes it. A process that ends by throwing its
+ * signal's reason counts as killed, not failed. Resolves `true` once the process has ended, or
+ * `false` at once if it had ended already.
+ *
+ * @example
+ * ```ts
+ * const worker = mp.processRunFunction("worker", {}, async () => {
+ *   const { signal } = mp.getCurrentProcess()!;
+ *   try { while (!signal.aborted) await step(); } finally { await flushState(); }
+ * });
+ * await mp.processTerminate(worker, { joinTimeout: 2000 });
+ * ```
+ */
+export async function processTerminate(process: Process, options?: { joinTimeout?: number }): Promise<boolean> {
+  const reason = new Error(`process ${process.id} "${process.name}" is being terminated`);
+  reason.name = "AbortError";
+  if (!abortProcess(process, reason)) return false;
+  if (!(await processJoin(process, { timeout: options?.joinTimeout ?? DEFAULT_JOIN_TIMEOUT_MS }))) {
+    processKill(process);
+    await whenProcessEnded(process);
+  }
+  return true;
+}
+
+/** How long {@link processTerminate} lets a process end by itself, by default. */
+export const DEFAULT_JOIN_TIMEOUT_MS = 5000;
