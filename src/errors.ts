@@ -78,6 +78,14 @@ export const ErrorCodes = {
   LISTEN: "ERR_LISTEN",
   /** A session recording could not be started: its directory or file could not be made, or its header written. */
   RECORDING: "ERR_RECORDING",
+  /** A wait gave up because its `timeout` passed first (`mailboxRead`). Streams, connections and evaluations have their own codes. */
+  TIMEOUT: "ERR_TIMEOUT",
+  /** `mailboxSend` or `processSend` to a mailbox that already holds `size` values (a send never waits). */
+  MAILBOX_FULL: "ERR_MAILBOX_FULL",
+  /** A wait (`mailboxRead`) ended because the process waiting was killed (its `signal` aborted); the kill's reason is the `cause`. */
+  PROCESS_KILLED: "ERR_PROCESS_KILLED",
+  /** The process has ended (finished, killed or failed), so it cannot take what was asked (`processSend`). */
+  PROCESS_ENDED: "ERR_PROCESS_ENDED",
 } as const;
 
 /** A code confab itself defines: one of the values of {@link ErrorCodes}. */
