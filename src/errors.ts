@@ -68,10 +68,6 @@ export const ErrorCodes = {
   AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
   /** The listener server's audit file cannot be opened. */
   AUDIT: "ERR_AUDIT",
-  /** A wait (`processWait`, `mailboxRead`) did not end within its `timeout`. */
-  TIMEOUT: "ERR_TIMEOUT",
-  /** The process has ended: it can no longer be interrupted or sent to. */
-  PROCESS_ENDED: "ERR_PROCESS_ENDED",
   /** A TLS client was refused: no client certificate, or one not signed by the server's CA. */
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
   /** A connection that must start with a PROXY protocol header (`proxyProtocol`) sent none, a malformed one, or none in time. */
@@ -82,6 +78,14 @@ export const ErrorCodes = {
   LISTEN: "ERR_LISTEN",
   /** A session recording could not be started: its directory or file could not be made, or its header written. */
   RECORDING: "ERR_RECORDING",
+  /** A wait gave up because its `timeout` passed first (`processWait`, `mailboxRead`). Streams, connections and evaluations have their own codes. */
+  TIMEOUT: "ERR_TIMEOUT",
+  /** `mailboxSend` or `processSend` to a mailbox that already holds `size` values (a send never waits). */
+  MAILBOX_FULL: "ERR_MAILBOX_FULL",
+  /** A wait (`mailboxRead`) ended because the process waiting was killed (its `signal` aborted); the kill's reason is the `cause`. */
+  PROCESS_KILLED: "ERR_PROCESS_KILLED",
+  /** The process has ended (finished, killed or failed), so it cannot take what was asked (`processSend`, `processInterrupt`). */
+  PROCESS_ENDED: "ERR_PROCESS_ENDED",
 } as const;
 
 /** A code confab itself defines: one of the values of {@link ErrorCodes}. */

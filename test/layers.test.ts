@@ -13,6 +13,17 @@ import {
   ServerProcess,
   TcpServerProcess,
   ClusterServerProcess,
+  mp,
+  makeMailbox,
+  mailboxSend,
+  mailboxRead,
+  mailboxPeek,
+  mailboxCount,
+  mailboxEmptyP,
+  processSend,
+  Mailbox,
+  type MailboxOptions,
+  type MailboxReadOptions,
 } from "../src/index.js";
 import { testServers } from "./support.js";
 
@@ -50,4 +61,21 @@ test("a listener session's comm is the package's: its startUpServer is the prese
   c.end();
   await c.closed(10_000);
   assert.match(c.received, /CL-USER 1 > true\n/);
+});
+
+test("mp's mailbox names are on the face both ways: in the mp namespace and as named exports", () => {
+  const named = {
+    makeMailbox,
+    mailboxSend,
+    mailboxRead,
+    mailboxPeek,
+    mailboxCount,
+    mailboxEmptyP,
+    processSend,
+    Mailbox,
+  };
+  for (const [name, value] of Object.entries(named)) assert.equal(Reflect.get(mp, name), value, name);
+  const options: MailboxOptions & MailboxReadOptions = { name: "face", size: 1, timeout: 0, waitReason: "x" };
+  const box: mp.Mailbox<number> = mp.makeMailbox<number>(options);
+  assert.ok(box instanceof Mailbox);
 });

@@ -20,6 +20,18 @@ export {
   type ProcessResource,
   type ProcessState,
 } from "./process.js";
+export {
+  Mailbox,
+  makeMailbox,
+  mailboxSend,
+  mailboxRead,
+  mailboxPeek,
+  mailboxCount,
+  mailboxEmptyP,
+  processSend,
+  type MailboxOptions,
+  type MailboxReadOptions,
+} from "./mailbox.js";
 export { listAllProcesses, findProcessFromName, getCurrentProcess } from "./registry.js";
 export { processWait } from "./wait.js";
 export { processInterrupt } from "./interrupt.js";

@@ -242,6 +242,7 @@ test("a Process's public surface is exactly the documented API: nothing internal
     "endedAt",
     "error",
     "id",
+    "mailbox",
     "name",
     "own",
     "parent",

@@ -1,4 +1,6 @@
+import { ConfabError, ErrorCodes } from "../errors.js";
 import { reportError } from "../report.js";
+import { Mailbox } from "./mailbox.js";
 import { liveProcesses, processContext } from "./registry.js";
 
 /** How a process stands: running, or how it ended. */
@@ -8,6 +10,12 @@ export type ProcessState = "running" | "finished" | "killed" | "failed";
 export interface ProcessKeywords {
   /** Arbitrary data to carry on the process (shown by tools such as the listener's `ps()`). */
   readonly properties?: Readonly<Record<string, unknown>>;
+  /**
+   * A mailbox of the process's own, as LispWorks' `:mailbox`: `true` makes one named after the
+   * process (of the default size), a {@link Mailbox} is used as it is. It is `process.mailbox`, and
+   * `processSend(process, value)` sends to it. Default: none.
+   */
+  readonly mailbox?: boolean | Mailbox;
 }
 
 /**
@@ -115,6 +123,7 @@ export class Process {
   readonly #properties: Readonly<Record<string, unknown>>;
   readonly #startedAt: number = Date.now();
   readonly #parent: Process | undefined;
+  readonly #mailbox: Mailbox | undefined;
   #endedAt: number | undefined;
   #state: ProcessState = "running";
   #result: unknown;
@@ -168,6 +177,7 @@ export class Process {
   constructor(name: string, keywords?: ProcessKeywords) {
     this.#name = name;
     this.#properties = keywords?.properties ?? NO_PROPERTIES;
+    this.#mailbox = mailboxOf(name, keywords?.mailbox);
     this.#parent = adoptingParent ?? processContext.getStore();
     liveProcesses.set(this.#id, this);
   }
@@ -198,6 +208,14 @@ export class Process {
    */
   get parent(): Process | undefined {
     return this.#parent;
+  }
+
+  /**
+   * The process's own mailbox, given by `keywords.mailbox` (see `processSend`), or `undefined`.
+   * It stays readable after the process ends; `processSend` then refuses to send to it.
+   */
+  get mailbox(): Mailbox | undefined {
+    return this.#mailbox;
   }
 
   /** When it ended, or `undefined` while running. */
@@ -437,6 +455,20 @@ export class Process {
       }
     }
   }
+}
+
+/** The mailbox that `keywords.mailbox` asks for: a new one named `name`, the one given, or none. */
+function mailboxOf(name: string, wanted: boolean | Mailbox | undefined): Mailbox | undefined {
+  if (wanted === undefined || wanted === false) return undefined;
+  if (wanted === true) return new Mailbox({ name });
+  // Plain JavaScript may pass what LispWorks would take (a name string): say so rather than keep it.
+  if (!(wanted instanceof Mailbox)) {
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `a process's mailbox keyword is true, false or a Mailbox (from makeMailbox): got ${typeof wanted}`,
+    );
+  }
+  return wanted;
 }
 
 function killedReason(p: Process): Error {
