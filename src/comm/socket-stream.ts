@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { beginWait, endWait, kKill, kOwner, kWaitText, type Process, type ProcessResource } from "../mp/process.js";
+import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
+import { beginWait, endWait, kWaitText } from "../mp/wait-state.js";
 import { getCurrentProcess } from "../mp/registry.js";
 import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";

@@ -9,7 +9,8 @@ import { InputScanner } from "./input-scanner.js";
 import { INTERRUPT_LINE, SessionInput } from "./session-input.js";
 import { catchStrayErrors } from "./stray-errors.js";
 import type { InputOutcome } from "./audit.js";
-import { beginWait, endWait, kWaitText, type Process } from "../mp/process.js";
+import type { Process } from "../mp/process.js";
+import { beginWait, endWait, kWaitText } from "../mp/wait-state.js";
 
 /** How a listener evaluates; see `startUpServer`'s listener options. */
 export interface ListenerOptions {

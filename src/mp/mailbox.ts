@@ -27,6 +27,7 @@
 import { ConfabError, ErrorCodes } from "../errors.js";
 import type { Process } from "./process.js";
 import { getCurrentProcess } from "./registry.js";
+import { beginWait, endWait, type Wait } from "./wait-state.js";
 
 /** Options of {@link makeMailbox}. */
 export interface MailboxOptions {
@@ -72,6 +73,8 @@ interface WaitingRead<T> {
   readonly process: Process | undefined;
   /** What the process is waiting for (the read's `waitReason`), for `whostate`. */
   readonly reason: string;
+  /** The process's wait before this one (put back when this one ends). */
+  previous?: Wait | undefined;
   /** The read's `timeout`, in milliseconds (`Infinity` for none). */
   readonly timeout: number;
   /** The timer of the timeout, while one is armed. */
@@ -220,6 +223,7 @@ export class Mailbox<T = unknown> {
    */
   #wait(read: WaitingRead<T>): void {
     this.#readers.add(read);
+    if (read.process !== undefined) read.previous = beginWait(read.process, read.reason);
     if (read.rest !== Infinity) Mailbox.#armTimer(read);
     if (read.process !== undefined) Mailbox.#watchKill(read.process, read);
   }
@@ -230,6 +234,7 @@ export class Mailbox<T = unknown> {
    */
   #endWait(read: WaitingRead<T>): void {
     this.#readers.delete(read);
+    if (read.process !== undefined) endWait(read.process, read.reason, read.previous);
     clearTimeout(read.timer);
     read.timer = undefined;
     if (read.process !== undefined) Mailbox.#unwatchKill(read.process, read);

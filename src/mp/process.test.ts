@@ -14,6 +14,7 @@ import {
   type ProcessResource,
 } from "./process.js";
 import { findProcessFromName, getCurrentProcess, listAllProcesses } from "./registry.js";
+import { kWait } from "./wait-state.js";
 
 class FakeResource implements ProcessResource {
   [kOwner]: ProcessResource[typeof kOwner];
@@ -232,7 +233,11 @@ test("a process's async context is its own, from the first process a program sta
 
 test("a Process's public surface is exactly the documented API: nothing internal is reachable", () => {
   const p = processRunFunction("surface", {}, () => hang());
-  assert.deepEqual(Reflect.ownKeys(p), [], "an instance has no own properties: everything goes through the prototype");
+  assert.deepEqual(
+    Reflect.ownKeys(p),
+    [kWait],
+    "an instance's one own property is its current wait, a symbol shared with what makes it wait",
+  );
   const names = Reflect.ownKeys(Process.prototype).map(String).sort();
   assert.deepEqual(names, [
     "age",

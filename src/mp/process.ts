@@ -1,5 +1,6 @@
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { reportError } from "../report.js";
+import { beginWait, endWait, kWait, waitText, type Wait, type Waiter } from "./wait-state.js";
 import { Mailbox } from "./mailbox.js";
 import { liveProcesses, processContext } from "./registry.js";
 
@@ -17,16 +18,6 @@ export interface ProcessKeywords {
    */
   readonly mailbox?: boolean | Mailbox;
 }
-
-/**
- * @internal What a process waits for, when the text would cost something to make on every
- * wait (a stream read names its peer): the text is made only when someone asks
- * (`process.whostate`).
- */
-export const kWaitText: unique symbol = Symbol("confab.waitText");
-
-/** @internal A wait as {@link Process.whostate} shows it: the text, or something that makes it. */
-export type Wait = string | { [kWaitText](): string };
 
 /** Marks the process that owns a resource. */
 export const kOwner: unique symbol = Symbol("confab.owner");
@@ -94,19 +85,6 @@ export let whenProcessEnded: (process: Process) => Promise<void>;
  * @internal
  */
 export let watchChildren: (process: Process, watch: (child: Process) => void) => void;
-/**
- * Marks `process` as waiting for `wait` (a stream read, a join, a mailbox read): what
- * {@link Process.whostate} shows until {@link endWait} with the same wait. A field set, nothing
- * built: a stream's reads call it on the hot path.
- * @internal
- */
-export let beginWait: (process: Process, wait: Wait) => Wait | undefined;
-/**
- * Ends the wait `wait` began, unless another wait has begun since: the process's whostate is
- * then `previous` (what {@link beginWait} returned, for a wait inside another), or none.
- * @internal
- */
-export let endWait: (process: Process, wait: Wait, previous?: Wait) => void;
 // Aborts the process's signal with `reason` without killing it (processTerminate).
 let abortProcess: (process: Process, reason: Error) => boolean;
 
@@ -117,7 +95,9 @@ let abortProcess: (process: Process, reason: Error) => boolean;
  * loop, so a process stuck in `while (true) {}` is only stopped by a time limit where one
  * applies (the listener's evaluation timeout).
  */
-export class Process {
+export class Process implements Waiter {
+  /** @internal What the process waits for now (see `wait-state.ts`): one field, set per wait. */
+  [kWait]: Wait | undefined = undefined;
   readonly #id: number = nextId++;
   readonly #name: string;
   readonly #properties: Readonly<Record<string, unknown>>;
@@ -135,7 +115,6 @@ export class Process {
   #abort: AbortController | undefined;
   #joiners: (() => void)[] | undefined;
   #childEnded: ((child: Process) => void) | undefined;
-  #wait: Wait | undefined;
 
   static {
     // What other confab modules may do to a process, through functions of this module that
@@ -150,14 +129,6 @@ export class Process {
     whenProcessEnded = (process) => process.#whenEnded();
     watchChildren = (process, watch) => {
       process.#childEnded = watch;
-    };
-    beginWait = (process, wait) => {
-      const previous = process.#wait;
-      process.#wait = wait;
-      return previous;
-    };
-    endWait = (process, wait, previous) => {
-      if (process.#wait === wait) process.#wait = previous;
     };
     abortProcess = (process, reason) => {
       if (process.#state !== "running") return false;
@@ -252,9 +223,7 @@ export class Process {
    * `processWait` reason, a listener's `Evaluating input 3 for 2.5 s`), `null` otherwise.
    */
   get whostate(): string | null {
-    const wait = this.#wait;
-    if (wait === undefined || this.#state !== "running") return null;
-    return typeof wait === "string" ? wait : wait[kWaitText]();
+    return this.#state === "running" ? waitText(this[kWait]) : null;
   }
 
   /** `true` while the process runs. */

@@ -15,6 +15,7 @@ import {
 } from "./process.js";
 import { getCurrentProcess, listAllProcesses } from "./registry.js";
 import { processWait } from "./wait.js";
+import { makeMailbox, mailboxRead, mailboxSend } from "./mailbox.js";
 
 test("whostate names what a process waits for: a processWait reason, a join; null otherwise", async () => {
   let release: () => void = () => undefined;
@@ -31,6 +32,22 @@ test("whostate names what a process waits for: a processWait reason, a join; nul
   await eventually(() => idle.alive, 1000, "started");
   assert.equal(idle.whostate, null, "waiting on something that is not one of confab's waits");
   processKill(idle);
+});
+
+test("a mailbox read shows its wait reason as the reader's whostate", async () => {
+  const box = makeMailbox<string>({ name: "jobs" });
+  const reader = processRunFunction("reader", {}, async () => {
+    const first = await mailboxRead(box);
+    const second = await mailboxRead(box, { waitReason: "Idle: no jobs" });
+    return [first, second];
+  });
+  await eventually(() => reader.whostate !== null, 2000, "it waits");
+  assert.equal(reader.whostate, 'Waiting for a value from mailbox "jobs"');
+  mailboxSend(box, "a");
+  await eventually(() => reader.whostate === "Idle: no jobs", 2000, "its own reason shows");
+  mailboxSend(box, "b");
+  await processJoin(reader);
+  assert.deepEqual(reader.result, ["a", "b"]);
 });
 
 test("processWait resolves to the value, rejects with the error, and with ERR_TIMEOUT when its timeout passes first", async () => {

@@ -11,7 +11,7 @@
  * @module
  */
 import { ConfabError, ErrorCodes } from "../errors.js";
-import { beginWait, endWait } from "./process.js";
+import { beginWait, endWait } from "./wait-state.js";
 import { processContext } from "./registry.js";
 
 /**
