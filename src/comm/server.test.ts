@@ -7,7 +7,8 @@ import { PassThrough } from "node:stream";
 import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { listAllProcesses } from "../mp/registry.js";
-import { processKill, processRunFunction, type Process } from "../mp/process.js";
+import { kOwner, processKill, processRunFunction, type Process } from "../mp/process.js";
+import { kWait } from "../mp/wait-state.js";
 import { captureReports, eventually, portOpen, sleep, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { defaultProcessName, serverTerminate, startUpServer } from "../index.js";
@@ -38,8 +39,8 @@ test("a server process's public surface is exactly the documented API: no plumbi
   const base = Object.getPrototypeOf(tcp) as object;
   assert.deepEqual(names(tcp), ["constructor", "counters"]);
   assert.deepEqual(names(base), ["constructor"]);
-  // Symbol-keyed: the ProcessResource protocol only.
-  assert.equal(Object.getOwnPropertySymbols(server).length, 1);
+  // Symbol-keyed: the ProcessResource protocol, and the process's current wait (see mp/wait-state.ts).
+  assert.deepEqual(new Set(Object.getOwnPropertySymbols(server)), new Set([kOwner, kWait]));
   assert.equal(Object.getOwnPropertySymbols(tcp).length, 1);
   assert.deepEqual(Object.getOwnPropertySymbols(base), []);
   for (const internal of ["log", "logging", "untilClosed", "countRefused", "socketClosed", "localEnd"]) {
