@@ -30,6 +30,7 @@ export {
   type StreamElementType,
 } from "./socket-stream.js";
 export { openTcpStream, type OpenTcpStreamOptions, type ClientTlsOptions } from "./client.js";
+export { getHostEntry, type HostEntry, type HostEntryField } from "./host-entry.js";
 export { unixSocketPath, DEFAULT_HANDSHAKE_TIMEOUT_MS, type ServerTlsOptions } from "./endpoint.js";
 export { textLogger, jsonLogger, type Logger, type LoggerOption, type ServerEvent } from "./server-log.js";
 export {
