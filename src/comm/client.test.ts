@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
 import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, processRunFunction } from "../mp/process.js";
 import { eventually } from "../../test/support.js";
+import { makeTestCertificates } from "../../test/tls-certs.js";
 import { startTalkServer } from "../../examples/talk.js";
 import { openTcpStream } from "./client.js";
 import { serverTerminate, type ServerProcess } from "../index.js";
@@ -107,4 +112,94 @@ test("a stream opened inside a process belongs to it and closes when it is kille
   await eventually(() => stream !== undefined);
   processKill(p);
   assert.equal(stream?.closed, true);
+});
+
+test("openTcpStream's localPort, nodelay and keepalive options reach the socket", async () => {
+  const seen: number[] = [];
+  const server = net.createServer((socket) => {
+    seen.push(socket.remotePort ?? 0);
+    socket.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const localPort = await closedPort();
+  const calls: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as they were, and called with their socket
+  const { setNoDelay, setKeepAlive } = net.Socket.prototype;
+  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
+    calls.push(`nodelay ${String(noDelay)}`);
+    return setNoDelay.call(this, noDelay);
+  };
+  net.Socket.prototype.setKeepAlive = function (this: net.Socket, enable?: boolean, delay?: number) {
+    calls.push(`keepalive ${String(enable)} ${String(delay)}`);
+    return setKeepAlive.call(this, enable, delay);
+  };
+  try {
+    const stream = await openTcpStream("127.0.0.1", port, { localPort, nodelay: true, keepalive: 30_000 });
+    assert.equal(stream.localPort, localPort);
+    assert.deepEqual(calls, ["nodelay true", "keepalive true 30000"]);
+    stream.close();
+  } finally {
+    net.Socket.prototype.setNoDelay = setNoDelay;
+    net.Socket.prototype.setKeepAlive = setKeepAlive;
+    server.close();
+  }
+  await eventually(() => seen.length === 1, 2000, "the server saw the connection");
+  assert.deepEqual(seen, [localPort], "it came from the port asked for");
+});
+
+test("a TLS server that accepts and never answers is dropped at handshakeTimeout with ERR_CONNECT_TIMEOUT", async () => {
+  const held: net.Socket[] = [];
+  const silent = net.createServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const port = (silent.address() as net.AddressInfo).port;
+  const started = Date.now();
+  try {
+    await assert.rejects(
+      openTcpStream("127.0.0.1", port, { tls: true, handshakeTimeout: 150 }),
+      (error: unknown) =>
+        error instanceof ConfabError &&
+        error.code === ErrorCodes.CONNECT_TIMEOUT &&
+        /TLS handshake did not finish within 150 ms \(handshakeTimeout\)/.test(error.message),
+    );
+    assert.ok(Date.now() - started < 3000, "not the default 10 s");
+  } finally {
+    for (const s of held) s.destroy();
+    silent.close();
+  }
+});
+
+test("openTcpStream's servername is the name a TLS server is asked for (SNI) and the certificate is checked against", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "confab-sni-"));
+  try {
+    const certs = await makeTestCertificates(dir);
+    const asked: string[] = [];
+    const server = tls.createServer({
+      key: certs.server.key,
+      cert: certs.server.cert,
+      SNICallback: (name, done) => {
+        asked.push(name);
+        done(null, tls.createSecureContext({ key: certs.server.key, cert: certs.server.cert }));
+      },
+    });
+    server.on("secureConnection", (socket) => socket.end("hello\n"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      // The server's certificate names localhost: asked for by that name, it is accepted.
+      const stream = await openTcpStream("127.0.0.1", port, { tls: { ca: certs.ca.cert }, servername: "localhost" });
+      assert.equal(await stream.readLine(), "hello");
+      stream.close();
+      assert.deepEqual(asked, ["localhost"]);
+      await assert.rejects(
+        openTcpStream("127.0.0.1", port, { tls: { ca: certs.ca.cert }, servername: "elsewhere.example" }),
+        (error: unknown) => error instanceof ConfabError && /elsewhere\.example/.test(error.message),
+        "a name the certificate does not hold is refused",
+      );
+    } finally {
+      server.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -2,7 +2,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { tokenLine, validateToken } from "./token-line.js";
-import { unixSocketPath } from "./endpoint.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
 import { formatHostPort } from "./address.js";
 import { SocketStream, type SocketStreamOptions } from "./socket-stream.js";
@@ -33,6 +33,20 @@ export interface OpenTcpStreamOptions extends Omit<SocketStreamOptions, "socket"
   readonly errorp?: boolean;
   /** Local address to connect from. */
   readonly localAddress?: string;
+  /** Local port to connect from (LispWorks' `:local-port`); default: one the OS picks. */
+  readonly localPort?: number;
+  /** Send each write at once, without waiting to fill a segment (`TCP_NODELAY`): for request/response talk. */
+  readonly nodelay?: boolean;
+  /** Probe an idle connection so that a peer that vanished is noticed (`SO_KEEPALIVE`): `true`, or the idle ms before the first probe. */
+  readonly keepalive?: boolean | number;
+  /** With `tls`: the name sent for SNI (`tlsext-host-name`) and checked against the certificate; default `host`. */
+  readonly servername?: string;
+  /**
+   * With `tls`: most ms the handshake may take once connected (default 10000), then the
+   * connection is dropped with `ERR_CONNECT_TIMEOUT`: a server that accepts and never answers
+   * does not hold the caller for ever.
+   */
+  readonly handshakeTimeout?: number;
   /** Speak TLS: `true` to verify the server against the system's CAs, or {@link ClientTlsOptions}. */
   readonly tls?: boolean | ClientTlsOptions;
   /**
@@ -77,17 +91,33 @@ export async function openTcpStream(
   service: number | string,
   options: OpenTcpStreamOptions = {},
 ): Promise<SocketStream | null> {
-  const { connectTimeout, errorp, localAddress, tls: tlsOptions, token, ...streamOptions } = options;
+  const {
+    connectTimeout,
+    errorp,
+    localAddress,
+    localPort,
+    nodelay,
+    keepalive,
+    servername,
+    handshakeTimeout,
+    tls: tlsOptions,
+    token,
+    ...streamOptions
+  } = options;
   try {
     if (token !== undefined) validateToken(token);
     const path = unixSocketPath(service);
     const target: Target = path === undefined ? { host, port: resolveService(service) } : { host, path };
+    const secure = tlsOptions === true ? {} : tlsOptions === false ? undefined : tlsOptions;
     const socket = await connect(
       target,
       connectTimeout,
-      localAddress,
-      tlsOptions === true ? {} : tlsOptions === false ? undefined : tlsOptions,
+      { localAddress, localPort },
+      secure === undefined ? undefined : { ...secure, ...(servername === undefined ? {} : { servername }) },
+      handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     );
+    if (nodelay === true) socket.setNoDelay(true);
+    if (keepalive !== undefined && keepalive !== false) socket.setKeepAlive(true, keepalive === true ? 0 : keepalive);
     const stream = new SocketStream({ ...streamOptions, socket });
     if (token !== undefined) {
       stream.writeLine(tokenLine(token));
@@ -103,22 +133,51 @@ export async function openTcpStream(
 /** Where to connect: a TCP host and port, or a Unix socket's path (`host` then names the peer for TLS). */
 type Target = { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
 
+/** Where a connection starts from. */
+interface LocalEndOptions {
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+}
+
 function connect(
   target: Target,
   timeout: number | undefined,
-  localAddress: string | undefined,
+  local: LocalEndOptions,
   secure: ClientTlsOptions | undefined,
+  handshakeTimeout: number,
 ): Promise<net.Socket> {
+  const localOptions = {
+    ...(local.localAddress === undefined ? {} : { localAddress: local.localAddress }),
+    ...(local.localPort === undefined ? {} : { localPort: local.localPort }),
+  };
   const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
   const address = "path" in target ? { path: target.path } : { host: target.host, port: target.port };
   return new Promise((resolve, reject) => {
     const socket =
       secure === undefined
-        ? net.connect({ ...address, allowHalfOpen: true, ...(localAddress === undefined ? {} : { localAddress }) })
-        : tls.connect(tlsConnectOptions(target, address, localAddress, secure));
+        ? net.connect({ ...address, allowHalfOpen: true, ...localOptions })
+        : tls.connect(tlsConnectOptions(target, { ...address, ...localOptions }, secure));
+    let handshakeTimer: NodeJS.Timeout | undefined;
+    if (secure !== undefined && handshakeTimeout > 0) {
+      // The clock starts once the TCP connection is up: connectTimeout covers reaching the server.
+      socket.once("connect", () => {
+        handshakeTimer = setTimeout(() => {
+          socket.off("error", onError);
+          socket.on("error", () => undefined);
+          socket.destroy();
+          reject(
+            new ConfabError(
+              ErrorCodes.CONNECT_TIMEOUT,
+              `cannot connect to ${where}: the TLS handshake did not finish within ${handshakeTimeout} ms (handshakeTimeout)`,
+            ),
+          );
+        }, handshakeTimeout);
+      });
+    }
     let timer: NodeJS.Timeout | undefined;
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
+      clearTimeout(handshakeTimer);
       const code = systemCode({ code: error.code ?? firstCode(error) }, ErrorCodes.CONNECT);
       const why =
         secure !== undefined && !CONNECT_CODES.has(code)
@@ -129,6 +188,7 @@ function connect(
     socket.once("error", onError);
     socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       clearTimeout(timer);
+      clearTimeout(handshakeTimer);
       socket.off("error", onError);
       resolve(socket);
     });
@@ -159,18 +219,12 @@ function firstCode(error: Error): string | undefined {
   return undefined;
 }
 
-function tlsConnectOptions(
-  target: Target,
-  address: object,
-  localAddress: string | undefined,
-  secure: ClientTlsOptions,
-): tls.ConnectionOptions {
+function tlsConnectOptions(target: Target, address: object, secure: ClientTlsOptions): tls.ConnectionOptions {
   // `allowHalfOpen` is honoured by tls.connect, though the typings leave it out.
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
     ...address,
     host: target.host,
     allowHalfOpen: true,
-    ...(localAddress === undefined ? {} : { localAddress }),
     ...(secure.ca === undefined ? {} : { ca: secure.ca as string | Buffer | (string | Buffer)[] }),
     ...(secure.cert === undefined ? {} : { cert: secure.cert }),
     ...(secure.key === undefined ? {} : { key: secure.key }),
