@@ -60,6 +60,8 @@ export interface EndpointSpec {
   readonly path?: string | undefined;
   /** The kernel's accept queue length. */
   readonly backlog?: number | undefined;
+  /** Bind with `SO_REUSEPORT` (see ServerOptions.reusePort). */
+  readonly reusePort?: boolean | undefined;
   /** An inherited, already listening socket to serve instead of binding (systemd socket activation). */
   readonly fd?: number | undefined;
   /** Speak TLS: connections reach the server only once their handshake succeeded. */
@@ -149,7 +151,10 @@ export async function bindEndpoint(spec: EndpointSpec): Promise<BoundEndpoint> {
       await removeStaleSocket(spec.path, spec.processName);
       await processContext.exit(() => listenUnix(server, spec.path as string, spec.backlog));
     } else {
-      await processContext.exit(() => listenOn(server, { port: spec.port, host: spec.host, backlog: spec.backlog }));
+      const reuse = spec.reusePort === true ? { reusePort: true } : {};
+      await processContext.exit(() =>
+        listenOn(server, { port: spec.port, host: spec.host, backlog: spec.backlog, ...reuse }),
+      );
     }
   } catch (error) {
     if (error instanceof ConfabError) throw error;

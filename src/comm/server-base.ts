@@ -82,6 +82,17 @@ export interface ServerOptions extends ConnectionLimits, ServerLogging {
   readonly address?: string;
   /** Length of the kernel's queue of connections not yet accepted. */
   readonly backlog?: number;
+  /** Send each write on an accepted connection at once (`TCP_NODELAY`), as LispWorks 8's `:nodelay`: for request/response protocols. */
+  readonly nodelay?: boolean;
+  /** Probe idle accepted connections (`SO_KEEPALIVE`), so that a vanished peer is noticed: `true`, or the idle ms before the first probe. */
+  readonly keepalive?: boolean | number;
+  /**
+   * Let several processes bind the same port, the kernel spreading connections over them
+   * (`SO_REUSEPORT`, Linux and the BSDs). Needs Node 22.12 or 23.1 and later (where
+   * `net.Server#listen` takes it); on older lines the start is refused with
+   * `ERR_INVALID_ARGUMENT` rather than binding without it.
+   */
+  readonly reusePort?: boolean;
   /**
    * Serve an inherited, already listening socket (a file descriptor) instead of binding
    * `service`/`address`: systemd socket activation passes it as fd 3 (`confab serve` takes it

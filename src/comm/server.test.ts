@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import type net from "node:net";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -259,4 +259,66 @@ test("200 concurrent clients each get their lines back once, in order", async ()
       assert.equal(await c.line(10_000), null, "nothing more: every line came back exactly once");
     }),
   );
+});
+
+test("nodelay and keepalive are set on every accepted socket", async () => {
+  const calls: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as they were, and called with their socket
+  const { setNoDelay, setKeepAlive } = net.Socket.prototype;
+  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
+    calls.push(`nodelay ${String(noDelay)}`);
+    return setNoDelay.call(this, noDelay);
+  };
+  net.Socket.prototype.setKeepAlive = function (this: net.Socket, enable?: boolean, delay?: number) {
+    calls.push(`keepalive ${String(enable)} ${String(delay)}`);
+    return setKeepAlive.call(this, enable, delay);
+  };
+  try {
+    let accepted = 0;
+    const server = await startUpServer({
+      service: 0,
+      nodelay: true,
+      keepalive: 5000,
+      function: (socket: net.Socket) => {
+        accepted++;
+        socket.destroy();
+      },
+    });
+    const client = net.connect(server.port, "127.0.0.1");
+    client.on("error", () => undefined);
+    await eventually(() => accepted === 1, 2000, "accepted");
+    assert.deepEqual(calls, ["nodelay true", "keepalive true 5000"]);
+    client.destroy();
+    serverTerminate(server);
+  } finally {
+    net.Socket.prototype.setNoDelay = setNoDelay;
+    net.Socket.prototype.setKeepAlive = setKeepAlive;
+  }
+});
+
+test("reusePort lets two servers bind one port where Node supports it, and is refused clearly where it does not", async () => {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  const supported = major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const fn = (socket: net.Socket): void => {
+    socket.destroy();
+  };
+  if (!supported) {
+    await assert.rejects(
+      startUpServer({ service: port, reusePort: true, function: fn }),
+      (error: unknown) =>
+        error instanceof ConfabError &&
+        error.code === ErrorCodes.INVALID_ARGUMENT &&
+        /reusePort needs Node 22\.12/.test(error.message),
+    );
+    return;
+  }
+  const first = await startUpServer({ service: port, reusePort: true, function: fn });
+  const second = await startUpServer({ service: port, reusePort: true, function: fn });
+  assert.equal(second.port, first.port);
+  serverTerminate(first);
+  serverTerminate(second);
 });

@@ -39,6 +39,18 @@ import {
   type StreamServerOptions,
 } from "./server-base.js";
 
+/** Whether `net.Server#listen` takes `reusePort` here: Node 22.12+ and 23.1+. */
+const REUSE_PORT_SUPPORTED = ((): boolean => {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
+
+/** What is set on every accepted socket: `TCP_NODELAY`, and `SO_KEEPALIVE` with its idle delay. */
+interface SocketTuning {
+  readonly nodelay: boolean;
+  readonly keepalive: number | undefined;
+}
+
 /** How often one kind of accept error is reported while it repeats. */
 const ACCEPT_ERROR_REPORT_MS = 5000;
 
@@ -57,6 +69,7 @@ function onSocketIdle(this: net.Socket): void {
 export class TcpServerProcess extends ServerProcess {
   readonly #server: net.Server;
   readonly #watcher: SocketServer;
+  readonly #tuning: SocketTuning | undefined;
   readonly #dispatch: (handle: net.Socket) => unknown;
   readonly #queue: net.Socket[] = [];
   readonly #active = new Set<net.Socket>();
@@ -78,9 +91,11 @@ export class TcpServerProcess extends ServerProcess {
     dispatch: (handle: net.Socket) => unknown,
     limits: ConnectionLimits = {},
     logger?: Logger,
+    tuning: SocketTuning = { nodelay: false, keepalive: undefined },
   ) {
     super(name, endpoint, limits, logger);
     this.#idleTimeout = limits.idleTimeout ?? 0;
+    this.#tuning = tuning.nodelay || tuning.keepalive !== undefined ? tuning : undefined;
     this.#proxyProtocol = (limits.proxyProtocol ?? false) && endpoint.proxyHandled !== true;
     const server = endpoint.server;
     this.#server = server;
@@ -141,6 +156,11 @@ export class TcpServerProcess extends ServerProcess {
     // Sockets fail while waiting or after: the shared listeners keep a reset from crashing
     // the host, and tell this server when the connection is gone.
     watchAccepted(socket, this.#watcher);
+    const tuning = this.#tuning;
+    if (tuning !== undefined) {
+      if (tuning.nodelay) socket.setNoDelay(true);
+      if (tuning.keepalive !== undefined) socket.setKeepAlive(true, tuning.keepalive);
+    }
     this.#active.add(socket);
     if (this.#idleTimeout > 0) {
       socket.setTimeout(this.#idleTimeout);
@@ -328,6 +348,12 @@ async function startOneServer(
     path = unixSocketPath(service);
     port = path === undefined ? resolveService(service) : 0;
     hooks.check?.();
+    if (options.reusePort === true && !REUSE_PORT_SUPPORTED) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `cannot start ${processName}: reusePort needs Node 22.12 or later (this is ${process.version})`,
+      );
+    }
   } catch (error) {
     announceTo(options.announce, "", null, error as Error);
     throw error;
@@ -344,6 +370,7 @@ async function startOneServer(
       path,
       fd: options.fd,
       backlog: options.backlog,
+      reusePort: options.reusePort,
       tls: options.tls,
       proxyProtocol: options.proxyProtocol,
       processName,
@@ -372,7 +399,10 @@ async function startOneServer(
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
   const logger = serverLogger(options.logger, options.announce);
-  const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger);
+  const started = new TcpServerProcess(processName, endpoint, dispatch, limits, logger, {
+    nodelay: options.nodelay === true,
+    keepalive: options.keepalive === true ? 0 : options.keepalive === false ? undefined : options.keepalive,
+  });
   // The process lives as long as the listening socket.
   startProcess(started, () => untilServerClosed(endpoint.server), []);
   const bound = { address: endpoint.address, family: endpoint.family, port: endpoint.port };
