@@ -46,6 +46,11 @@ export const ErrorCodes = {
   READ_IN_PROGRESS: "ERR_READ_IN_PROGRESS",
   /** The peer stopped reading and the queued output passed the stream's `maxOutputBuffer`. */
   OUTPUT_BUFFER_FULL: "ERR_OUTPUT_BUFFER_FULL",
+  /**
+   * The unread input a server's connections held together passed its `maxBufferedInput`, and
+   * this connection held the most: its input is dropped and the connection closed.
+   */
+  INPUT_BUDGET: "ERR_INPUT_BUDGET",
   /** The operation does not fit the stream's `direction` (writing to an input stream, say). */
   WRONG_DIRECTION: "ERR_WRONG_DIRECTION",
   /** An argument was not of the expected form. */

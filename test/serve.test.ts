@@ -60,6 +60,42 @@ test("confab serve reports a missing export clearly", async () => {
   assert.match(stderr, /^confab: --function: cannot import \.\/no\/such\/module\.mjs/);
 });
 
+test("confab serve --max-buffered-input bounds the unread input of a --function server: the connection over it is told why and logged", async () => {
+  const { child, output } = await startConfab(
+    [
+      "serve",
+      "--service",
+      "0",
+      "--function",
+      "examples/talk.ts#makeStreamAndTalk",
+      "--max-buffered-input",
+      "100000",
+      "--announce",
+    ],
+    /listening on 127\.0\.0\.1:(\d+)\n/,
+  );
+  children.push(child);
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)\n/.exec(output())?.[1]);
+  const c = await LineClient.connect(port);
+  c.send("x".repeat(200_000)); // no newline
+  assert.match(
+    (await c.line()) ?? "",
+    /^Error: the server held \d+ bytes of unread input, over its maxBufferedInput of 100000, and this connection the most \(\d+ bytes\); closing$/,
+  );
+  await c.closed();
+  await eventually(
+    () => /: dropped 127\.0\.0\.1:\d+: maxBufferedInput 100000: held \d+ of the \d+ bytes/.test(output()),
+    5000,
+    "the drop logged",
+  );
+  const ok = await LineClient.connect(port);
+  ok.send("still here\n");
+  assert.equal(await ok.line(), "You sent: 'still here'");
+  ok.destroy();
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+});
+
 test("confab with an unknown command or option prints usage and exits 2", async () => {
   const unknown = await runConfab(["frobnicate"]);
   assert.equal(unknown.code, 2);
