@@ -46,6 +46,11 @@ export const ErrorCodes = {
   READ_IN_PROGRESS: "ERR_READ_IN_PROGRESS",
   /** The peer stopped reading and the queued output passed the stream's `maxOutputBuffer`. */
   OUTPUT_BUFFER_FULL: "ERR_OUTPUT_BUFFER_FULL",
+  /**
+   * The unread input a server's connections held together passed its `maxBufferedInput`, and
+   * this connection held the most: its input is dropped and the connection closed.
+   */
+  INPUT_BUDGET: "ERR_INPUT_BUDGET",
   /** The operation does not fit the stream's `direction` (writing to an input stream, say). */
   WRONG_DIRECTION: "ERR_WRONG_DIRECTION",
   /** An argument was not of the expected form. */
@@ -64,6 +69,11 @@ export const ErrorCodes = {
   WORKER_EXITED: "ERR_WORKER_EXITED",
   /** A Unix socket service's path exists and is not a socket, so it is not replaced. */
   NOT_A_SOCKET: "ERR_NOT_A_SOCKET",
+  /**
+   * A Unix socket's path is longer than the OS takes (107 bytes on Linux, 103 on macOS and the
+   * BSDs): refused before binding or connecting, where the OS would silently cut it short.
+   */
+  SOCKET_PATH_TOO_LONG: "ERR_SOCKET_PATH_TOO_LONG",
   /** `kill(name)` in a listener: more than one live process has that name (names need not be unique); kill by id. */
   AMBIGUOUS_NAME: "ERR_AMBIGUOUS_NAME",
   /** The listener server's audit file cannot be opened. */

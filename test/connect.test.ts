@@ -190,6 +190,24 @@ test("a refused connection exits non-zero with a message naming host and port", 
   assert.equal(stderr.split("\n").length, 2, "one line, no stack trace");
 });
 
+test("confab connect to a Unix socket path over the OS's 107 bytes, or in a directory that does not exist, says so in one line", async () => {
+  const long = join(dir, "p".repeat(120 - dir.length));
+  const tooLong = await runConfab(["connect", long], "1\n");
+  assert.equal(tooLong.code, 1);
+  if (process.platform === "linux") {
+    assert.equal(
+      tooLong.stderr,
+      `confab: the Unix socket path ${long} is 121 bytes; linux takes at most 107 (and would cut it short): choose a shorter path\n`,
+    );
+  }
+  const missing = await runConfab(["connect", "unix:/no/such/dir/s.sock"], "1\n");
+  assert.equal(missing.code, 1);
+  assert.equal(
+    missing.stderr,
+    "confab: cannot connect to /no/such/dir/s.sock: the directory /no/such/dir does not exist (ENOENT)\n",
+  );
+});
+
 test("a missing or extra argument fails with the usage line", async () => {
   for (const args of [["connect"], ["connect", "127.0.0.1", "1", "extra"]]) {
     const { code, stdout, stderr } = await runConfab(args);

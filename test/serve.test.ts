@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -58,6 +58,68 @@ test("confab serve reports a missing export clearly", async () => {
   const { code, stderr } = await runConfab(["serve", "--service", "0", "--function", "./no/such/module.mjs#nope"]);
   assert.equal(code, 1);
   assert.match(stderr, /^confab: --function: cannot import \.\/no\/such\/module\.mjs/);
+});
+
+test("confab serve on a Unix socket in a directory that does not exist says that directory does not exist", async () => {
+  const { code, stdout, stderr } = await runConfab(["serve", "--service", "unix:/no/such/dir/s.sock"]);
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.equal(
+    stderr,
+    'confab: cannot start "unix:/no/such/dir/s.sock" server: the directory /no/such/dir of the socket /no/such/dir/s.sock does not exist (ENOENT)\n',
+  );
+});
+
+test(
+  "confab serve on a Unix socket path over the OS's 107 bytes refuses it, and leaves no socket under a shortened name",
+  { skip: process.platform !== "linux" },
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), "confab-long-"));
+    const path = join(dir, "q".repeat(130 - dir.length));
+    const { code, stderr } = await runConfab(["serve", "--service", `unix:${path}`]);
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      `confab: the Unix socket path ${path} is 131 bytes; linux takes at most 107 (and would cut it short): choose a shorter path\n`,
+    );
+    assert.deepEqual(await readdir(dir), [], "no stray socket");
+  },
+);
+
+test("confab serve --max-buffered-input bounds the unread input of a --function server: the connection over it is told why and logged", async () => {
+  const { child, output } = await startConfab(
+    [
+      "serve",
+      "--service",
+      "0",
+      "--function",
+      "examples/talk.ts#makeStreamAndTalk",
+      "--max-buffered-input",
+      "100000",
+      "--announce",
+    ],
+    /listening on 127\.0\.0\.1:(\d+)\n/,
+  );
+  children.push(child);
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)\n/.exec(output())?.[1]);
+  const c = await LineClient.connect(port);
+  c.send("x".repeat(200_000)); // no newline
+  assert.match(
+    (await c.line()) ?? "",
+    /^Error: the server held \d+ bytes of unread input, over its maxBufferedInput of 100000, and this connection the most \(\d+ bytes\); closing$/,
+  );
+  await c.closed();
+  await eventually(
+    () => /: dropped 127\.0\.0\.1:\d+: maxBufferedInput 100000: held \d+ of the \d+ bytes/.test(output()),
+    5000,
+    "the drop logged",
+  );
+  const ok = await LineClient.connect(port);
+  ok.send("still here\n");
+  assert.equal(await ok.line(), "You sent: 'still here'");
+  ok.destroy();
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
 });
 
 test("confab with an unknown command or option prints usage and exits 2", async () => {

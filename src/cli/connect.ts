@@ -10,7 +10,7 @@ import { resolveService } from "../comm/services.js";
 import { formatHostPort } from "../comm/address.js";
 import { lispString } from "../comm/lisp-string.js";
 import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
-import { unixSocketPath } from "../comm/endpoint.js";
+import { missingSocketDirectory, unixSocketPath } from "../comm/endpoint.js";
 import { tokenLine } from "../comm/token-line.js";
 import { INTERRUPT_LINE } from "../listener/session-input.js";
 import { readPem, readToken } from "./credentials.js";
@@ -107,9 +107,10 @@ function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined):
       secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
     socket.once("error", (error: NodeJS.ErrnoException) => {
       const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
-      reject(
-        new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${what}${error.message}`),
-      );
+      const directory = "path" in target && error.code === "ENOENT" ? missingSocketDirectory(target.path) : undefined;
+      const why =
+        directory === undefined ? `${what}${error.message}` : `the directory ${directory} does not exist (ENOENT)`;
+      reject(new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${why}`));
     });
     socket.once(secure === undefined ? "connect" : "secureConnect", () => {
       socket.removeAllListeners("error");

@@ -72,6 +72,7 @@ export async function serve(argv: string[]): Promise<never> {
       "max-connections": { type: "string" },
       "max-startups": { type: "string" },
       "idle-timeout": { type: "string" },
+      "max-buffered-input": { type: "string" },
       "proxy-protocol": { type: "boolean", default: false },
       log: { type: "string", default: "text" },
       "drain-timeout": { type: "string" },
@@ -106,6 +107,7 @@ export async function serve(argv: string[]): Promise<never> {
   const maxConnections = numberOption(values["max-connections"], "--max-connections");
   const maxStartups = numberOption(values["max-startups"], "--max-startups");
   const idleTimeout = numberOption(values["idle-timeout"], "--idle-timeout");
+  const maxBufferedInput = numberOption(values["max-buffered-input"], "--max-buffered-input");
   const drainTimeout = numberOption(values["drain-timeout"], "--drain-timeout") ?? DRAIN_MS;
   const workers = numberOption(values.workers, "--workers");
   if (workers !== undefined && (!Number.isInteger(workers) || workers < 1)) {
@@ -160,6 +162,7 @@ export async function serve(argv: string[]): Promise<never> {
     ...(maxConnections === undefined ? {} : { maxConnections }),
     ...(maxStartups === undefined ? {} : { maxStartups }),
     ...(idleTimeout === undefined ? {} : { idleTimeout }),
+    ...(maxBufferedInput === undefined ? {} : { maxBufferedInput }),
     ...(values["proxy-protocol"] ? { proxyProtocol: true } : {}),
     // The command logs server events (connections, refusals with their reason, how processes
     // ended) on standard output by default: a service's log is what an operator reads.

@@ -4,7 +4,7 @@ export const usage = `confab: TCP servers and a live TypeScript REPL inside a ru
 Usage:
   confab serve [--service S] [--host ADDR] [--function MODULE#EXPORT] [--announce]
                [--max-connections N] [--max-startups N] [--idle-timeout MS] [--eval-timeout MS]
-               [--drain-timeout MS]
+               [--max-buffered-input BYTES] [--drain-timeout MS]
                [--workers N] [--tls-cert FILE --tls-key FILE [--tls-ca FILE]] [--token-file FILE]
                [--audit FILE] [--record DIR] [--monitor [ADDR:]PORT] [--proxy-protocol]
                [--log text|json|none]
@@ -19,6 +19,9 @@ Usage:
       A listener server takes --max-connections sessions (default 100) and, besides,
       --max-startups connections not yet sessions (default 32; when one more comes,
       the oldest still waiting for its token or name line is dropped).
+      --max-buffered-input BYTES bounds the unread input all connections hold
+      together (default 64 MiB; 0: no bound): past it, the connection holding the
+      most is told why in one line and closed.
       Server events (connections, refusals and their reasons, how processes
       ended) are logged on standard output: --log text (default), json or none.
       On SIGINT or SIGTERM: stops accepting at once, lets running processes finish

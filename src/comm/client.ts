@@ -2,7 +2,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
 import { tokenLine, validateToken } from "./token-line.js";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, unixSocketPath } from "./endpoint.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, missingSocketDirectory, unixSocketPath } from "./endpoint.js";
 import { resolveService } from "./services.js";
 import { formatHostPort } from "./address.js";
 import { SocketStream, type SocketStreamOptions } from "./socket-stream.js";
@@ -182,7 +182,7 @@ function connect(
       const why =
         secure !== undefined && !CONNECT_CODES.has(code)
           ? `TLS handshake failed: ${error.message} (${code})`
-          : describe(code, error, "path" in target);
+          : describe(code, error, "path" in target ? target.path : undefined);
       reject(new ConfabError(code, `cannot connect to ${where}: ${why}`, { cause: error }));
     };
     socket.once("error", onError);
@@ -246,14 +246,20 @@ const CONNECT_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-function describe(code: string, error: Error, unix: boolean): string {
+function describe(code: string, error: Error, path: string | undefined): string {
+  const unix = path !== undefined;
   switch (code) {
     case "ECONNREFUSED":
       return unix
         ? "connection refused (nothing is listening on this socket)"
         : "connection refused (nothing is listening there)";
-    case "ENOENT":
-      return unix ? "no such socket (nothing is listening there)" : `${error.message} (${code})`;
+    case "ENOENT": {
+      if (!unix) return `${error.message} (${code})`;
+      const directory = missingSocketDirectory(path);
+      return directory === undefined
+        ? "no such socket (nothing is listening there)"
+        : `no such socket: the directory ${directory} does not exist`;
+    }
     case "EACCES":
       return unix ? "permission denied (the socket is another user's)" : `${error.message} (${code})`;
     case "ENOTFOUND":

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, lstatSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -439,4 +439,87 @@ test("TLS runs over a Unix socket too", async () => {
   assert.equal(await stream.readLine(), "echo: both");
   assert.ok(handles[0] instanceof tls.TLSSocket);
   stream.close();
+});
+
+/** A path under `dir` of exactly `bytes` bytes of UTF-8, ending in `.sock`, with a multi-byte character in it. */
+function pathOfBytes(bytes: number, fill = "s"): string {
+  const base = join(dir, "é"); // two bytes
+  return `${base}${fill.repeat(bytes - Buffer.byteLength(base) - ".sock".length)}.sock`;
+}
+
+test(
+  "a Unix socket path longer than the OS takes (107 bytes on Linux) is refused before binding; 107 bytes is served",
+  { skip: process.platform !== "linux" },
+  async () => {
+    const long = pathOfBytes(108);
+    assert.equal(Buffer.byteLength(long), 108);
+    assert.throws(
+      () => unixSocketPath(long),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfabError);
+        assert.equal(error.code, ErrorCodes.SOCKET_PATH_TOO_LONG);
+        assert.equal(
+          error.message,
+          `the Unix socket path ${long} is 108 bytes; linux takes at most 107 (and would cut it short): choose a shorter path`,
+        );
+        return true;
+      },
+    );
+    const before = new Set(await readdir(dir));
+    for (const service of [long, `unix:${long}`, `unix:${pathOfBytes(300)}`]) {
+      await assert.rejects(startUpServer({ service, function: () => undefined }), {
+        code: ErrorCodes.SOCKET_PATH_TOO_LONG,
+        message: /is (108|300) bytes; linux takes at most 107/,
+      });
+    }
+    // Nothing was bound: no socket under the name the OS would have cut it to.
+    assert.deepEqual(new Set(await readdir(dir)), before);
+    // The longest path the OS takes is served, and reached, whole.
+    const longest = pathOfBytes(107);
+    const { server } = await echoServer({ service: longest });
+    assert.equal(server.address, longest);
+    assert.ok(lstatSync(longest).isSocket());
+    const stream = await openTcpStream("localhost", longest, { readTimeout: 5000 });
+    streams.push(stream);
+    stream.writeLine("107 bytes");
+    stream.forceOutput();
+    assert.equal(await stream.readLine(), "echo: 107 bytes");
+    stream.close();
+  },
+);
+
+test(
+  'openTcpStream to a Unix socket path over the OS\'s limit is refused with its length, not a misleading "no such socket" or the socket its first 107 bytes name',
+  { skip: process.platform !== "linux" },
+  async () => {
+    // A server on the 107-byte path: a client whose path were cut to it would reach this one
+    // (libuv 1.46 says ENOENT instead: nothing listens on the whole path, which is just as wrong).
+    const longest = pathOfBytes(107, "c");
+    await echoServer({ service: longest });
+    const longer = `${longest}x`;
+    await assert.rejects(openTcpStream("localhost", longer), {
+      code: ErrorCodes.SOCKET_PATH_TOO_LONG,
+      message: /is 108 bytes; linux takes at most 107/,
+    });
+    assert.equal(await openTcpStream("localhost", longer, { errorp: false }), null);
+  },
+);
+
+test("a Unix socket in a directory that does not exist: the server and the client say that directory does not exist", async () => {
+  const missing = join(dir, "no-such-dir", "deeper");
+  const path = join(missing, "s.sock");
+  await assert.rejects(startUpServer({ service: `unix:${path}`, function: () => undefined }), (error: unknown) => {
+    assert.ok(error instanceof ConfabError);
+    // libuv says EACCES; the directory is what is missing.
+    assert.equal(error.code, "ENOENT");
+    assert.equal(
+      error.message,
+      `cannot start "unix:${path}" server: the directory ${missing} of the socket ${path} does not exist (ENOENT)`,
+    );
+    return true;
+  });
+  await assert.rejects(openTcpStream("localhost", path), {
+    code: "ENOENT",
+    message: `cannot connect to ${path}: no such socket: the directory ${missing} does not exist`,
+  });
 });

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import { lstatSync, chmodSync, unlinkSync } from "node:fs";
+import { existsSync, lstatSync, chmodSync, unlinkSync } from "node:fs";
 import net from "node:net";
-import { resolve as resolvePath } from "node:path";
+import { dirname, resolve as resolvePath } from "node:path";
 import tls from "node:tls";
 import { ConfabError, ErrorCodes, systemCode, type ConfabErrorCode } from "../errors.js";
 import { processContext } from "../mp/registry.js";
@@ -90,9 +90,29 @@ export interface BoundEndpoint {
 }
 
 /**
+ * The longest Unix socket path the OS takes, in bytes: `sun_path` holds 108 bytes on Linux
+ * and 104 on macOS and the BSDs, the terminating NUL included. `undefined` where confab does
+ * not know it (Windows names pipes, not files).
+ */
+export const MAX_UNIX_PATH_BYTES: number | undefined =
+  process.platform === "linux"
+    ? 107
+    : process.platform === "darwin" ||
+        process.platform === "freebsd" ||
+        process.platform === "openbsd" ||
+        process.platform === "netbsd"
+      ? 103
+      : undefined;
+
+/**
  * The Unix domain socket a service names (`unix:PATH`, or a string containing `/`), as an
  * absolute path; `undefined` for a TCP service (a port or a service name). Servers and
  * clients share it so that the same service string works on both sides.
+ *
+ * Throws `ERR_SOCKET_PATH_TOO_LONG` when the absolute path is longer (in UTF-8 bytes) than
+ * the OS takes ({@link MAX_UNIX_PATH_BYTES}): the OS would cut it short without a word,
+ * binding a socket of another name (left behind, and a misleading `ENOENT`) or connecting to
+ * one.
  */
 export function unixSocketPath(service: number | string | undefined): string | undefined {
   if (typeof service !== "string") return undefined;
@@ -105,7 +125,24 @@ export function unixSocketPath(service: number | string | undefined): string | u
   if (path === "" || path.includes("\0")) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `${JSON.stringify(service)} is not a usable Unix socket path`);
   }
-  return resolvePath(path);
+  const absolute = resolvePath(path);
+  const bytes = Buffer.byteLength(absolute, "utf8");
+  if (MAX_UNIX_PATH_BYTES !== undefined && bytes > MAX_UNIX_PATH_BYTES) {
+    throw new ConfabError(
+      ErrorCodes.SOCKET_PATH_TOO_LONG,
+      `the Unix socket path ${absolute} is ${bytes} bytes; ${process.platform} takes at most ${MAX_UNIX_PATH_BYTES} (and would cut it short): choose a shorter path`,
+    );
+  }
+  return absolute;
+}
+
+/**
+ * @internal The directory of the Unix socket `path` when it does not exist (what an `ENOENT`,
+ * or libuv's `EACCES` for a bind, then means), else `undefined`.
+ */
+export function missingSocketDirectory(path: string): string | undefined {
+  const directory = dirname(path);
+  return existsSync(directory) ? undefined : directory;
 }
 
 /** Whether a server with these TLS options admits only clients with a certificate signed by its CA. */
@@ -349,25 +386,27 @@ export function bindError(
   where: string,
 ): ConfabError {
   const { host } = spec;
-  const code = systemCode(error, ErrorCodes.LISTEN);
   const unix = spec.path !== undefined;
+  // libuv reports a Unix socket whose directory is missing as EACCES (as Windows would):
+  // say what is wrong, with the code that says it.
+  const missingDirectory =
+    unix && (error.code === "EACCES" || error.code === "ENOENT") ? missingSocketDirectory(spec.path) : undefined;
+  const code = missingDirectory !== undefined ? "ENOENT" : systemCode(error, ErrorCodes.LISTEN);
   const why =
-    code === "EADDRINUSE"
-      ? `${where} is already in use`
-      : code === "EACCES"
-        ? unix
-          ? `permission denied to create the socket ${where}`
-          : `permission denied to bind ${where} (ports below 1024 need privileges)`
-        : code === "EADDRNOTAVAIL"
-          ? `${host} is not an address of this machine`
-          : code === "ENOTFOUND" || code === "EAI_AGAIN"
-            ? `cannot resolve the address ${host}`
-            : code === "ENAMETOOLONG" || code === "EINVAL"
-              ? unix
-                ? `the socket path ${where} is too long (about 100 bytes at most)`
-                : `cannot bind ${where}: ${error.message}`
-              : code === "ENOENT" && unix
-                ? `the directory of ${where} does not exist`
+    missingDirectory !== undefined
+      ? `the directory ${missingDirectory} of the socket ${where} does not exist`
+      : code === "EADDRINUSE"
+        ? `${where} is already in use`
+        : code === "EACCES"
+          ? unix
+            ? `permission denied to create the socket ${where}`
+            : `permission denied to bind ${where} (ports below 1024 need privileges)`
+          : code === "EADDRNOTAVAIL"
+            ? `${host} is not an address of this machine`
+            : code === "ENOTFOUND" || code === "EAI_AGAIN"
+              ? `cannot resolve the address ${host}`
+              : (code === "ENAMETOOLONG" || code === "EINVAL") && unix
+                ? `the socket path ${where} is too long${MAX_UNIX_PATH_BYTES === undefined ? "" : ` (at most ${MAX_UNIX_PATH_BYTES} bytes)`}`
                 : `cannot bind ${where}: ${error.message}`;
   return new ConfabError(code, `cannot start ${spec.processName}: ${why} (${code})`, { cause: error });
 }

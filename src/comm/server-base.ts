@@ -48,6 +48,20 @@ export interface ConnectionLimits {
    * still queued for it; the connection's stream then reads end of file.
    */
   readonly idleTimeout?: number;
+  /**
+   * Most bytes of unread input the streams on the server's connections may hold together
+   * (default 64 MiB): those made with `createStream`, and those its `function` makes on the
+   * sockets it is handed. Each stream bounds its own lines (`streamOptions.maxLineLength`,
+   * 1 MiB), but not how many peers hold an unfinished one. When the total passes this, the
+   * connection holding the most is dropped, then the next largest while the total is still
+   * over: its reads fail with `ERR_INPUT_BUDGET`, its peer is sent the line
+   * `Error: the server held N bytes of unread input, over its maxBufferedInput of M, and this connection the most (K bytes); closing`
+   * after any output still queued for it, the counters count it as `dropped` and the logger
+   * hears a `dropped` event. Every other connection is served on. `0` or `Infinity`: no bound
+   * (each stream's own limits still apply). With `workers`, each worker has this budget.
+   * Input a `function` reads from the socket itself, without a stream, is its own to bound.
+   */
+  readonly maxBufferedInput?: number;
 }
 
 /** Where a server's events go; see {@link LoggerOption}. */
@@ -184,6 +198,8 @@ export interface ServerCounters {
   readonly refused: number;
   /** Connections closed by `idleTimeout`. */
   readonly timedOut: number;
+  /** Connections dropped for holding the most unread input when the server's total passed `maxBufferedInput`. */
+  readonly dropped: number;
   /** Bytes received on the server's connections (closed and open). */
   readonly bytesIn: number;
   /** Bytes sent on the server's connections (closed and open). */

@@ -54,6 +54,16 @@ export type ServerEvent =
       readonly reason: string;
     }
   | {
+      /** A connection was served, then ended by the server to keep within a limit (`maxBufferedInput`), with a one-line message. */
+      readonly event: "dropped";
+      /** The server's process name. */
+      readonly server: string;
+      /** The client's `host:port` (IPv6 in brackets), or `?`. */
+      readonly peer: string;
+      /** Why, such as `maxBufferedInput 67108864: held 1048000 of the 67109000 bytes of unread input, the most of any connection`. */
+      readonly reason: string;
+    }
+  | {
       /** A process started by the server's `function` ended. */
       readonly event: "process-ended";
       /** The server's process name. */
@@ -129,6 +139,8 @@ function describe(e: ServerEvent): string {
       return `accepted ${printable(e.peer)}`;
     case "refused":
       return `refused ${printable(e.peer)}: ${printable(e.reason)}`;
+    case "dropped":
+      return `dropped ${printable(e.peer)}: ${printable(e.reason)}`;
     case "process-ended":
       return `process ${e.id} ${quoted(e.process)} ${e.state}${e.reason === undefined ? "" : `: ${printable(e.reason)}`}`;
     case "session-started":

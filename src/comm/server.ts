@@ -13,6 +13,7 @@ import { serverLogger, type Logger, type ServerEvent } from "./server-log.js";
 import { ReportLimiter, reportError } from "../report.js";
 import { formatHostPort, peerOf } from "./address.js";
 import { endConnection, SocketStream } from "./socket-stream.js";
+import { budgetLimit, InputBudget } from "./input-budget.js";
 import { serverOf, watchAccepted, type SocketServer } from "./socket-listeners.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import {
@@ -75,10 +76,12 @@ export class TcpServerProcess extends ServerProcess {
   readonly #active = new Set<net.Socket>();
   readonly #idleTimeout: number;
   readonly #proxyProtocol: boolean;
+  readonly #inputBudget: InputBudget | undefined;
   #busy = false;
   #accepted = 0;
   #refused = 0;
   #timedOut = 0;
+  #dropped = 0;
   #errors = 0;
   #closedBytesIn = 0;
   #closedBytesOut = 0;
@@ -100,10 +103,19 @@ export class TcpServerProcess extends ServerProcess {
     const server = endpoint.server;
     this.#server = server;
     this.#dispatch = dispatch;
+    const limit = budgetLimit(limits.maxBufferedInput);
+    this.#inputBudget =
+      limit === undefined
+        ? undefined
+        : new InputBudget(limit, (peer, _held, reason) => {
+            this.#dropped++;
+            this.#log({ event: "dropped", server: name, peer, reason });
+          });
     // Every connection's local end is the listening address, unless that is a wildcard.
     const knownEnd = endpoint.family !== UNIX_FAMILY && endpoint.address !== "0.0.0.0" && endpoint.address !== "::";
     this.#watcher = {
       localEnd: knownEnd ? Object.freeze({ address: endpoint.address, port: endpoint.port }) : undefined,
+      inputBudget: this.#inputBudget,
       closed: (socket) => {
         this.#socketClosed(socket);
       },
@@ -136,6 +148,7 @@ export class TcpServerProcess extends ServerProcess {
       waiting: this.#queue.length,
       refused: this.#refused,
       timedOut: this.#timedOut,
+      dropped: this.#dropped,
       bytesIn,
       bytesOut,
       errors: this.#errors,
@@ -347,6 +360,7 @@ async function startOneServer(
     // A path (`unix:PATH`, or anything with a `/`) is a Unix domain socket: no port.
     path = unixSocketPath(service);
     port = path === undefined ? resolveService(service) : 0;
+    budgetLimit(options.maxBufferedInput); // checked before anything is bound
     hooks.check?.();
     if (options.reusePort === true && !REUSE_PORT_SUPPORTED) {
       throw new ConfabError(
@@ -396,6 +410,7 @@ async function startOneServer(
       ? {}
       : { maxConnections: options.maxConnections }),
     ...(options.idleTimeout === undefined ? {} : { idleTimeout: options.idleTimeout }),
+    ...(options.maxBufferedInput === undefined ? {} : { maxBufferedInput: options.maxBufferedInput }),
     ...(options.proxyProtocol === undefined ? {} : { proxyProtocol: options.proxyProtocol }),
   };
   const logger = serverLogger(options.logger, options.announce);

@@ -3,6 +3,7 @@
 // own (with a property on it), which costs about 100 bytes per event per connection: a tenth
 // of what confab adds to a raw socket.
 import type { Socket } from "node:net";
+import type { InputBudget } from "./input-budget.js";
 import type { ServerEvent } from "./server-log.js";
 
 /** A connection's local address and port. */
@@ -18,6 +19,8 @@ export interface LocalEnd {
 export interface SocketServer {
   /** The local end of every connection it accepts, when it knows it without asking the OS. */
   readonly localEnd: LocalEnd | undefined;
+  /** Its bound on the unread input of the streams on its connections (`maxBufferedInput`), if any. */
+  readonly inputBudget: InputBudget | undefined;
   /** One of its connections closed. */
   closed(socket: Socket): void;
   /** One of its connections went idle past the server's `idleTimeout`. */

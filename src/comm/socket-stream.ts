@@ -6,11 +6,13 @@ import { getCurrentProcess } from "../mp/registry.js";
 import { formatHostPort } from "./address.js";
 import { printable } from "./printable.js";
 import { LineFramer, type LineFramingOptions } from "./line-framing.js";
+import { accountHolders, type InputBudget } from "./input-budget.js";
 import {
   hearReaderEvents,
   knownLocalEnd,
   kReader,
   readerOf,
+  serverOf,
   watchForReader,
   type LocalEnd,
 } from "./socket-listeners.js";
@@ -145,6 +147,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   // stream's end of file.
   readonly #input: LineFramer;
   #inputError: Error | undefined;
+  // The accepting server's bound on the input all its streams hold (maxBufferedInput), if any.
+  readonly #budget: InputBudget | undefined;
   #paused = false;
 
   #pending: Read = Read.None;
@@ -176,6 +180,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#socket = socket;
     this.#config = streamConfig(options);
     this.#input = new LineFramer(this.#config);
+    this.#budget = serverOf(socket)?.inputBudget;
     // The peer is read now: Node forgets it when a reset destroys the socket. The local end
     // is read when first asked for, or when the stream closes (it is rarely wanted, and each
     // address costs an object and a string per connection).
@@ -424,6 +429,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   #failInput(error: Error): Error {
     this.#inputError = error;
     this.#input.clear();
+    this.#budget?.release(this);
     this.#paused = true;
     this.#socket.pause();
     return error;
@@ -467,6 +473,13 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     endStreamConnection = (stream, reason) => {
       stream.#endConnection(reason);
     };
+    accountHolders<SocketStream>({
+      held: (stream) => stream.#input.length,
+      drop: (stream, error, reason) => {
+        stream.#dropInput(error, reason);
+      },
+      peer: (stream) => stream.#peer(),
+    });
   }
 
   /** The connection is gone: what is buffered can still be read, then end of file. */
@@ -476,7 +489,23 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     this.#input.end();
     this.#waitingDrain = false;
     this.#serve();
+    // Its peer can send no more: what is left is the reader's to take or leave, and a budget
+    // that kept it would keep the stream alive after its reader let it go.
+    this.#budget?.release(this);
     this[kOwner]?.disown(this);
+  }
+
+  /**
+   * The server's budget of unread input (maxBufferedInput) dropped this stream, the one holding
+   * the most: its reads fail with `error`, and the peer gets the line `Error: <reason>` after
+   * what is already queued for it, then end of file.
+   */
+  #dropInput(error: ConfabError, reason: string): void {
+    this.#failInput(error);
+    if (this.#pending !== Read.None) this.#settle(undefined, error);
+    if (this.#closed || this.#socket.destroyed) return;
+    this.#flush();
+    this.#endWith(reason);
   }
 
   #data(chunk: Buffer): void {
@@ -487,6 +516,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       this.#paused = true;
       this.#socket.pause();
     }
+    // Once per chunk, not per line read: what reads take meanwhile is counted at the next chunk.
+    this.#budget?.hold(this, this.#input.length);
   }
 
   #error(error: NodeJS.ErrnoException): void {
@@ -723,6 +754,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
       }
     }
     this.#input.clear();
+    this.#budget?.release(this);
     clearTimeout(this.#readTimer);
     if (this.#pending !== Read.None) this.#settle(null, undefined);
   }

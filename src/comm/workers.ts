@@ -36,6 +36,7 @@ import { reportError } from "../report.js";
 import { DEFAULT_SERVICE, resolveService } from "./services.js";
 import { formatHostPort } from "./address.js";
 import { listeningLine, unixSocketPath } from "./endpoint.js";
+import { budgetLimit } from "./input-budget.js";
 import {
   announceTo,
   defaultProcessName,
@@ -131,6 +132,7 @@ const NO_COUNTERS: ServerCounters = Object.freeze({
   waiting: 0,
   refused: 0,
   timedOut: 0,
+  dropped: 0,
   bytesIn: 0,
   bytesOut: 0,
   errors: 0,
@@ -508,6 +510,7 @@ export async function startUpWorkers(
   let port: number;
   try {
     count = checkWorkers(options, hooks);
+    budgetLimit(options.maxBufferedInput); // refused here, not in every worker
     cluster = await loadCluster();
     port = resolveService(options.service ?? DEFAULT_SERVICE);
   } catch (error) {

@@ -357,6 +357,83 @@ test("more pages than maxClients get 503", async () => {
   }
 });
 
+/** A client that opens a connection and sends the start of a request whose headers never end. */
+class SlowHeaders {
+  readonly socket: net.Socket;
+  received = "";
+  closed = false;
+  closedAt = 0;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setEncoding("latin1");
+    socket.on("data", (text: string) => (this.received += text));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      this.closed = true;
+      this.closedAt = Date.now();
+    });
+  }
+
+  static open(port: number): Promise<SlowHeaders> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host: "127.0.0.1" }, () => {
+        socket.off("error", reject);
+        // No blank line: the headers never end.
+        socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `, () => resolve(new SlowHeaders(socket)));
+      });
+      socket.once("error", reject);
+    });
+  }
+}
+
+test("80 connections with unfinished headers do not keep a browser from the page: the oldest waiting are dropped with a 408", async () => {
+  const monitor = await startMonitor({ port: 0 });
+  const slow: SlowHeaders[] = [];
+  try {
+    // More than the monitor's 64 connections, one at a time so that their order is known.
+    for (let i = 0; i < 80; i++) slow.push(await SlowHeaders.open(monitor.port));
+    const started = Date.now();
+    const page = await request(monitor.port);
+    const elapsed = Date.now() - started;
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<html/i);
+    assert.ok(elapsed < 2000, `the page came in ${elapsed} ms (bound 2000)`);
+    // At most 16 wait at once: the oldest went first, each told 408, and the newest still wait.
+    await eventually(() => slow.filter((s) => s.closed).length >= 80 - 16, 2000, "the oldest slow clients dropped");
+    const dropped = slow.filter((s) => s.closed);
+    assert.ok(dropped.length <= 80 - 15, `${dropped.length} dropped`);
+    assert.deepEqual(
+      slow.map((s) => s.closed),
+      slow.map((_, i) => i < dropped.length),
+      "the oldest are the ones dropped",
+    );
+    for (const s of dropped) assert.match(s.received, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    // Another page load is as quick: the slow clients cannot win back their places.
+    const again = Date.now();
+    assert.equal((await request(monitor.port, { path: "/api/snapshot" })).status, 200);
+    assert.ok(Date.now() - again < 2000);
+  } finally {
+    for (const s of slow) s.socket.destroy();
+    processKill(monitor);
+  }
+});
+
+test("a connection whose headers do not end is dropped after the monitor's 5 s headersTimeout, not up to 40 s later", async () => {
+  const monitor = await startMonitor({ port: 0 });
+  const started = Date.now();
+  const slow = await SlowHeaders.open(monitor.port);
+  try {
+    await eventually(() => slow.closed, 8000, "the slow client dropped");
+    const after = slow.closedAt - started;
+    assert.ok(after >= 4500 && after < 7500, `dropped after ${after} ms (5 s headersTimeout, checked each second)`);
+    assert.match(slow.received, /^HTTP\/1\.1 408 /);
+  } finally {
+    slow.socket.destroy();
+    processKill(monitor);
+  }
+});
+
 test("startUpServer's monitor option starts a monitor as the server's child, killed with it", async () => {
   const server = await startUpServer({ function: makeStreamAndTalk, service: 0, monitor: { port: 0 } });
   const monitor = monitorOf(server);

@@ -22,11 +22,16 @@
  * - `GET /assets/asciinema-player.min.js` and `/assets/asciinema-player.css`: the page's
  *   replay player, from the installed `asciinema-player` package (see `player.ts`).
  *
+ * Bounds, so that clients that connect and never finish a request cannot keep a browser from
+ * the page: at most {@link MONITOR_MAX_CONNECTIONS} connections, of which at most
+ * {@link MONITOR_MAX_WAITING} waiting for a request's headers (one more drops the oldest of
+ * those with a 408), and {@link MONITOR_HEADERS_TIMEOUT_MS} to send the headers.
+ *
  * @module
  */
 import { randomBytes } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ConfabError, ErrorCodes } from "../errors.js";
@@ -84,6 +89,20 @@ export const DEFAULT_MONITOR_INTERVAL_MS = 1000;
 /** Default {@link MonitorOptions.maxClients}. */
 export const DEFAULT_MONITOR_CLIENTS = 8;
 
+/** Most connections to the monitor at once. */
+export const MONITOR_MAX_CONNECTIONS = 64;
+/**
+ * Most connections to the monitor at once that are waiting for a request's headers: new ones,
+ * and kept-alive ones between requests. One more drops the oldest of them, so clients that
+ * open connections and never finish a request cannot keep a browser from the page.
+ */
+export const MONITOR_MAX_WAITING = 16;
+/** Milliseconds a connection has to send a whole request's headers (Node checks once a second). */
+export const MONITOR_HEADERS_TIMEOUT_MS = 5_000;
+
+// What a connection dropped before its request hears, as Node's own headersTimeout says it.
+const DROPPED_RESPONSE = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
 const KILL_PATH = /^\/api\/processes\/(\d{1,15})\/kill$/;
 const RECORDINGS_PATH = "/api/recordings";
 const RECORDING_PREFIX = "/api/recordings/";
@@ -115,6 +134,9 @@ export class MonitorProcess extends Process implements ProcessResource {
   readonly #history: History;
   readonly #timer: NodeJS.Timeout;
   readonly #recordings: string | undefined;
+  // Every open connection, and those of them waiting for a request's headers, oldest first.
+  readonly #open = new Set<Socket>();
+  readonly #waiting = new Set<Socket>();
   #pushQueued = false;
 
   /** Not for users: use {@link startMonitor}. */
@@ -131,6 +153,7 @@ export class MonitorProcess extends Process implements ProcessResource {
     // Resolved now: a later chdir of the program must not move the monitor's directory.
     this.#recordings = options.recordings === undefined ? undefined : resolve(options.recordings);
     this.own(this);
+    server.on("connection", this.#onConnection);
     server.on("request", this.#onRequest);
     server.on("error", (error) => {
       reportError(`monitor "${this.name}" on ${formatHostPort(this.address, this.port)}`, error);
@@ -182,7 +205,35 @@ export class MonitorProcess extends Process implements ProcessResource {
     });
   }
 
+  /**
+   * Node's own `maxConnections` would refuse a browser while slow clients hold every place, and
+   * its `headersTimeout` frees a place only at its next check: the monitor limits connections
+   * itself, and one that arrives past a limit drops the oldest connection still waiting for its
+   * request (with a 408), so the newcomer is served at once.
+   */
+  readonly #onConnection = (socket: Socket): void => {
+    const open = this.#open;
+    const waiting = this.#waiting;
+    open.add(socket);
+    waiting.add(socket);
+    socket.once("close", () => {
+      open.delete(socket);
+      waiting.delete(socket);
+    });
+    if (waiting.size > MONITOR_MAX_WAITING || open.size > MONITOR_MAX_CONNECTIONS) {
+      // The newcomer itself when every other place is held by a request in progress (event
+      // streams, downloads).
+      dropWaiting(waiting.values().next().value as Socket);
+    }
+  };
+
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket;
+    this.#waiting.delete(socket);
+    // Kept alive after its response, the connection waits for its next request: the newest waiting.
+    res.once("finish", () => {
+      if (!socket.destroyed && this.#open.has(socket)) this.#waiting.add(socket);
+    });
     res.setHeader("Cache-Control", "no-store");
     res.setHeader("X-Content-Type-Options", "nosniff");
     res.setHeader("Referrer-Policy", "no-referrer");
@@ -360,6 +411,16 @@ export class MonitorProcess extends Process implements ProcessResource {
   }
 }
 
+/** Drops a connection before its request: it is told 408 and closed (destroyed once the line is out). */
+function dropWaiting(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(DROPPED_RESPONSE, () => socket.destroy());
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -433,13 +494,16 @@ export async function startMonitor(options: MonitorOptions): Promise<MonitorProc
   // that starts a monitor does not own (and close) its port.
   const server = processContext.exit(() =>
     http.createServer({
-      headersTimeout: 10_000,
+      headersTimeout: MONITOR_HEADERS_TIMEOUT_MS,
       requestTimeout: 15_000,
       keepAliveTimeout: 5_000,
       maxHeaderSize: 16 * 1024,
+      // Node checks the two timeouts above every 30 s by default: a slow client would hold
+      // its connection up to 35 s instead of 5.
+      connectionsCheckingInterval: 1_000,
     }),
   );
-  server.maxConnections = 64;
+  // The monitor limits its connections itself (see #onConnection): not server.maxConnections.
   let bound: AddressInfo;
   try {
     await processContext.exit(() => listenOn(server, { port, host }));

@@ -37,7 +37,17 @@ test("a snapshot lists servers with counters, processes with kind, parent, peer 
       id: server.id,
       name: "snap server",
       listening: `127.0.0.1:${server.port}`,
-      counters: { accepted: 1, active: 1, waiting: 0, refused: 0, timedOut: 0, bytesIn: 5, bytesOut: 17, errors: 0 },
+      counters: {
+        accepted: 1,
+        active: 1,
+        waiting: 0,
+        refused: 0,
+        timedOut: 0,
+        dropped: 0,
+        bytesIn: 5,
+        bytesOut: 17,
+        errors: 0,
+      },
     });
 
     const talk = snap.processes.find((p) => p.name === name);
