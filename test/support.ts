@@ -198,3 +198,28 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => probe.close(resolve));
   return port;
 }
+
+/**
+ * Records the `setNoDelay` and `setKeepAlive` calls made on any socket until `restore()`
+ * (`"nodelay true"`, `"keepalive true 5000"`): Node has no getter for either setting.
+ */
+export function spyOnSocketTuning(): { calls: string[]; restore: () => void } {
+  const calls: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as they were, and called with their socket
+  const { setNoDelay, setKeepAlive } = net.Socket.prototype;
+  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
+    calls.push(`nodelay ${String(noDelay)}`);
+    return setNoDelay.call(this, noDelay);
+  };
+  net.Socket.prototype.setKeepAlive = function (this: net.Socket, enable?: boolean, delay?: number) {
+    calls.push(`keepalive ${String(enable)} ${String(delay)}`);
+    return setKeepAlive.call(this, enable, delay);
+  };
+  return {
+    calls,
+    restore: () => {
+      net.Socket.prototype.setNoDelay = setNoDelay;
+      net.Socket.prototype.setKeepAlive = setKeepAlive;
+    },
+  };
+}

@@ -8,7 +8,7 @@ import tls from "node:tls";
 import { after, test } from "node:test";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { processKill, processRunFunction } from "../mp/process.js";
-import { eventually } from "../../test/support.js";
+import { eventually, spyOnSocketTuning } from "../../test/support.js";
 import { makeTestCertificates } from "../../test/tls-certs.js";
 import { startTalkServer } from "../../examples/talk.js";
 import { openTcpStream } from "./client.js";
@@ -123,25 +123,14 @@ test("openTcpStream's localPort, nodelay and keepalive options reach the socket"
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   const localPort = await closedPort();
-  const calls: string[] = [];
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as they were, and called with their socket
-  const { setNoDelay, setKeepAlive } = net.Socket.prototype;
-  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
-    calls.push(`nodelay ${String(noDelay)}`);
-    return setNoDelay.call(this, noDelay);
-  };
-  net.Socket.prototype.setKeepAlive = function (this: net.Socket, enable?: boolean, delay?: number) {
-    calls.push(`keepalive ${String(enable)} ${String(delay)}`);
-    return setKeepAlive.call(this, enable, delay);
-  };
+  const { calls, restore } = spyOnSocketTuning();
   try {
     const stream = await openTcpStream("127.0.0.1", port, { localPort, nodelay: true, keepalive: 30_000 });
     assert.equal(stream.localPort, localPort);
     assert.deepEqual(calls, ["nodelay true", "keepalive true 30000"]);
     stream.close();
   } finally {
-    net.Socket.prototype.setNoDelay = setNoDelay;
-    net.Socket.prototype.setKeepAlive = setKeepAlive;
+    restore();
     server.close();
   }
   await eventually(() => seen.length === 1, 2000, "the server saw the connection");

@@ -157,24 +157,17 @@ function connect(
       secure === undefined
         ? net.connect({ ...address, allowHalfOpen: true, ...localOptions })
         : tls.connect(tlsConnectOptions(target, { ...address, ...localOptions }, secure));
-    let handshakeTimer: NodeJS.Timeout | undefined;
-    if (secure !== undefined && handshakeTimeout > 0) {
-      // The clock starts once the TCP connection is up: connectTimeout covers reaching the server.
-      socket.once("connect", () => {
-        handshakeTimer = setTimeout(() => {
-          socket.off("error", onError);
-          socket.on("error", () => undefined);
-          socket.destroy();
-          reject(
-            new ConfabError(
-              ErrorCodes.CONNECT_TIMEOUT,
-              `cannot connect to ${where}: the TLS handshake did not finish within ${handshakeTimeout} ms (handshakeTimeout)`,
-            ),
-          );
-        }, handshakeTimeout);
-      });
-    }
     let timer: NodeJS.Timeout | undefined;
+    let handshakeTimer: NodeJS.Timeout | undefined;
+    // A limit passed: the socket is dropped (its late errors ignored) and the caller told why.
+    const giveUp = (why: string): void => {
+      clearTimeout(timer);
+      clearTimeout(handshakeTimer);
+      socket.off("error", onError);
+      socket.on("error", () => undefined);
+      socket.destroy();
+      reject(new ConfabError(ErrorCodes.CONNECT_TIMEOUT, `cannot connect to ${where}: ${why}`));
+    };
     const onError = (error: NodeJS.ErrnoException): void => {
       clearTimeout(timer);
       clearTimeout(handshakeTimer);
@@ -194,16 +187,16 @@ function connect(
     });
     if (timeout !== undefined && timeout > 0) {
       timer = setTimeout(() => {
-        socket.off("error", onError);
-        socket.on("error", () => undefined);
-        socket.destroy();
-        reject(
-          new ConfabError(
-            ErrorCodes.CONNECT_TIMEOUT,
-            `cannot connect to ${where}: no answer within ${timeout} ms (connectTimeout)`,
-          ),
-        );
+        giveUp(`no answer within ${timeout} ms (connectTimeout)`);
       }, timeout);
+    }
+    if (secure !== undefined && handshakeTimeout > 0) {
+      // The clock starts once the TCP connection is up: connectTimeout covers reaching the server.
+      socket.once("connect", () => {
+        handshakeTimer = setTimeout(() => {
+          giveUp(`the TLS handshake did not finish within ${handshakeTimeout} ms (handshakeTimeout)`);
+        }, handshakeTimeout);
+      });
     }
   });
 }

@@ -9,7 +9,7 @@ import { ConfabError, ErrorCodes } from "../errors.js";
 import { listAllProcesses } from "../mp/registry.js";
 import { kOwner, processKill, processRunFunction, type Process } from "../mp/process.js";
 import { kWait } from "../mp/wait-state.js";
-import { captureReports, eventually, portOpen, sleep, testServers } from "../../test/support.js";
+import { captureReports, eventually, portOpen, sleep, spyOnSocketTuning, testServers } from "../../test/support.js";
 import { makeStreamAndTalk } from "../../examples/talk.js";
 import { defaultProcessName, serverTerminate, startUpServer } from "../index.js";
 import { resetServicesDatabase } from "./services.js";
@@ -262,17 +262,7 @@ test("200 concurrent clients each get their lines back once, in order", async ()
 });
 
 test("nodelay and keepalive are set on every accepted socket", async () => {
-  const calls: string[] = [];
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as they were, and called with their socket
-  const { setNoDelay, setKeepAlive } = net.Socket.prototype;
-  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
-    calls.push(`nodelay ${String(noDelay)}`);
-    return setNoDelay.call(this, noDelay);
-  };
-  net.Socket.prototype.setKeepAlive = function (this: net.Socket, enable?: boolean, delay?: number) {
-    calls.push(`keepalive ${String(enable)} ${String(delay)}`);
-    return setKeepAlive.call(this, enable, delay);
-  };
+  const { calls, restore } = spyOnSocketTuning();
   try {
     let accepted = 0;
     const server = await startUpServer({
@@ -291,8 +281,7 @@ test("nodelay and keepalive are set on every accepted socket", async () => {
     client.destroy();
     serverTerminate(server);
   } finally {
-    net.Socket.prototype.setNoDelay = setNoDelay;
-    net.Socket.prototype.setKeepAlive = setKeepAlive;
+    restore();
   }
 });
 

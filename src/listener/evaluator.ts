@@ -632,7 +632,7 @@ export class Evaluator {
     // One parenthesized function, which V8 compiles at once (a function nested in it would be
     // parsed twice: skimmed with the script, compiled when first called).
     // Code without `await` runs the same in a plain function, which costs less to compile and to
-    // call, and answers without a promise (see evaluateNow).
+    // call, and answers without a promise (see evaluateIfComplete).
     const sync = !AWAIT.test(generated.prologue) && !AWAIT.test(generated.body);
     const fn = `(${sync ? "" : "async "}function (${HELPER}) { with (${HELPER}.scope) {${generated.prologue}\n${generated.body}\n} })`;
     // Under vm's watchdog the user code must run inside the vm call: the script calls its
