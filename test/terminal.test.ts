@@ -26,8 +26,13 @@ before(async () => {
   if (!hasTmux) return;
   dir = await mkdtemp(join(tmpdir(), "confab-terminal-"));
   historyFile = join(dir, "history");
-  // A known shell runs each pane's command; remain-on-exit keeps the screen of a client that has ended.
-  await writeFile(join(dir, "tmux.conf"), "set -g default-shell /bin/sh\nset -g remain-on-exit on\n");
+  // A known shell runs each pane's command; remain-on-exit keeps the screen of a client that has
+  // ended; exit-empty off keeps the tmux server up between panes (a pane started while the server
+  // exits after the last one closed fails with "server exited unexpectedly"). after() stops it.
+  await writeFile(
+    join(dir, "tmux.conf"),
+    "set -g default-shell /bin/sh\nset -g remain-on-exit on\nset -s exit-empty off\n",
+  );
   server = await startUpServer({ service: 0, context: { uniqueWidgetName: 1 } });
 });
 
