@@ -6,6 +6,7 @@
  * @module
  */
 import type { SocketStream } from "../comm/socket-stream.js";
+import { isInterruptRequest } from "./structured-protocol.js";
 
 /**
  * The interrupt, on the wire: a line holding just ETX (U+0003, what Ctrl-C types), as
@@ -35,6 +36,7 @@ export class SessionInput {
   #done = false;
   #endedTold = false;
   #failure: Error | undefined;
+  #structured = false;
 
   /** Starts reading `stream` at once; at most about `maxQueued` characters wait unread. */
   constructor(stream: SocketStream, maxQueued: number, events: SessionInputEvents) {
@@ -55,13 +57,36 @@ export class SessionInput {
   }
 
   /**
+   * From now on the session is in structured mode: the interrupt request
+   * (`{"op":"interrupt"}`) interrupts too, and an interrupt drops only itself, since every
+   * input queued behind it has an id that is owed an answer.
+   */
+  structure(): void {
+    this.#structured = true;
+  }
+
+  #isInterrupt(line: string): boolean {
+    return line === INTERRUPT_LINE || (this.#structured && isInterruptRequest(line));
+  }
+
+  /**
    * Takes an interrupt that arrived before the session was ready to be told of it (it came just
    * behind the input now starting): `true` if one was waiting, and then the lines queued with it
-   * are dropped too.
+   * are dropped too. In structured mode only an interrupt right behind the input counts (one
+   * behind a later request was sent after that request, and waits its turn), and only it is
+   * dropped.
    */
   takeInterrupt(): boolean {
-    if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
-    this.#clear();
+    if (!this.#structured) {
+      if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
+      this.#clear();
+      return true;
+    }
+    const line = this.#queue[this.#head];
+    if (line === undefined || !this.#isInterrupt(line)) return false;
+    this.#head++;
+    this.#queuedChars -= line.length;
+    if (!this.#reading && !this.#done) void this.#pump();
     return true;
   }
 
@@ -111,8 +136,15 @@ export class SessionInput {
           this.#end();
           return;
         }
-        if (line === INTERRUPT_LINE && this.#waiter === undefined && this.#events.interrupt()) {
-          this.#clear();
+        // The plain test first: in plain mode a line costs one comparison, as before.
+        if (
+          (line === INTERRUPT_LINE || (this.#structured && isInterruptRequest(line))) &&
+          this.#waiter === undefined &&
+          // In structured mode an interrupt read behind waiting requests waits its turn too.
+          (!this.#structured || this.#head === this.#queue.length) &&
+          this.#events.interrupt()
+        ) {
+          if (!this.#structured) this.#clear();
           continue;
         }
         const waiter = this.#waiter;
