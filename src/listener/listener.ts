@@ -157,8 +157,10 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   // Set while an input is evaluated: settles the wait for it early.
   let abandon: ((why: Abandoned) => void) | undefined;
   const input = new SessionInput(stream, maxInput, {
-    interrupt: () => {
+    interrupt: (line) => {
       if (abandon === undefined) return false;
+      // In structured mode an interrupt may name another input (one still waiting): it waits its turn.
+      if (structured && !interruptMeant(line, runningId, true)) return false;
       abandon("interrupted");
       return true;
     },
@@ -226,7 +228,8 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       abandon = resolve;
       void now.then(resolve);
     });
-    if (input.takeInterrupt()) abandon?.("interrupted");
+    const meant = structured ? (line: string, first: boolean) => interruptMeant(line, runningId, first) : undefined;
+    if (input.takeInterrupt(meant)) abandon?.("interrupted");
     else if (input.ended) {
       // The connection ended with this input in it: it is answered if it settles at once.
       const stop = abandon;
@@ -425,6 +428,17 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
 function firstLine(text: string): string {
   const line = text.split("\n", 1)[0] ?? "";
   return line.length > 500 ? `${line.slice(0, 500)}…` : line;
+}
+
+/**
+ * Whether an interrupt line (ETX, or the structured request) is meant for the input `running`:
+ * one that names it is; one that names no input is meant for whichever runs when it is read, or,
+ * if it was waiting, for the input it came right behind (`first`).
+ */
+function interruptMeant(line: string, running: InputId | null, first: boolean): boolean {
+  const request = line === INTERRUPT_LINE ? undefined : parseStructuredRequest(line);
+  const id = request !== undefined && "op" in request && request.op === "interrupt" ? request.id : undefined;
+  return id === undefined ? first : id === running;
 }
 
 /** Whether an input's error is the evaluation time limit's. */

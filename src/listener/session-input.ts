@@ -17,8 +17,11 @@ export const INTERRUPT_LINE = "\u0003";
 
 /** What the session is told as it happens, whatever it is waiting for. */
 export interface SessionInputEvents {
-  /** An interrupt line arrived; return `true` if it was taken (an input was running): lines waiting behind it are dropped. */
-  interrupt(): boolean;
+  /**
+   * An interrupt line arrived (the line, for a structured request that may name its input);
+   * return `true` if it was taken (an input was running): lines waiting behind it are dropped.
+   */
+  interrupt(line: string): boolean;
   /** The connection's input ended (end of file, reset, the stream closed), on a later turn of the event loop. */
   ended(): void;
 }
@@ -65,29 +68,27 @@ export class SessionInput {
     this.#structured = true;
   }
 
-  #isInterrupt(line: string): boolean {
-    return line === INTERRUPT_LINE || (this.#structured && isInterruptRequest(line));
-  }
-
   /**
    * Takes an interrupt that arrived before the session was ready to be told of it (it came just
    * behind the input now starting): `true` if one was waiting, and then the lines queued with it
-   * are dropped too. In structured mode only an interrupt right behind the input counts (one
-   * behind a later request was sent after that request, and waits its turn), and only it is
-   * dropped.
+   * are dropped too. In structured mode, `meant` says which waiting interrupt is meant for the
+   * input now starting (given each interrupt line and whether it is the first line waiting), and
+   * only that line is dropped.
    */
-  takeInterrupt(): boolean {
-    if (!this.#structured) {
+  takeInterrupt(meant?: (line: string, first: boolean) => boolean): boolean {
+    if (!this.#structured || meant === undefined) {
       if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
       this.#clear();
       return true;
     }
-    const line = this.#queue[this.#head];
-    if (line === undefined || !this.#isInterrupt(line)) return false;
-    this.#head++;
-    this.#queuedChars -= line.length;
-    if (!this.#reading && !this.#done) void this.#pump();
-    return true;
+    for (let at = this.#head; at < this.#queue.length; at++) {
+      const line = this.#queue[at] as string;
+      if (!(line === INTERRUPT_LINE || isInterruptRequest(line)) || !meant(line, at === this.#head)) continue;
+      this.#queue.splice(at, 1);
+      this.#queuedChars -= line.length;
+      return true;
+    }
+    return false;
   }
 
   #clear(): void {
@@ -140,9 +141,7 @@ export class SessionInput {
         if (
           (line === INTERRUPT_LINE || (this.#structured && isInterruptRequest(line))) &&
           this.#waiter === undefined &&
-          // In structured mode an interrupt read behind waiting requests waits its turn too.
-          (!this.#structured || this.#head === this.#queue.length) &&
-          this.#events.interrupt()
+          this.#events.interrupt(line)
         ) {
           if (!this.#structured) this.#clear();
           continue;

@@ -20,7 +20,11 @@ export type InputId = string | number;
 export type StructuredRequest =
   | { readonly op: "eval"; readonly id: InputId; readonly code: string }
   | { readonly op: "complete"; readonly id: InputId; readonly code: string }
-  | { readonly op: "interrupt" };
+  | {
+      readonly op: "interrupt";
+      /** The input meant: running, or still waiting to run. Without it, whichever input is running. */
+      readonly id?: InputId;
+    };
 
 /**
  * How an input ended, in a `ret` answer: its value, an error it threw, the evaluation time limit,
@@ -97,7 +101,7 @@ export function parseStructuredRequest(line: string): StructuredRequest | Reques
   const id = isId(fields.id) ? fields.id : null;
   switch (fields.op) {
     case "interrupt":
-      return { op: "interrupt" };
+      return id === null ? { op: "interrupt" } : { op: "interrupt", id };
     case "eval":
     case "complete": {
       if (id === null) return { error: `"${fields.op}" needs an "id" (a string or a number)`, id };
