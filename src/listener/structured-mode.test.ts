@@ -1,6 +1,10 @@
 // The listener's structured mode on real sockets: the handshake, every message kind, malformed
 // requests, interrupts, the time limit, kill, end of file, and the audit of a structured session.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { before, test } from "node:test";
 import { eventually, testServers, type LineClient } from "../../test/support.js";
 import type { ServerProcess } from "../index.js";
@@ -325,4 +329,42 @@ test("the audit of a structured session: start, each input before it runs, its o
     ["outcome", 5, "abandoned", "number", null],
     ["end", "end of file while input 5 ran (abandoned)", 4],
   ]);
+});
+
+test("a structured session is recorded as the plain session it stands for: code typed, output, values, prompts", async () => {
+  const recordings = await mkdtemp(join(tmpdir(), "confab-structured-recording-"));
+  try {
+    const recorded = await start({ record: recordings });
+    const raw = await client(recorded.port);
+    raw.send('"recorded"\n\u0010hello {"structured":true}\n');
+    raw.send(`${JSON.stringify({ op: "eval", id: 1, code: "6 * 7" })}\n`);
+    raw.send(`${JSON.stringify({ op: "eval", id: 2, code: "console.log('hi');\n'two lines'" })}\n`);
+    await raw.until('"id":2,"input":2');
+    raw.end();
+    await raw.closed();
+    let file = "";
+    await eventually(() => {
+      const names = readdirSync(recordings).filter((name) => name.endsWith(".cast"));
+      file = names.length === 1 ? join(recordings, names[0] as string) : "";
+      return file !== "" && readFileSync(file, "utf8").includes("session ended");
+    });
+    // asciicast v2: a header line, then [time, "o" | "i", text] events.
+    const events = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((line) => JSON.parse(line) as [number, string, string]);
+    const shown = events.flatMap(([, kind, text]) => (kind === "o" ? [text] : [])).join("");
+    const sent = events.flatMap(([, kind, text]) => (kind === "i" ? [text] : [])).join("");
+    assert.ok(
+      shown.startsWith(
+        "CL-USER 1 > 6 * 7\r\n42\r\nCL-USER 2 > console.log('hi');\r\n'two lines'\r\nhi\r\n'two lines'\r\nCL-USER 3 > ",
+      ),
+      JSON.stringify(shown),
+    );
+    assert.equal(sent, "6 * 7\nconsole.log('hi');\n'two lines'\n");
+    assert.doesNotMatch(shown + sent, /"tag"|"op"|\u0010/, "no protocol on record");
+  } finally {
+    await rm(recordings, { recursive: true, force: true });
+  }
 });
