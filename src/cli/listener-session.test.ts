@@ -6,9 +6,15 @@ import { after, before, test } from "node:test";
 import { eventually, testServers } from "../../test/support.js";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import type { ServerProcess } from "../index.js";
-import { processKill } from "../mp/process.js";
+import { processKill, type Process } from "../mp/process.js";
 import { findProcessFromName } from "../mp/registry.js";
-import { listenerEndpoint, openStructuredSession, type ListenerEndpoint } from "./listener-session.js";
+import {
+  listenerEndpoint,
+  openStructuredSession,
+  type EvaluationResult,
+  type ListenerEndpoint,
+  type StructuredSession,
+} from "./listener-session.js";
 
 const { start } = testServers();
 const TOKEN = "listener-session-test-token";
@@ -91,23 +97,29 @@ test("output while no input runs goes to onStrayOutput, not to a later input", a
   await session.close();
 });
 
-test("a session killed while an input runs: its evaluate rejects with ERR_SESSION_ENDED, ended says why", async () => {
-  const session = await openStructuredSession(endpoint(server.port, { name: "killed by test" }));
+/** A session named `name` with an input that never settles, seen running by the server; and the session's process. */
+async function hangingSession(name: string): Promise<{
+  session: StructuredSession;
+  running: Promise<EvaluationResult>;
+  process: Process;
+}> {
+  const session = await openStructuredSession(endpoint(server.port, { name }));
   const running = session.evaluate("await new Promise(() => {})");
-  const process = findProcessFromName("killed by test");
+  const process = findProcessFromName(name);
   assert.ok(process);
   await eventually(() => process.whostate?.startsWith("Evaluating") === true);
+  return { session, running, process };
+}
+
+test("a session killed while an input runs: its evaluate rejects with ERR_SESSION_ENDED, ended says why", async () => {
+  const { session, running, process } = await hangingSession("killed by test");
   processKill(process);
   await assert.rejects(running, failsWith(ErrorCodes.SESSION_ENDED, /ended before answering: session killed/));
   assert.match(await session.ended, /^session killed/);
 });
 
 test("interrupt stops the input running: it resolves as interrupted, and the session goes on", async () => {
-  const session = await openStructuredSession(endpoint(server.port, { name: "interrupted by test" }));
-  const running = session.evaluate("await new Promise(() => {})");
-  const process = findProcessFromName("interrupted by test");
-  assert.ok(process);
-  await eventually(() => process.whostate?.startsWith("Evaluating") === true);
+  const { session, running } = await hangingSession("interrupted by test");
   session.interrupt();
   assert.equal((await running).status, "interrupted");
   assert.equal((await session.evaluate("2")).value, "2");

@@ -30,6 +30,8 @@ interface Structured {
   readonly raw: LineClient;
   send(message: unknown): void;
   next(timeout?: number): Promise<StructuredReply>;
+  /** Ends the client's side and waits for the listener to close. */
+  close(): Promise<void>;
 }
 
 async function structured(name: string): Promise<Structured> {
@@ -48,6 +50,10 @@ async function structured(name: string): Promise<Structured> {
     raw,
     send: (message) => {
       raw.send(`${typeof message === "string" ? message : JSON.stringify(message)}\n`);
+    },
+    close: async () => {
+      raw.end();
+      await raw.closed();
     },
     next: async (timeout = 5000) => {
       const line = await raw.line(timeout);
@@ -96,8 +102,7 @@ test("eval answers with ret: the value as the REPL prints it, the input's number
     exception: false,
     status: "value",
   });
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("a multi-line input is one message; declarations persist, TypeScript and await included", async () => {
@@ -111,8 +116,7 @@ test("a multi-line input is one message; declarations persist, TypeScript and aw
   s.send({ op: "eval", id: 2, code: "twice(n) + app.users.length" });
   const reply = await s.next();
   assert.equal(reply.tag === "ret" && reply.val, "42");
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("output while an input runs is out with its id, before its ret; a stray timer's has id null", async () => {
@@ -127,8 +131,7 @@ test("output while an input runs is out with its id, before its ret; a stray tim
   const ret = await s.next();
   assert.equal(ret.tag === "ret" && ret.val, "'done'");
   assert.deepEqual(await s.next(), { tag: "out", id: null, text: "late\n" });
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("a thrown error is ret with exception true and the error as printed; the session goes on", async () => {
@@ -147,8 +150,7 @@ test("a thrown error is ret with exception true and the error as printed; the se
   s.send({ op: "eval", id: 3, code: "'still here'" });
   const after = await s.next();
   assert.equal(after.tag === "ret" && after.val, "'still here'");
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("malformed requests are err answers saying what was wrong, and the session goes on", async () => {
@@ -181,16 +183,14 @@ test("malformed requests are err answers saying what was wrong, and the session 
   s.send({ op: "eval", id: 8, code: "'after all that'" });
   const after = await s.next();
   assert.deepEqual(after.tag === "ret" && [after.input, after.val], [1, "'after all that'"]);
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("complete answers with completions and the prefix they replace", async () => {
   const s = await structured("completion");
   s.send({ op: "complete", id: "c", code: "app.us" });
   assert.deepEqual(await s.next(), { tag: "completions", id: "c", completions: ["users"], prefix: "us" });
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("an interrupt request abandons the input running; the inputs behind it still run and are answered", async () => {
@@ -214,8 +214,7 @@ test("an interrupt request abandons the input running; the inputs behind it stil
   s.send({ op: "eval", id: 4, code: "_" });
   const last = await s.next();
   assert.deepEqual(last.tag === "ret" && [last.id, last.val], [4, "'next'"]);
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("an interrupt that names its input stops that one, even if it was still waiting to run", async () => {
@@ -235,8 +234,7 @@ test("an interrupt that names its input stops that one, even if it was still wai
     ["b", "interrupted"],
     ["c", "value"],
   ]);
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("the evaluation time limit answers ret with status timeout, and the session goes on", async () => {
@@ -249,8 +247,7 @@ test("the evaluation time limit answers ret with status timeout, and the session
   assert.ok(reply.ms >= 250, `it ran until the limit (${reply.ms} ms)`);
   s.send({ op: "eval", id: 2, code: "1" });
   assert.equal((await s.next()).tag, "ret");
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
 });
 
 test("kill() from another session ends a structured session with an err whose id is null, in JSON", async () => {
@@ -277,8 +274,7 @@ test("a line past the connection's limit is an err, the session ends, and the se
   const again = await structured("after huge");
   again.send({ op: "eval", id: 1, code: "1" });
   assert.equal((await again.next()).tag, "ret");
-  again.raw.end();
-  await again.raw.closed();
+  await again.close();
 });
 
 test("the audit of a structured session: start, each input before it runs, its outcome and ms, the end", async () => {
@@ -297,8 +293,7 @@ test("the audit of a structured session: start, each input before it runs, its o
   await s.next();
   s.send({ op: "eval", id: 5, code: "await new Promise(() => {})" });
   await eventually(() => mine().some((r) => r.event === "input" && r.input === 5));
-  s.raw.end();
-  await s.raw.closed();
+  await s.close();
   await eventually(() => mine().some((r) => r.event === "session-end"));
   const summary = mine().map((r) =>
     r.event === "input"
