@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { childEnv, runConfab, startConfab } from "./cli.js";
+import { makeTestCertificates } from "./tls-certs.js";
 
 const children: ChildProcess[] = [];
 const silent: net.Server[] = [];
@@ -161,6 +162,32 @@ test("a wrong token is exit 2 with the server's refusal; the right one gets a se
   const right = await runConfab(["eval", String(guarded), "'let in'", "--token-file", tokenFile]);
   assert.equal(right.stdout, "'let in'\n");
   assert.equal(right.code, 0);
+});
+
+test("confab eval over a Unix socket, and over TLS with a client certificate (none: exit 2)", async () => {
+  const socket = join(dir, "listener.sock");
+  await startConfab(["serve", "--service", `unix:${socket}`], /listening on/).then(({ child }) => children.push(child));
+  const local = await runConfab(["eval", `unix:${socket}`, "'by socket'"]);
+  assert.deepEqual([local.code, local.stdout], [0, "'by socket'\n"]);
+
+  const certs = await makeTestCertificates(join(dir, "certs"));
+  const secure = await serve([
+    "--service",
+    "0",
+    "--tls-cert",
+    certs.server.certFile,
+    "--tls-key",
+    certs.server.keyFile,
+    "--tls-ca",
+    certs.ca.certFile,
+  ]);
+  const client = ["--ca", certs.ca.certFile, "--cert", certs.client.certFile, "--key", certs.client.keyFile];
+  const good = await runConfab(["eval", "localhost", String(secure), ...client, "'over TLS'"]);
+  assert.deepEqual([good.code, good.stdout, good.stderr], [0, "'over TLS'\n", ""]);
+  const refused = await runConfab(["eval", String(secure), "--ca", certs.ca.certFile, "'no certificate'"]);
+  assert.equal(refused.code, 2);
+  assert.equal(refused.stdout, "");
+  assert.match(refused.stderr, /^confab: /);
 });
 
 // --each-address: a name with two loopback addresses. CI's .ci/run adds them to /etc/hosts.
