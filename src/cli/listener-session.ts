@@ -45,7 +45,7 @@ import { INTERRUPT_LINE } from "../listener/session-input.js";
 import { readPem, readToken } from "./credentials.js";
 
 /** Most a server may send before its listener greeting: past it, it is not a listener (or a hostile one). */
-export const MAX_GREETING = 64 * 1024;
+const MAX_GREETING = 64 * 1024;
 /** Most program output held while waiting for the end of its line: past it, it is shown as it is. */
 const MAX_PENDING_OUTPUT = 1024 * 1024;
 /** Longest answer line a structured session takes (a value printed at great length): past it, the session fails. */
@@ -226,7 +226,7 @@ export function openListenerSocket(
  * Splits what the listener sends into program output and frames. Text before the listener's
  * hello frame is the plain-mode greeting and is dropped, unless the connection ends without
  * a hello: then it is the server's refusal, and is shown. What is held is bounded: a greeting
- * past {@link MAX_GREETING} is refused ({@link push} returns `false`), and output without a
+ * past 64 KiB is refused ({@link push} returns `false`), and output without a
  * newline past `maxPending` (default 1 MiB) is passed on as it is.
  */
 export class ListenerReader {

@@ -77,7 +77,9 @@ export type StructuredReply =
 
 /** A request that could not be taken: what to answer, with the message's id if it had one. */
 export interface RequestError {
+  /** What was wrong, to be sent back as an `err` answer's message. */
   readonly error: string;
+  /** The message's id, if it had a readable one: the `err` answer carries it. */
   readonly id: InputId | null;
 }
 
