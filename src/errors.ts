@@ -82,6 +82,12 @@ export const ErrorCodes = {
   TLS_CLIENT_REFUSED: "ERR_TLS_CLIENT_REFUSED",
   /** A connection that must start with a PROXY protocol header (`proxyProtocol`) sent none, a malformed one, or none in time. */
   BAD_PROXY_HEADER: "ERR_BAD_PROXY_HEADER",
+  /** A listener server refused a client's session before it began (a wrong token, a bad name line, not a listener): the message has its words. */
+  LISTENER_REFUSED: "ERR_LISTENER_REFUSED",
+  /** A listener's greeting was not what the client needs (no structured mode: an older listener). */
+  LISTENER_PROTOCOL: "ERR_LISTENER_PROTOCOL",
+  /** A listener session ended (killed, a connection limit, closed) before it answered a request. */
+  SESSION_ENDED: "ERR_SESSION_ENDED",
   /** A connection failed with an error that carries no system code (rare: the OS's code is used when there is one). */
   CONNECT: "ERR_CONNECT",
   /** Binding a server's or the monitor's address failed with an error that carries no system code (the OS's code is used when there is one). */

@@ -1,39 +1,26 @@
 import { readFileSync, appendFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import tls from "node:tls";
-import { homedir, hostname, userInfo } from "node:os";
+import type net from "node:net";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import readline from "node:readline";
 import { parseArgs } from "node:util";
-import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
-import { resolveService } from "../comm/services.js";
-import { formatHostPort } from "../comm/address.js";
-import { lispString } from "../comm/lisp-string.js";
-import { encodeClientFrame, FRAME_MARK, parseListenerFrame, type ListenerFrame } from "../listener/protocol.js";
-import { missingSocketDirectory, unixSocketPath } from "../comm/endpoint.js";
-import { tokenLine } from "../comm/token-line.js";
+import { ConfabError, ErrorCodes } from "../errors.js";
+import { encodeClientFrame } from "../listener/protocol.js";
 import { INTERRUPT_LINE } from "../listener/session-input.js";
-import { readPem, readToken } from "./credentials.js";
+import {
+  hearServer,
+  LISTENER_FLAGS,
+  listenerEndpoint,
+  ListenerReader,
+  NO_GREETING,
+  openListenerSocket,
+} from "./listener-session.js";
 
 const HISTORY_SIZE = 1000;
-/** Most a server may send before its listener greeting: past it, it is not a listener (or a hostile one). */
-const MAX_GREETING = 64 * 1024;
-/** Most program output held while waiting for the end of its line: past it, it is shown as it is. */
-const MAX_PENDING_OUTPUT = 1024 * 1024;
 
 /** The history file: `$CONFAB_HISTORY`, or `~/.confab_history`. */
 function historyFile(): string {
   return process.env.CONFAB_HISTORY ?? join(homedir(), ".confab_history");
-}
-
-function defaultName(): string {
-  let user = "user";
-  try {
-    user = userInfo().username;
-  } catch {
-    // no passwd entry (containers): keep the generic name
-  }
-  return `${user}@${hostname()}`;
 }
 
 /**
@@ -45,155 +32,31 @@ function defaultName(): string {
  * SERVICE may be a Unix socket path (`unix:PATH`, or anything with a `/`). `--tls` speaks TLS
  * (`--ca FILE` for a private CA, `--cert FILE --key FILE` for a client certificate; each of
  * them implies `--tls`). A token for a server that wants one comes from `--token-file FILE`
- * or `$CONFAB_TOKEN`.
+ * or `$CONFAB_TOKEN`. The session is opened as every client command opens one (see
+ * `listener-session.ts`).
  */
 export async function connect(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: {
-      name: { type: "string" },
-      host: { type: "string" },
-      tls: { type: "boolean", default: false },
-      ca: { type: "string" },
-      cert: { type: "string" },
-      key: { type: "string" },
-      "token-file": { type: "string" },
-    },
+    options: LISTENER_FLAGS,
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length === 0 || positionals.length > 2) {
     throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, "usage: confab connect [HOST] SERVICE [--name NAME]");
   }
-  if ((values.cert === undefined) !== (values.key === undefined)) {
-    throw new ConfabError(
-      ErrorCodes.INVALID_ARGUMENT,
-      "--cert and --key go together: a client certificate and its private key",
-    );
-  }
-  const service = positionals[positionals.length - 1] as string;
-  const host = positionals.length === 2 ? (positionals[0] as string) : (values.host ?? "127.0.0.1");
-  const path = unixSocketPath(service);
-  const target: ConnectTarget = path === undefined ? { host, port: resolveService(service) } : { host, path };
-  const secure = values.tls || values.ca !== undefined || values.cert !== undefined;
-  const tlsOptions: tls.ConnectionOptions | undefined = secure
-    ? {
-        ...(values.ca === undefined ? {} : { ca: readPem(values.ca, "--ca") }),
-        ...(values.cert === undefined ? {} : { cert: readPem(values.cert, "--cert") }),
-        ...(values.key === undefined ? {} : { key: readPem(values.key, "--key") }),
-      }
-    : undefined;
-  const token = readToken(values["token-file"]);
-  const socket = await open(target, tlsOptions);
+  const endpoint = listenerEndpoint(values, positionals as [string] | [string, string]);
   const interactive = process.stdin.isTTY && process.stdout.isTTY;
-  const authentication = token === undefined ? "" : `${tokenLine(token)}\n`;
-  socket.write(
-    `${authentication}${lispString(values.name ?? defaultName())}\n${encodeClientFrame({ kind: "hello", colors: interactive && process.stdout.hasColors() })}`,
-  );
+  const socket = await openListenerSocket(endpoint, {
+    kind: "hello",
+    colors: interactive && process.stdout.hasColors(),
+  });
   return interactive ? terminalSession(socket) : pipeSession(socket);
 }
 
-/** A TCP host and port, or a Unix socket's path (`host` then names the server for TLS). */
-type ConnectTarget =
-  { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
-
-function open(target: ConnectTarget, secure: tls.ConnectionOptions | undefined): Promise<net.Socket> {
-  const where = "path" in target ? target.path : formatHostPort(target.host, target.port);
-  const address = "path" in target ? { path: target.path } : { host: target.host, port: target.port };
-  return new Promise((resolve, reject) => {
-    // Not half-open: when the listener ends the session (end of its input, or its process
-    // killed), our side ends too, so the session ends without waiting for more input.
-    const socket =
-      secure === undefined ? net.connect(address) : tls.connect({ ...secure, ...address, host: target.host });
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
-      const directory = "path" in target && error.code === "ENOENT" ? missingSocketDirectory(target.path) : undefined;
-      const why =
-        directory === undefined ? `${what}${error.message}` : `the directory ${directory} does not exist (ENOENT)`;
-      reject(new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${why}`));
-    });
-    socket.once(secure === undefined ? "connect" : "secureConnect", () => {
-      socket.removeAllListeners("error");
-      resolve(socket);
-    });
-  });
-}
-
-/**
- * Splits what the listener sends into program output and frames. Text before the listener's
- * hello frame is the plain-mode greeting and is dropped, unless the connection ends without
- * a hello: then it is the server's refusal, and is shown. What is held is bounded: a greeting
- * past {@link MAX_GREETING} is refused ({@link push} returns `false`), and output without a
- * newline past {@link MAX_PENDING_OUTPUT} is shown as it is.
- */
-class ListenerReader {
-  #pending = "";
-  #framed = false;
-  readonly #onOutput: (text: string) => void;
-  readonly #onFrame: (frame: ListenerFrame) => void;
-
-  constructor(onOutput: (text: string) => void, onFrame: (frame: ListenerFrame) => void) {
-    this.#onOutput = onOutput;
-    this.#onFrame = onFrame;
-  }
-
-  /** Takes what arrived; `false` when the server has sent too much without greeting. */
-  push(text: string): boolean {
-    this.#pending += text;
-    if (!this.#framed) {
-      const hello = this.#pending.indexOf(`${FRAME_MARK}hello `);
-      if (hello === -1) return this.#pending.length <= MAX_GREETING;
-      this.#framed = true;
-      this.#pending = this.#pending.slice(hello);
-    }
-    let nl;
-    while ((nl = this.#pending.indexOf("\n")) !== -1) {
-      const line = this.#pending.slice(0, nl);
-      this.#pending = this.#pending.slice(nl + 1);
-      const frame = line.startsWith(FRAME_MARK) ? parseListenerFrame(line) : undefined;
-      if (frame !== undefined) this.#onFrame(frame);
-      else this.#onOutput(`${line}\n`);
-    }
-    if (this.#pending.length > MAX_PENDING_OUTPUT) {
-      // Output is shown as it is; a "frame" that long is none, and is dropped.
-      if (!this.#pending.startsWith(FRAME_MARK)) this.#onOutput(this.#pending);
-      this.#pending = "";
-    }
-    return true;
-  }
-
-  /** At end of connection: what is left (the refusal, if the listener never said hello). */
-  end(): { framed: boolean; rest: string } {
-    const rest = this.#pending;
-    this.#pending = "";
-    return { framed: this.#framed, rest };
-  }
-}
-
 /** What the user is told when a server says too much before greeting. */
-function refuseGreeting(socket: net.Socket): void {
-  process.stderr.write(
-    `confab: the server sent over ${MAX_GREETING} bytes without a listener's greeting; is it a confab listener?\n`,
-  );
-  socket.destroy();
-}
-
-/**
- * Feeds what the server sends to `reader` and calls `closed` when the connection is gone,
- * `refused` if it was cut off for never sending a listener's greeting (see refuseGreeting).
- */
-function hearServer(socket: net.Socket, reader: ListenerReader, closed: (refused: boolean) => void): void {
-  let refused = false;
-  socket.setEncoding("utf8");
-  socket.on("data", (text: string) => {
-    if (reader.push(text)) return;
-    refused = true;
-    refuseGreeting(socket);
-  });
-  socket.on("error", () => undefined);
-  socket.on("close", () => {
-    closed(refused);
-  });
+function refuseGreeting(): void {
+  process.stderr.write(`confab: ${NO_GREETING}\n`);
 }
 
 /**
@@ -223,6 +86,7 @@ function pipeSession(socket: net.Socket): Promise<number> {
       process.stdin.destroy();
       const { framed, rest } = reader.end();
       if (refused) {
+        refuseGreeting();
         resolve(2);
         return;
       }
@@ -353,6 +217,7 @@ function terminalSession(socket: net.Socket): Promise<number> {
     hearServer(socket, reader, (refused) => {
       const { framed, rest } = reader.end();
       if (refused) {
+        refuseGreeting();
         rl.close();
         resolve(2);
         return;

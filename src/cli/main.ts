@@ -10,6 +10,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./serve.js")).serve(rest);
     case "connect":
       return (await import("./connect.js")).connect(rest);
+    case "eval":
+      return (await import("./eval.js")).evaluateCommand(rest);
     case "talk":
       return (await import("./talk.js")).talk(rest);
     case undefined:

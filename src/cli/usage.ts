@@ -47,11 +47,23 @@ Usage:
       connections, a kill button per process) at http://ADDR:PORT/; ADDR must be
       loopback (default 127.0.0.1), PORT 0 picks one (--announce prints the URL).
   confab connect [HOST] SERVICE [--name NAME] [--tls] [--ca FILE] [--cert FILE --key FILE]
-                 [--token-file FILE]
+                 [--token-file FILE] [--connect-timeout MS]
       Open a listener session on a listener server (HOST defaults to 127.0.0.1).
       SERVICE may be a Unix socket path. --tls speaks TLS (--ca: the server's CA;
       --cert/--key: a client certificate); the token comes from --token-file (the token
       alone, or your own NAME TOKEN line) or $CONFAB_TOKEN.
+  confab eval [HOST] SERVICE EXPR... [--json] [--each-address] [--name NAME] [--tls]
+              [--ca FILE] [--cert FILE --key FILE] [--token-file FILE] [--connect-timeout MS]
+      Evaluate each EXPR in order in one listener session and print what it wrote and
+      its value as the REPL does (an error on standard error). EXPR "-" is all of
+      standard input, as one input. The first input that throws ends the run. Exit
+      status: 0 every input gave a value, 1 one threw, 2 no session (refused,
+      unreachable, a wrong token, no greeting within --connect-timeout, default 5000).
+      --json prints one object per input per line: input, value or error, threw,
+      status, output, ms. --each-address sends the inputs to every address of HOST
+      (as the system resolver gives them) in parallel, one session each; each answer
+      names its address, and the exit status is the worst. HOST is read as given when
+      the first word is not a port, path or service name (or use --host).
   confab talk [--service S]
       Run the LispWorks talk example: a server and a client that talks to it.
   confab --help | --version

@@ -7,6 +7,12 @@ import { help, kill, ps } from "./helpers.js";
 import { encodeListenerFrame, parseClientFrame, PROTOCOL_VERSION } from "./protocol.js";
 import { InputScanner } from "./input-scanner.js";
 import { INTERRUPT_LINE, SessionInput } from "./session-input.js";
+import {
+  encodeStructuredReply,
+  parseStructuredRequest,
+  type InputId,
+  type StructuredReply,
+} from "./structured-protocol.js";
 import { catchStrayErrors } from "./stray-errors.js";
 import type { InputOutcome } from "./audit.js";
 import type { Process } from "../mp/process.js";
@@ -68,6 +74,12 @@ type Abandoned = "interrupted" | "ended";
  * the running input and brings the prompt back. Errors that the session's code leaves behind
  * (a rejected promise nobody handles, a timer that throws) are shown in the session as
  * `Uncaught ...` and do not take the program down (see `stray-errors.ts`).
+ *
+ * A client whose hello frame asks for it gets the structured mode instead (see
+ * `structured-protocol.ts`): one JSON object a line each way, every input whole in one
+ * message and answered by one `ret` (or `err`) with its id. Inputs, outcomes, the audit and the
+ * recording are the same in both modes; the recording shows a structured session as the plain
+ * session it stands for (the code typed, the output and values shown, the prompts).
  */
 export async function runListener(stream: SocketStream, options: ListenerOptions = {}): Promise<void> {
   let framed = false;
@@ -84,10 +96,18 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   };
   const session = mp.getCurrentProcess();
   const observer = options.observe?.(session, stream);
-  // Plain text the client is shown (not a frame): the observer sees it too.
+  // In structured mode (see structuredSession below), the id of the input running, if any.
+  let structured = false;
+  let runningId: InputId | null = null;
+  const reply = (message: StructuredReply): void => {
+    write(encodeStructuredReply(message));
+  };
+  // Plain text the client is shown (not a frame): the observer sees it too. In structured mode
+  // it is program output, told as such.
   const say = (text: string): void => {
     observer?.shown?.(text);
-    write(text);
+    if (structured) reply({ tag: "out", id: runningId, text });
+    else write(text);
   };
   const context: Record<string, unknown> = { ...options.context };
   const exposed = Object.keys(context);
@@ -115,9 +135,14 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       "abort",
       () => {
         const why: unknown = signal.reason;
-        stream.close({
-          reason: `session killed (${why instanceof Error ? why.message : `process ${session.id} was killed`})`,
-        });
+        const reason = `session killed (${why instanceof Error ? why.message : `process ${session.id} was killed`})`;
+        if (!structured) {
+          stream.close({ reason });
+          return;
+        }
+        // Every line a structured client reads is JSON: the reason is the session's last word.
+        reply({ tag: "err", id: null, message: reason });
+        stream.close();
       },
       { once: true },
     );
@@ -132,8 +157,10 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
   // Set while an input is evaluated: settles the wait for it early.
   let abandon: ((why: Abandoned) => void) | undefined;
   const input = new SessionInput(stream, maxInput, {
-    interrupt: () => {
+    interrupt: (line) => {
       if (abandon === undefined) return false;
+      // In structured mode an interrupt may name another input (one still waiting): it waits its turn.
+      if (structured && !interruptMeant(line, runningId, true)) return false;
       abandon("interrupted");
       return true;
     },
@@ -185,8 +212,97 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     } else if (outcome.ok) {
       observer.inputEnded(count, "value", ms);
     } else {
-      const timedOut = outcome.error instanceof ConfabError && outcome.error.code === ErrorCodes.EVAL_TIMEOUT;
-      observer.inputEnded(count, timedOut ? "timeout" : "error", ms, firstLine(evaluator.format(outcome)));
+      observer.inputEnded(
+        count,
+        isTimeout(outcome.error) ? "timeout" : "error",
+        ms,
+        firstLine(evaluator.format(outcome)),
+      );
+    }
+  };
+
+  // Waits for an input that did not answer at once: its outcome, or why it was abandoned.
+  // Not an async function: a plain promise, so the wait costs no extra turn.
+  const settle = (now: Promise<EvalOutcome>): Promise<EvalOutcome | Abandoned> => {
+    const settled = new Promise<EvalOutcome | Abandoned>((resolve) => {
+      abandon = resolve;
+      void now.then(resolve);
+    });
+    const meant = structured ? (line: string, first: boolean) => interruptMeant(line, runningId, first) : undefined;
+    if (input.takeInterrupt(meant)) abandon?.("interrupted");
+    else if (input.ended) {
+      // The connection ended with this input in it: it is answered if it settles at once.
+      const stop = abandon;
+      setImmediate(() => {
+        stop?.("ended");
+      });
+    }
+    return settled;
+  };
+  const interrupted = (): string => `Interrupted: input ${count} abandoned (what it settles to will be dropped)`;
+
+  // The structured mode's loop, once the client has asked for it: one request a line, each
+  // eval answered by one ret (or err) carrying its id. Not on the plain mode's path at all.
+  const structuredSession = async (): Promise<void> => {
+    for (let line; (line = await input.next()) !== null;) {
+      const request = parseStructuredRequest(line);
+      if ("error" in request) {
+        reply({ tag: "err", id: request.id, message: request.error });
+        continue;
+      }
+      // With nothing running there is nothing to interrupt (one that came in time was taken by SessionInput).
+      if (request.op === "interrupt") continue;
+      const { id, code } = request;
+      if (request.op === "complete") {
+        reply({ tag: "completions", id, ...evaluator.complete(code) });
+        continue;
+      }
+      if (code.length > maxInput) {
+        reply({ tag: "err", id, message: `input longer than ${maxInput} characters; not evaluated` });
+        continue;
+      }
+      if (evaluator.status(code) === "incomplete") {
+        reply({ tag: "err", id, message: "incomplete input (an unclosed bracket, string or comment?); not evaluated" });
+        continue;
+      }
+      if (observer?.sent !== undefined) for (const typed of code.split("\n")) observer.sent(typed);
+      observer?.inputStarted?.(count, code);
+      started = performance.now();
+      evaluating.input = count;
+      evaluating.since = Date.now();
+      const waitedBefore = session === undefined ? undefined : beginWait(session, evaluating);
+      runningId = id;
+      const now = evaluator.evaluateIfComplete(code);
+      // status() said it is whole, so "incomplete" cannot come back; were it to, it is a syntax error.
+      const outcome: EvalOutcome | Abandoned =
+        now === "incomplete"
+          ? { ok: false, error: new SyntaxError("Unexpected end of input") }
+          : now instanceof Promise
+            ? await settle(now)
+            : now;
+      abandon = undefined;
+      if (session !== undefined) endWait(session, evaluating, waitedBefore);
+      const ms = Math.round(performance.now() - started);
+      tellEnded(outcome);
+      runningId = null;
+      if (outcome === "ended") {
+        how = `end of file while input ${count} ran (abandoned)`;
+        return;
+      }
+      let val: string;
+      let status: "value" | "error" | "timeout" | "interrupted";
+      if (outcome === "interrupted") {
+        evaluator.abandon();
+        val = interrupted();
+        status = "interrupted";
+      } else {
+        val = evaluator.format(outcome);
+        status = outcome.ok ? "value" : isTimeout(outcome.error) ? "timeout" : "error";
+      }
+      observer?.shown?.(`${val}\n`);
+      reply({ tag: "ret", id, input: count, val, exception: status !== "value", status, ms });
+      count++;
+      observer?.shown?.(`CL-USER ${count} > `);
     }
   };
 
@@ -195,6 +311,15 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     for (let line; (line = await input.next()) !== null;) {
       const frame = parseClientFrame(line);
       if (frame !== undefined) {
+        if (frame.kind === "hello" && frame.structured === true) {
+          structured = true;
+          colors = false;
+          discard();
+          input.structure();
+          write(encodeListenerFrame({ kind: "hello", version: PROTOCOL_VERSION, structured: true }));
+          await structuredSession();
+          break;
+        }
         if (frame.kind === "hello") {
           framed = true;
           colors = frame.colors;
@@ -267,19 +392,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
         prompt();
         continue;
       }
-      const settled = new Promise<EvalOutcome | Abandoned>((resolve) => {
-        abandon = resolve;
-        void now.then(resolve);
-      });
-      if (input.takeInterrupt()) abandon?.("interrupted");
-      else if (input.ended) {
-        // The connection ended with this input in it: it is answered if it settles at once.
-        const stop = abandon;
-        setImmediate(() => {
-          stop?.("ended");
-        });
-      }
-      const outcome = await settled;
+      const outcome = await settle(now);
       if (session !== undefined) endWait(session, evaluating, waitedBefore);
       abandon = undefined;
       tellEnded(outcome);
@@ -289,7 +402,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       }
       if (outcome === "interrupted") {
         evaluator.abandon();
-        say(`Interrupted: input ${count} abandoned (what it settles to will be dropped)\n`);
+        say(`${interrupted()}\n`);
       } else {
         say(`${evaluator.format(outcome)}\n`);
       }
@@ -298,7 +411,10 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
     }
     // A line past the stream's limit ends the session with a message, not a failure.
     const failure = input.failure;
-    if (failure instanceof ConfabError) say(`Error: ${failure.message}\n`);
+    if (failure instanceof ConfabError) {
+      if (structured) reply({ tag: "err", id: null, message: failure.message });
+      else say(`Error: ${failure.message}\n`);
+    }
     if (failure !== undefined && how === "end of file") how = failure.message;
   } finally {
     evaluator.abandon();
@@ -312,4 +428,20 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
 function firstLine(text: string): string {
   const line = text.split("\n", 1)[0] ?? "";
   return line.length > 500 ? `${line.slice(0, 500)}…` : line;
+}
+
+/**
+ * Whether an interrupt line (ETX, or the structured request) is meant for the input `running`:
+ * one that names it is; one that names no input is meant for whichever runs when it is read, or,
+ * if it was waiting, for the input it came right behind (`first`).
+ */
+function interruptMeant(line: string, running: InputId | null, first: boolean): boolean {
+  const request = line === INTERRUPT_LINE ? undefined : parseStructuredRequest(line);
+  const id = request !== undefined && "op" in request && request.op === "interrupt" ? request.id : undefined;
+  return id === undefined ? first : id === running;
+}
+
+/** Whether an input's error is the evaluation time limit's. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof ConfabError && error.code === ErrorCodes.EVAL_TIMEOUT;
 }

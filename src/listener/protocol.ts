@@ -39,14 +39,25 @@
  * | from     | frame                          | meaning                                   |
  * |----------|--------------------------------|-------------------------------------------|
  * | client   | `DLE hello {"colors":true}`    | switch to framed mode (colours optional)  |
+ * | client   | `DLE hello {"structured":true}` | switch to structured mode (version 2)    |
  * | client   | `DLE complete "JSON string"`   | ask for completions of a partial line     |
  * | client   | `DLE cancel`                   | drop a multi-line input in progress       |
- * | listener | `DLE hello {"version":1}`      | framed mode is on (text before it is noise) |
+ * | listener | `DLE hello {"version":2}`      | framed mode is on (text before it is noise) |
  * | listener | `DLE prompt CL-USER 2 > `      | ready for input; the text is the prompt   |
  * | listener | `DLE more`                     | input incomplete: send its next line      |
  * | listener | `DLE completions {json}`       | `{ completions, prefix }`                 |
  *
  * Everything else the listener sends is program output, to be shown as is.
+ *
+ * ## Structured mode (protocol version 2)
+ *
+ * Version 2 adds the structured mode, for programs rather than people (editors, scripts,
+ * agents): a client whose hello frame says `{"structured":true}` is answered
+ * `DLE hello {"version":2,"structured":true}`, and from then on every line either side sends
+ * is one JSON object: `{"op":"eval","id":1,"code":"1 + 2"}` in, `{"tag":"ret","id":1,...}`
+ * and `{"tag":"out",...}` back (see `structured-protocol.ts`, and its document,
+ * `docs/guides/structured-mode.md`). A version 1 listener answers such a hello with
+ * `{"version":1}`: it has no structured mode.
  *
  * ## Interrupt
  *
@@ -70,18 +81,21 @@
 /** The frame marker, DLE ("data link escape"): never typed by people, rare in program output. */
 export const FRAME_MARK = "\u0010";
 
-/** Protocol version the listener announces in its hello frame. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Protocol version the listener announces in its hello frame: 2 since the structured mode
+ * (version 1 had the framed mode only).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** What a capable client can ask for. */
 export type ClientFrame =
-  | { readonly kind: "hello"; readonly colors: boolean }
+  | { readonly kind: "hello"; readonly colors: boolean; readonly structured?: boolean }
   | { readonly kind: "complete"; readonly line: string }
   | { readonly kind: "cancel" };
 
 /** What the listener tells a capable client. */
 export type ListenerFrame =
-  | { readonly kind: "hello"; readonly version: number }
+  | { readonly kind: "hello"; readonly version: number; readonly structured?: boolean }
   | { readonly kind: "prompt"; readonly prompt: string }
   | { readonly kind: "more" }
   | { readonly kind: "completions"; readonly completions: readonly string[]; readonly prefix: string };
@@ -101,8 +115,9 @@ export function parseClientFrame(line: string): ClientFrame | undefined {
   try {
     switch (word) {
       case "hello": {
-        const options = (rest === "" ? {} : JSON.parse(rest)) as { colors?: unknown };
-        return { kind: "hello", colors: options.colors === true };
+        const options = (rest === "" ? {} : JSON.parse(rest)) as { colors?: unknown; structured?: unknown } | null;
+        if (options?.structured === true) return { kind: "hello", colors: false, structured: true };
+        return { kind: "hello", colors: options?.colors === true };
       }
       case "complete": {
         const text: unknown = JSON.parse(rest);
@@ -122,7 +137,7 @@ export function parseClientFrame(line: string): ClientFrame | undefined {
 export function encodeClientFrame(frame: ClientFrame): string {
   switch (frame.kind) {
     case "hello":
-      return `${FRAME_MARK}hello ${JSON.stringify({ colors: frame.colors })}\n`;
+      return `${FRAME_MARK}hello ${JSON.stringify(frame.structured === true ? { structured: true } : { colors: frame.colors })}\n`;
     case "complete":
       return `${FRAME_MARK}complete ${JSON.stringify(frame.line)}\n`;
     case "cancel":
@@ -134,7 +149,7 @@ export function encodeClientFrame(frame: ClientFrame): string {
 export function encodeListenerFrame(frame: ListenerFrame): string {
   switch (frame.kind) {
     case "hello":
-      return `${FRAME_MARK}hello ${JSON.stringify({ version: frame.version })}\n`;
+      return `${FRAME_MARK}hello ${JSON.stringify(frame.structured === true ? { version: frame.version, structured: true } : { version: frame.version })}\n`;
     case "prompt":
       return `${FRAME_MARK}prompt ${frame.prompt}\n`;
     case "more":
@@ -151,8 +166,11 @@ export function parseListenerFrame(line: string): ListenerFrame | undefined {
   const { word, rest } = frame;
   try {
     switch (word) {
-      case "hello":
-        return { kind: "hello", version: Number((JSON.parse(rest) as { version?: unknown }).version) };
+      case "hello": {
+        const body = JSON.parse(rest) as { version?: unknown; structured?: unknown } | null;
+        const version = Number(body?.version);
+        return body?.structured === true ? { kind: "hello", version, structured: true } : { kind: "hello", version };
+      }
       case "prompt":
         return { kind: "prompt", prompt: rest };
       case "more":

@@ -6,6 +6,7 @@
  * @module
  */
 import type { SocketStream } from "../comm/socket-stream.js";
+import { isInterruptRequest } from "./structured-protocol.js";
 
 /**
  * The interrupt, on the wire: a line holding just ETX (U+0003, what Ctrl-C types), as
@@ -16,8 +17,11 @@ export const INTERRUPT_LINE = "\u0003";
 
 /** What the session is told as it happens, whatever it is waiting for. */
 export interface SessionInputEvents {
-  /** An interrupt line arrived; return `true` if it was taken (an input was running): lines waiting behind it are dropped. */
-  interrupt(): boolean;
+  /**
+   * An interrupt line arrived (the line, for a structured request that may name its input);
+   * return `true` if it was taken (an input was running): lines waiting behind it are dropped.
+   */
+  interrupt(line: string): boolean;
   /** The connection's input ended (end of file, reset, the stream closed), on a later turn of the event loop. */
   ended(): void;
 }
@@ -35,6 +39,7 @@ export class SessionInput {
   #done = false;
   #endedTold = false;
   #failure: Error | undefined;
+  #structured = false;
 
   /** Starts reading `stream` at once; at most about `maxQueued` characters wait unread. */
   constructor(stream: SocketStream, maxQueued: number, events: SessionInputEvents) {
@@ -55,14 +60,35 @@ export class SessionInput {
   }
 
   /**
+   * From now on the session is in structured mode: the interrupt request
+   * (`{"op":"interrupt"}`) interrupts too, and an interrupt drops only itself, since every
+   * input queued behind it has an id that is owed an answer.
+   */
+  structure(): void {
+    this.#structured = true;
+  }
+
+  /**
    * Takes an interrupt that arrived before the session was ready to be told of it (it came just
    * behind the input now starting): `true` if one was waiting, and then the lines queued with it
-   * are dropped too.
+   * are dropped too. In structured mode, `meant` says which waiting interrupt is meant for the
+   * input now starting (given each interrupt line and whether it is the first line waiting), and
+   * only that line is dropped.
    */
-  takeInterrupt(): boolean {
-    if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
-    this.#clear();
-    return true;
+  takeInterrupt(meant?: (line: string, first: boolean) => boolean): boolean {
+    if (!this.#structured || meant === undefined) {
+      if (!this.#queue.includes(INTERRUPT_LINE, this.#head)) return false;
+      this.#clear();
+      return true;
+    }
+    for (let at = this.#head; at < this.#queue.length; at++) {
+      const line = this.#queue[at] as string;
+      if (!(line === INTERRUPT_LINE || isInterruptRequest(line)) || !meant(line, at === this.#head)) continue;
+      this.#queue.splice(at, 1);
+      this.#queuedChars -= line.length;
+      return true;
+    }
+    return false;
   }
 
   #clear(): void {
@@ -111,8 +137,13 @@ export class SessionInput {
           this.#end();
           return;
         }
-        if (line === INTERRUPT_LINE && this.#waiter === undefined && this.#events.interrupt()) {
-          this.#clear();
+        // The plain test first: in plain mode a line costs one comparison, as before.
+        if (
+          (line === INTERRUPT_LINE || (this.#structured && isInterruptRequest(line))) &&
+          this.#waiter === undefined &&
+          this.#events.interrupt(line)
+        ) {
+          if (!this.#structured) this.#clear();
           continue;
         }
         const waiter = this.#waiter;

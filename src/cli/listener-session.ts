@@ -1,0 +1,509 @@
+/**
+ * Opening a session on a listener server, as a client: the one home of what `confab connect`,
+ * `confab eval` (and tools built on them) do before the first input. The flags that say where
+ * and as whom ({@link LISTENER_FLAGS}, read by {@link listenerEndpoint}), the connection (TCP or
+ * a Unix socket, TLS, bounded by a connect timeout: {@link openListenerSocket}), the opening
+ * lines (token, name, hello frame), and reading the listener's greeting ({@link ListenerReader}).
+ *
+ * For programs, {@link openStructuredSession} gives a session in the structured mode
+ * (`docs/guides/structured-mode.md`) behind a small API: `evaluate(code)` resolves to the
+ * input's printed value or error, its console output and how long it took.
+ *
+ * @example
+ * ```ts
+ * const endpoint = listenerEndpoint({ name: "build-bot" }, ["10243"]);
+ * const session = await openStructuredSession(endpoint);
+ * const result = await session.evaluate("app.users.length");
+ * // { input: 1, value: "3", threw: false, status: "value", output: "", ms: 0 }
+ * await session.close();
+ * ```
+ * @module
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { hostname, userInfo } from "node:os";
+import { ConfabError, ErrorCodes, systemCode } from "../errors.js";
+import { resolveService } from "../comm/services.js";
+import { formatHostPort } from "../comm/address.js";
+import { lispString } from "../comm/lisp-string.js";
+import { missingSocketDirectory, unixSocketPath } from "../comm/endpoint.js";
+import { tokenLine } from "../comm/token-line.js";
+import {
+  encodeClientFrame,
+  FRAME_MARK,
+  parseListenerFrame,
+  type ClientFrame,
+  type ListenerFrame,
+} from "../listener/protocol.js";
+import {
+  encodeStructuredRequest,
+  parseStructuredReply,
+  type InputId,
+  type RetStatus,
+} from "../listener/structured-protocol.js";
+import { INTERRUPT_LINE } from "../listener/session-input.js";
+import { readPem, readToken } from "./credentials.js";
+
+/** Most a server may send before its listener greeting: past it, it is not a listener (or a hostile one). */
+const MAX_GREETING = 64 * 1024;
+/** Most program output held while waiting for the end of its line: past it, it is shown as it is. */
+const MAX_PENDING_OUTPUT = 1024 * 1024;
+/** Longest answer line a structured session takes (a value printed at great length): past it, the session fails. */
+const MAX_STRUCTURED_LINE = 64 * 1024 * 1024;
+/** Default {@link ListenerEndpoint.connectTimeout}, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * The command-line flags that say where a listener server is and who is asking, for
+ * `util.parseArgs`: `--host`, `--name`, `--tls`, `--ca`, `--cert`, `--key`, `--token-file`,
+ * `--connect-timeout`.
+ */
+export const LISTENER_FLAGS = {
+  name: { type: "string" },
+  host: { type: "string" },
+  tls: { type: "boolean", default: false },
+  ca: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  "token-file": { type: "string" },
+  "connect-timeout": { type: "string" },
+} as const;
+
+/** The values of {@link LISTENER_FLAGS} as `util.parseArgs` gives them. */
+export interface ListenerFlagValues {
+  readonly name?: string | undefined;
+  readonly host?: string | undefined;
+  readonly tls?: boolean | undefined;
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly "token-file"?: string | undefined;
+  readonly "connect-timeout"?: string | undefined;
+}
+
+/** A TCP host and port, or a Unix socket's path (`host` then names the server for TLS). */
+export type ConnectTarget =
+  { readonly host: string; readonly port: number } | { readonly host: string; readonly path: string };
+
+/** Where a listener server is, how to speak to it, and who is asking: what the flags say. */
+export interface ListenerEndpoint {
+  /** The server: a host (name or address) and port, or a Unix socket's path. */
+  readonly target: ConnectTarget;
+  /** TLS options (a CA, a client certificate) when the server speaks TLS; `undefined` for plain TCP. */
+  readonly tls: tls.ConnectionOptions | undefined;
+  /** The token the server wants (sent as the first line), if any. Never put in a message. */
+  readonly token: string | undefined;
+  /** The session's name (its process's name on the server): `user@host` unless given. */
+  readonly name: string;
+  /** Most ms from connecting until the session is had (connection, TLS, the listener's greeting). */
+  readonly connectTimeout: number;
+}
+
+/** `user@host`: a session's name when none is given, so that `ps()` on the server says whose it is. */
+export function defaultSessionName(): string {
+  let user = "user";
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep the generic name
+  }
+  return `${user}@${hostname()}`;
+}
+
+/**
+ * Reads the flags and positionals (`[HOST] SERVICE`) of a client command into an endpoint;
+ * throws a `ConfabError` (`ERR_INVALID_ARGUMENT`) saying what is wrong. SERVICE may be a Unix
+ * socket path (`unix:PATH`, or anything with a `/`); HOST defaults to `--host`, then 127.0.0.1.
+ */
+export function listenerEndpoint(
+  values: ListenerFlagValues,
+  positionals: readonly [string] | readonly [string, string],
+): ListenerEndpoint {
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new ConfabError(
+      ErrorCodes.INVALID_ARGUMENT,
+      "--cert and --key go together: a client certificate and its private key",
+    );
+  }
+  const service = positionals[positionals.length - 1] as string;
+  const host = positionals.length === 2 ? positionals[0] : (values.host ?? "127.0.0.1");
+  const path = unixSocketPath(service);
+  const target: ConnectTarget = path === undefined ? { host, port: resolveService(service) } : { host, path };
+  const secure = values.tls === true || values.ca !== undefined || values.cert !== undefined;
+  return {
+    target,
+    tls: secure
+      ? {
+          ...(values.ca === undefined ? {} : { ca: readPem(values.ca, "--ca") }),
+          ...(values.cert === undefined ? {} : { cert: readPem(values.cert, "--cert") }),
+          ...(values.key === undefined ? {} : { key: readPem(values.key, "--key") }),
+        }
+      : undefined,
+    token: readToken(values["token-file"]),
+    name: values.name ?? defaultSessionName(),
+    connectTimeout: connectTimeout(values["connect-timeout"]),
+  };
+}
+
+function connectTimeout(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_CONNECT_TIMEOUT_MS;
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms <= 0) {
+    throw new ConfabError(ErrorCodes.INVALID_ARGUMENT, `--connect-timeout: a number of ms > 0, not ${text}`);
+  }
+  return ms;
+}
+
+/** Where an endpoint (or one address of its host) is, for messages: `host:port`, or the socket's path. */
+export function describeTarget(target: ConnectTarget, address?: string): string {
+  return "path" in target ? target.path : formatHostPort(address ?? target.host, target.port);
+}
+
+/** How {@link openListenerSocket} and {@link openStructuredSession} connect. */
+export interface OpenOptions {
+  /**
+   * Connect to this address rather than the endpoint's host (one address of a name that has
+   * several: `confab eval --each-address`); the host still names the server for TLS.
+   */
+  readonly address?: string;
+}
+
+/**
+ * Connects to the listener server and sends the opening lines: the token line if there is a
+ * token, the name line, then `hello`. Resolves once connected (TLS: once the handshake is done),
+ * with the socket not half-open (the listener's end of the session ends ours). Rejects with a
+ * `ConfabError`: the system's code (`ECONNREFUSED`, `ENOENT`, a TLS one) or `ERR_CONNECT`, or
+ * `ERR_CONNECT_TIMEOUT` when nothing happened within the endpoint's connect timeout.
+ */
+export function openListenerSocket(
+  endpoint: ListenerEndpoint,
+  hello: ClientFrame,
+  options: OpenOptions = {},
+): Promise<net.Socket> {
+  const { target, tls: secure } = endpoint;
+  const where = describeTarget(target, options.address);
+  const address =
+    "path" in target ? { path: target.path } : { host: options.address ?? target.host, port: target.port };
+  return new Promise((resolve, reject) => {
+    const socket =
+      secure === undefined
+        ? net.connect(address)
+        : tls.connect({
+            ...secure,
+            ...address,
+            // The certificate names the host, whichever of its addresses is reached.
+            ...(net.isIP(target.host) === 0 ? { servername: target.host } : {}),
+            host: "path" in address ? target.host : address.host,
+          });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new ConfabError(
+          ErrorCodes.CONNECT_TIMEOUT,
+          `cannot connect to ${where}: no connection within ${endpoint.connectTimeout} ms (--connect-timeout)`,
+        ),
+      );
+    }, endpoint.connectTimeout);
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const what = secure !== undefined && error.code !== "ECONNREFUSED" && error.code !== "ENOENT" ? "TLS: " : "";
+      const directory = "path" in target && error.code === "ENOENT" ? missingSocketDirectory(target.path) : undefined;
+      const why =
+        directory === undefined ? `${what}${error.message}` : `the directory ${directory} does not exist (ENOENT)`;
+      reject(new ConfabError(systemCode(error, ErrorCodes.CONNECT), `cannot connect to ${where}: ${why}`));
+    });
+    socket.once(secure === undefined ? "connect" : "secureConnect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      const authentication = endpoint.token === undefined ? "" : `${tokenLine(endpoint.token)}\n`;
+      socket.write(`${authentication}${lispString(endpoint.name)}\n${encodeClientFrame(hello)}`);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Splits what the listener sends into program output and frames. Text before the listener's
+ * hello frame is the plain-mode greeting and is dropped, unless the connection ends without
+ * a hello: then it is the server's refusal, and is shown. What is held is bounded: a greeting
+ * past 64 KiB is refused ({@link push} returns `false`), and output without a
+ * newline past `maxPending` (default 1 MiB) is passed on as it is.
+ */
+export class ListenerReader {
+  #pending = "";
+  #framed = false;
+  readonly #onOutput: (text: string) => void;
+  readonly #onFrame: (frame: ListenerFrame) => void;
+  readonly #maxPending: number;
+
+  /** `onOutput` is given program output (whole lines, each with its newline), `onFrame` each frame. */
+  constructor(
+    onOutput: (text: string) => void,
+    onFrame: (frame: ListenerFrame) => void,
+    maxPending = MAX_PENDING_OUTPUT,
+  ) {
+    this.#onOutput = onOutput;
+    this.#onFrame = onFrame;
+    this.#maxPending = maxPending;
+  }
+
+  /** Takes what arrived; `false` when the server has sent too much without greeting. */
+  push(text: string): boolean {
+    this.#pending += text;
+    if (!this.#framed) {
+      const hello = this.#pending.indexOf(`${FRAME_MARK}hello `);
+      if (hello === -1) return this.#pending.length <= MAX_GREETING;
+      this.#framed = true;
+      this.#pending = this.#pending.slice(hello);
+    }
+    let nl;
+    while ((nl = this.#pending.indexOf("\n")) !== -1) {
+      const line = this.#pending.slice(0, nl);
+      this.#pending = this.#pending.slice(nl + 1);
+      const frame = line.startsWith(FRAME_MARK) ? parseListenerFrame(line) : undefined;
+      if (frame !== undefined) this.#onFrame(frame);
+      else this.#onOutput(`${line}\n`);
+    }
+    if (this.#pending.length > this.#maxPending) {
+      // Output is shown as it is; a "frame" that long is none, and is dropped.
+      if (!this.#pending.startsWith(FRAME_MARK)) this.#onOutput(this.#pending);
+      this.#pending = "";
+    }
+    return true;
+  }
+
+  /** At end of connection: what is left (the refusal, if the listener never said hello). */
+  end(): { framed: boolean; rest: string } {
+    const rest = this.#pending;
+    this.#pending = "";
+    return { framed: this.#framed, rest };
+  }
+}
+
+/** What a user is told when a server says too much before greeting (see {@link ListenerReader}). */
+export const NO_GREETING = `the server sent over ${MAX_GREETING} bytes without a listener's greeting; is it a confab listener?`;
+
+/**
+ * Feeds what the server sends to `reader` and calls `closed` when the connection is gone,
+ * `refused` if it was cut off for sending too much without a listener's greeting
+ * ({@link NO_GREETING}).
+ */
+export function hearServer(socket: net.Socket, reader: ListenerReader, closed: (refused: boolean) => void): void {
+  let refused = false;
+  socket.setEncoding("utf8");
+  socket.on("data", (text: string) => {
+    if (reader.push(text)) return;
+    refused = true;
+    socket.destroy();
+  });
+  socket.on("error", () => undefined);
+  socket.on("close", () => {
+    closed(refused);
+  });
+}
+
+/** What {@link StructuredSession.evaluate} resolves to: how one input ended. */
+export interface EvaluationResult {
+  /** The input's number in the session (the audit's `input`); `null` when it was not evaluated (see `status`). */
+  readonly input: number | null;
+  /** The value as the REPL prints it, or the error as printed (or, for `"invalid"`, why it was not evaluated). */
+  readonly value: string;
+  /** `true` unless the input gave a value. */
+  readonly threw: boolean;
+  /** How it ended (see `RetStatus`); `"invalid"`: the listener did not evaluate it (an incomplete input, one too long). */
+  readonly status: RetStatus | "invalid";
+  /** What the input wrote (`console.log` and the like) while it ran, in order. */
+  readonly output: string;
+  /** Milliseconds it ran, as the listener measured it. */
+  readonly ms: number;
+}
+
+/** A listener session in the structured mode, from {@link openStructuredSession}. */
+export interface StructuredSession {
+  /** Where the session is: `host:port` (the address reached), or the socket's path. */
+  readonly address: string;
+  /**
+   * Evaluates one whole input (several lines included) after those sent before it. Resolves to
+   * how it ended, a thrown error included; rejects with a `ConfabError` (`ERR_SESSION_ENDED`)
+   * only when the session ended before answering (killed, a connection limit, closed).
+   */
+  evaluate(code: string): Promise<EvaluationResult>;
+  /** Interrupts the input running now, if any: its result has status `"interrupted"`. */
+  interrupt(): void;
+  /** Resolves, once the session has ended, with why: the listener's last word, or `the connection closed`. */
+  readonly ended: Promise<string>;
+  /** Ends the session once every input sent has been answered; resolves when the connection is closed. */
+  close(): Promise<void>;
+}
+
+/** How {@link openStructuredSession} connects, and where output that belongs to no input goes. */
+export interface StructuredSessionOptions extends OpenOptions {
+  /** Output written while no input of this session ran (a timer's, an uncaught error's); dropped if not given. */
+  readonly onStrayOutput?: (text: string) => void;
+}
+
+interface Pending {
+  readonly resolve: (result: EvaluationResult) => void;
+  readonly reject: (error: Error) => void;
+  output: string;
+}
+
+/**
+ * Opens a listener session in the structured mode. Resolves once the listener has greeted it;
+ * rejects with a `ConfabError` when no session could be had: the connection failed (the
+ * system's code, `ERR_CONNECT`), nothing within the connect timeout (`ERR_CONNECT_TIMEOUT`), the
+ * server refused (`ERR_LISTENER_REFUSED`, with its words: a wrong token, say), or it is no
+ * listener with a structured mode (`ERR_LISTENER_PROTOCOL`).
+ */
+export async function openStructuredSession(
+  endpoint: ListenerEndpoint,
+  options: StructuredSessionOptions = {},
+): Promise<StructuredSession> {
+  const where = describeTarget(endpoint.target, options.address);
+  const socket = await openListenerSocket(endpoint, { kind: "hello", colors: false, structured: true }, options);
+  const pending = new Map<InputId, Pending>();
+  // The answers not yet in, for close().
+  const outstanding = new Set<Promise<EvaluationResult>>();
+  let nextId = 1;
+  let endedHow: string | undefined;
+  let lastWord: string | undefined;
+  let settleEnded!: (how: string) => void;
+  const ended = new Promise<string>((resolve) => {
+    settleEnded = resolve;
+  });
+
+  const finish = (how: string): void => {
+    if (endedHow !== undefined) return;
+    endedHow = how;
+    for (const { reject } of pending.values()) {
+      reject(new ConfabError(ErrorCodes.SESSION_ENDED, `the session on ${where} ended before answering: ${how}`));
+    }
+    pending.clear();
+    settleEnded(how);
+  };
+
+  const onAnswer = (line: string): void => {
+    const reply = parseStructuredReply(line);
+    if (reply === undefined) {
+      // Not JSON: the connection's last word (`Error: ...`: idle, over its output limit).
+      lastWord = line;
+      return;
+    }
+    if (reply.tag === "out") {
+      const owner = reply.id === null ? undefined : pending.get(reply.id);
+      if (owner !== undefined) owner.output += reply.text;
+      else options.onStrayOutput?.(reply.text);
+      return;
+    }
+    if (reply.tag === "completions") return;
+    const owner = reply.id === null ? undefined : pending.get(reply.id);
+    if (owner === undefined) {
+      if (reply.tag === "err") lastWord = reply.message;
+      return;
+    }
+    pending.delete(reply.id as InputId);
+    owner.resolve(
+      reply.tag === "ret"
+        ? {
+            input: reply.input,
+            value: reply.val,
+            threw: reply.exception,
+            status: reply.status,
+            output: owner.output,
+            ms: reply.ms,
+          }
+        : {
+            input: null,
+            value: `Error: ${reply.message}`,
+            threw: true,
+            status: "invalid",
+            output: owner.output,
+            ms: 0,
+          },
+    );
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    let greeted = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new ConfabError(
+          ErrorCodes.CONNECT_TIMEOUT,
+          `${where}: no listener greeting within ${endpoint.connectTimeout} ms (--connect-timeout)`,
+        ),
+      );
+    }, endpoint.connectTimeout);
+    const reader = new ListenerReader(
+      (text) => {
+        const line = text.endsWith("\n") ? text.slice(0, -1) : text;
+        if (greeted) onAnswer(line);
+      },
+      (frame) => {
+        if (greeted || frame.kind !== "hello") return;
+        clearTimeout(timer);
+        if (frame.structured !== true) {
+          socket.destroy();
+          reject(
+            new ConfabError(
+              ErrorCodes.LISTENER_PROTOCOL,
+              `${where}: the listener has no structured mode (protocol version ${frame.version}; it needs 2)`,
+            ),
+          );
+          return;
+        }
+        greeted = true;
+        resolve();
+      },
+      MAX_STRUCTURED_LINE,
+    );
+    hearServer(socket, reader, (refused) => {
+      clearTimeout(timer);
+      const { rest } = reader.end();
+      if (!greeted) {
+        const said = rest.trim().replace(/^Error: /, "");
+        reject(
+          new ConfabError(
+            ErrorCodes.LISTENER_REFUSED,
+            `${where} refused the session: ${refused ? NO_GREETING : said === "" ? "it closed the connection" : said}`,
+          ),
+        );
+        return;
+      }
+      if (rest !== "") onAnswer(rest);
+      finish(lastWord?.replace(/^Error: /, "") ?? "the connection closed");
+    });
+  });
+
+  return {
+    address: where,
+    ended,
+    evaluate(code: string): Promise<EvaluationResult> {
+      if (endedHow !== undefined) {
+        return Promise.reject(
+          new ConfabError(ErrorCodes.SESSION_ENDED, `the session on ${where} has ended: ${endedHow}`),
+        );
+      }
+      const id = nextId++;
+      const answer = new Promise<EvaluationResult>((resolve, reject) => {
+        pending.set(id, { resolve, reject, output: "" });
+        socket.write(encodeStructuredRequest({ op: "eval", id, code }));
+      });
+      outstanding.add(answer);
+      const forget = (): void => {
+        outstanding.delete(answer);
+      };
+      answer.then(forget, forget);
+      return answer;
+    },
+    interrupt(): void {
+      if (endedHow === undefined) socket.write(`${INTERRUPT_LINE}\n`);
+    },
+    async close(): Promise<void> {
+      // The listener drops an input still running at end of file: end only once all are answered.
+      await Promise.allSettled(outstanding);
+      if (endedHow === undefined) socket.end();
+      await ended;
+    },
+  };
+}
