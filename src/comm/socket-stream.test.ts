@@ -329,6 +329,109 @@ test("over real sockets: a read times out after readTimeout and the stream stays
   stream.close({ abort: true });
 });
 
+test("readTimeout set on a live stream applies to the read already waiting, counted from the set", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server, readTimeout: 40 });
+  const other = new SocketStream({ socket: chunkedSocket().socket, readTimeout: 40 });
+  assert.equal(stream.readTimeout, 40);
+  const started = Date.now();
+  const pending = stream.readLine();
+  stream.readTimeout = 300;
+  await assert.rejects(pending, { code: ErrorCodes.READ_TIMEOUT, message: /300 ms/ });
+  assert.ok(Date.now() - started >= 280, "the old 40 ms limit no longer counts");
+  assert.equal(other.readTimeout, 40, "streams made with the same options keep their own limit");
+  stream.readTimeout = undefined;
+  assert.equal(stream.readTimeout, undefined);
+  const waiting = stream.readLine();
+  stream.readTimeout = 30;
+  stream.readTimeout = 0; // lifted before it could fire: the read waits for the peer
+  client.write("late\n");
+  assert.equal(await waiting, "late");
+  assert.throws(
+    () => {
+      stream.readTimeout = -1;
+    },
+    { code: ErrorCodes.INVALID_ARGUMENT, message: /readTimeout/ },
+  );
+  stream.close({ abort: true });
+  other.close({ abort: true });
+});
+
+test("writeTimeout set on a live stream bounds the finishOutput calls after it", async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  assert.equal(stream.writeTimeout, undefined);
+  client.pause();
+  stream.writeTimeout = 60;
+  assert.equal(stream.writeTimeout, 60);
+  const chunk = "w".repeat(1024 * 1024);
+  await assert.rejects(
+    (async () => {
+      for (let i = 0; i < 64; i++) {
+        stream.writeString(chunk);
+        await stream.finishOutput();
+      }
+    })(),
+    { code: ErrorCodes.WRITE_TIMEOUT, message: /60 ms/ },
+  );
+  stream.close({ abort: true });
+});
+
+test('over real sockets: shutdown("output") sends end of file and the stream reads the peer\'s answer', async () => {
+  const { client, server } = await socketPair();
+  const ours = new SocketStream({ socket: client });
+  const theirs = new SocketStream({ socket: server });
+  ours.writeLine("request");
+  ours.shutdown("output");
+  assert.throws(
+    () => {
+      ours.writeString("more");
+    },
+    { code: ErrorCodes.WRONG_DIRECTION, message: /shut down/ },
+  );
+  await ours.finishOutput(); // resolves: what was written is with the OS
+  ours.shutdown("output"); // twice: nothing more happens
+  assert.deepEqual(await readAllLines(theirs), ["request"], "the peer read our end of file");
+  theirs.writeLine("reply");
+  theirs.close();
+  assert.equal(await ours.readLine(), "reply", "our input side is still open");
+  assert.equal(await ours.readLine(), null);
+  ours.close();
+  await eventually(() => client.destroyed && server.destroyed);
+});
+
+test('over real sockets: shutdown("input") gives reads end of file and drops what the peer still sends, while writes go on', async () => {
+  const { client, server } = await socketPair();
+  const stream = new SocketStream({ socket: server });
+  const peer = new SocketStream({ socket: client });
+  peer.writeLine("read");
+  peer.forceOutput();
+  assert.equal(await stream.readLine(), "read");
+  const pending = stream.readLine();
+  stream.shutdown("input");
+  assert.equal(await pending, null, "a waiting read settles with end of file");
+  peer.writeLine("unread");
+  peer.writeString("x".repeat(256 * 1024)); // more than the stream would buffer unread
+  await peer.finishOutput();
+  await eventually(() => stream.bytesRead >= 256 * 1024, 5000, "the stream reads on, so the peer is never stuck");
+  assert.equal(stream.listen(), false, "what came after the shutdown was dropped");
+  assert.equal(await stream.readLine(), null);
+  stream.writeLine("still talking");
+  stream.forceOutput();
+  assert.equal(await peer.readLine(), "still talking");
+  stream.shutdown(); // "io": the output side too
+  assert.equal(await peer.readLine(), null);
+  assert.throws(
+    () => {
+      stream.shutdown("sideways" as "io");
+    },
+    { code: ErrorCodes.INVALID_ARGUMENT, message: /sideways/ },
+  );
+  peer.close();
+  stream.close();
+  stream.shutdown(); // closed: nothing to do
+});
+
 test("over real sockets: finishOutput waits for a slow reader instead of buffering without bound", async () => {
   const { client, server } = await socketPair();
   const stream = new SocketStream({ socket: server });
@@ -495,10 +598,13 @@ test("a stream's public surface is exactly the documented API: no plumbing is re
       "readBytes",
       "readChar",
       "readLine",
+      "readTimeout",
+      "shutdown",
       "socket",
       "write",
       "writeLine",
       "writeString",
+      "writeTimeout",
     ].sort(),
   );
   // Symbol-keyed: the ProcessResource protocol (kOwner, kKill) and `for await`.

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { finished } from "node:stream";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { kKill, kOwner, type Process, type ProcessResource } from "../mp/process.js";
 import { beginWait, endWait, kWaitText } from "../mp/wait-state.js";
@@ -141,7 +142,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   readonly remotePort: number | undefined;
 
   readonly #socket: Socket;
-  readonly #config: StreamConfig;
+  // Shared by the streams made with the same options until a timeout is set on this one.
+  #config: StreamConfig;
 
   // Unread input, and the framing of lines, characters and bytes out of it; its end is the
   // stream's end of file.
@@ -151,6 +153,10 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   readonly #budget: InputBudget | undefined;
   #paused = false;
 
+  // Set by shutdown("input"): reads see end of file, and what arrives is dropped.
+  #inputShut = false;
+  // Set by shutdown("output"): writes are refused.
+  #outputShut = false;
   #pending: Read = Read.None;
   #pendingCount = 0;
   // Only the resolving function is kept (a rejection is settled by resolving with a rejected
@@ -206,6 +212,36 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   /** The element type given at creation. */
   get elementType(): StreamElementType {
     return this.#config.elementType;
+  }
+
+  /**
+   * Milliseconds a read may wait for data before it rejects with `ERR_READ_TIMEOUT`, or
+   * `undefined` for no limit, as Lisp's `stream-read-timeout`. Settable on a live stream, as
+   * `(setf stream-read-timeout)`: a read already waiting gets the new limit counted from the
+   * moment it is set (`undefined` or 0 lifts it).
+   */
+  get readTimeout(): number | undefined {
+    return this.#config.readTimeout > 0 ? this.#config.readTimeout : undefined;
+  }
+
+  set readTimeout(ms: number | undefined) {
+    this.#config = withTimeout(this.#config, "readTimeout", ms);
+    clearTimeout(this.#readTimer);
+    this.#readTimer = undefined;
+    if (this.#pending !== Read.None && this.#config.readTimeout > 0) this.#startReadTimer();
+  }
+
+  /**
+   * Milliseconds `finishOutput` may wait for the OS to take the output before it rejects with
+   * `ERR_WRITE_TIMEOUT`, or `undefined` for no limit, as Lisp's `stream-write-timeout`.
+   * Settable on a live stream; a new limit applies to the `finishOutput` calls made after it.
+   */
+  get writeTimeout(): number | undefined {
+    return this.#config.writeTimeout > 0 ? this.#config.writeTimeout : undefined;
+  }
+
+  set writeTimeout(ms: number | undefined) {
+    this.#config = withTimeout(this.#config, "writeTimeout", ms);
   }
 
   /** Local address of the connection (kept after close). */
@@ -335,6 +371,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     }
     if (this.#inputError !== undefined) return Promise.reject(this.#inputError);
     if (this.#closed) return Promise.reject(closedError());
+    if (this.#inputShut) return Promise.resolve(null) as Promise<never>;
     if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
     return undefined;
   }
@@ -350,14 +387,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     } else if (this.#paused) {
       this.#resumeInput();
     }
-    if (this.#config.readTimeout > 0) {
-      if (this.#readTimer === undefined) {
-        this.#readTimer = setTimeout(SocketStream.#readTimedOut, this.#config.readTimeout, this);
-        this.#readTimer.unref();
-      } else {
-        this.#readTimer.refresh();
-      }
-    }
+    if (this.#config.readTimeout > 0) this.#startReadTimer();
     const promise = new Promise<never>(captureResolve);
     this.#resolve = capturedResolve;
     capturedResolve = undefined;
@@ -365,6 +395,16 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     const owner = this[kOwner];
     if (owner !== undefined) beginWait(owner, this);
     return promise;
+  }
+
+  /** Starts the pending read's time limit, reusing the stream's one timer. */
+  #startReadTimer(): void {
+    if (this.#readTimer === undefined) {
+      this.#readTimer = setTimeout(SocketStream.#readTimedOut, this.#config.readTimeout, this);
+      this.#readTimer.unref();
+    } else {
+      this.#readTimer.refresh();
+    }
   }
 
   /** @internal What the process reading this stream waits for (its `whostate`). */
@@ -509,7 +549,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   #data(chunk: Buffer): void {
-    if (this.#closed || this.#inputError !== undefined || this.#endingTimer !== undefined) return; // draining towards the peer's FIN
+    if (this.#closed || this.#inputShut || this.#inputError !== undefined || this.#endingTimer !== undefined) return; // draining towards the peer's FIN
     this.#input.push(chunk);
     if (this.#pending !== Read.None) this.#serve();
     if ((this.#pending === Read.None || this.#waitingDrain) && this.#input.length >= READ_HIGH_WATER && !this.#paused) {
@@ -602,8 +642,16 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
           );
         }, this.#config.writeTimeout);
       }
-      // A zero-length write completes after every write queued before it.
-      socket.write(Buffer.alloc(0), done);
+      // A zero-length write completes after every write queued before it; once our side has
+      // ended, the socket's finish says the same.
+      if (socket.writableEnded) {
+        const stop = finished(socket, { readable: false }, (error) => {
+          stop();
+          done(error);
+        });
+      } else {
+        socket.write(Buffer.alloc(0), done);
+      }
     });
   }
 
@@ -611,6 +659,8 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     if (this.#config.direction === "input")
       throw new ConfabError(ErrorCodes.WRONG_DIRECTION, "cannot write to an input-only stream");
     if (this.#closed) throw closedError();
+    if (this.#outputShut)
+      throw new ConfabError(ErrorCodes.WRONG_DIRECTION, 'cannot write: output was shut down (shutdown("output"))');
     if (this.#outputError?.name === "ConfabError") throw this.#outputError;
     if (this[kOwner] === undefined) getCurrentProcess()?.own(this);
   }
@@ -709,6 +759,45 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
   }
 
   // ---------------------------------------------------------------- closing
+
+  /**
+   * Shuts down one side of the connection, or both, as LispWorks' `socket-stream-shutdown`;
+   * the stream stays open until `close()`.
+   *
+   * - `"output"`: what is buffered is sent, then end of file: the peer reads it while this
+   *   stream can still read the peer's answer (a request, then its reply). Later writes throw
+   *   `ERR_WRONG_DIRECTION`; `finishOutput` resolves once the OS has taken the last of it.
+   * - `"input"`: reads see end of file from now on (a pending one settles with `null`); what
+   *   is buffered, and what the peer still sends, is dropped.
+   * - `"io"` (the default): both.
+   *
+   * A side the stream does not have (its `direction`), or has shut down already, is left as it
+   * is; on a closed stream this does nothing.
+   */
+  shutdown(direction: StreamDirection = "io"): void {
+    if (!DIRECTIONS.has(direction)) {
+      throw new ConfabError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `shutdown: direction must be "io", "input" or "output", got ${JSON.stringify(direction)}`,
+      );
+    }
+    if (this.#closed) return;
+    const own = this.#config.direction;
+    if (direction !== "output" && own !== "output" && !this.#inputShut) {
+      this.#inputShut = true;
+      this.#input.clear();
+      this.#input.end();
+      this.#budget?.release(this);
+      if (this.#pending !== Read.None) this.#settle(null, undefined);
+      // Read on, dropping what comes, so the peer is never stuck and its end of file is seen.
+      this.#resumeInput();
+    }
+    if (direction !== "input" && own !== "input" && !this.#outputShut) {
+      this.#outputShut = true;
+      this.#flush();
+      this.#socket.end();
+    }
+  }
 
   /**
    * Closes the stream: buffered output is sent, then the connection is shut down (the peer
@@ -846,6 +935,11 @@ function streamConfig(options: SocketStreamOptions): StreamConfig {
   });
   if (defaults) defaultConfigs.set(key, config);
   return config;
+}
+
+/** `config` with one timeout changed: a copy, since configs are shared between streams. */
+function withTimeout(config: StreamConfig, name: "readTimeout" | "writeTimeout", ms: number | undefined): StreamConfig {
+  return Object.freeze({ ...config, [name]: positive(ms, 0, name) });
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {
