@@ -89,7 +89,7 @@ interface Row {
 
 async function evaluate(client: Client, code: string, signal?: AbortSignal): Promise<Evaluated & { isError: boolean }> {
   const result = await client.callTool({ name: "evaluate", arguments: { code } }, undefined, signal ? { signal } : {});
-  return { ...(result.structuredContent as unknown as Evaluated), isError: result.isError === true };
+  return { ...(result.structuredContent as Evaluated), isError: result.isError === true };
 }
 
 async function processes(client: Client): Promise<Row[]> {
