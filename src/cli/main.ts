@@ -12,6 +12,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./connect.js")).connect(rest);
     case "eval":
       return (await import("./eval.js")).evaluateCommand(rest);
+    case "mcp":
+      return (await import("./mcp.js")).mcpCommand(rest);
     case "talk":
       return (await import("./talk.js")).talk(rest);
     case undefined:

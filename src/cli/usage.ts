@@ -64,6 +64,13 @@ Usage:
       (as the system resolver gives them) in parallel, one session each; each answer
       names its address, and the exit status is the worst. HOST is read as given when
       the first word is not a port, path or service name (or use --host).
+  confab mcp [HOST] SERVICE [--name NAME] [--tls] [--ca FILE] [--cert FILE --key FILE]
+             [--token-file FILE] [--connect-timeout MS]
+      A Model Context Protocol server on standard input and output, for AI agents:
+      tools evaluate (code in the program; declarations persist between calls),
+      list_processes and kill_process, each call through a listener session named
+      after the MCP client (--name overrides), so the server's token, audit and
+      recording apply. Add it to an agent as the command: npx confab mcp SERVICE.
   confab talk [--service S]
       Run the LispWorks talk example: a server and a client that talks to it.
   confab --help | --version
