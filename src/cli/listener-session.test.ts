@@ -54,6 +54,19 @@ function failsWith(code: string, message: RegExp): (error: unknown) => boolean {
   };
 }
 
+test("an input that prints without end keeps 8 MiB of its output in memory, and its result says how much was left out", async () => {
+  const session = await openStructuredSession(endpoint(server.port));
+  const result = await session.evaluate(
+    "for (let i = 0; i < 12; i++) { console.log('x'.repeat(1024 * 1024)); await null; } 'done'",
+  );
+  assert.equal(result.value, "'done'");
+  assert.ok(result.output.length <= 8 * 1024 * 1024 + 100, `${result.output.length} characters kept`);
+  const note = /… \((\d+) more characters of output left out\)\n$/.exec(result.output);
+  assert.ok(note !== null, "the result says what it left out");
+  assert.equal(result.output.length - note[0].length - 1 + Number(note[1]), 12 * (1024 * 1024 + 1));
+  await session.close();
+});
+
 test("evaluate resolves to the printed value, the input's own output, whether it threw, and its time", async () => {
   const session = await openStructuredSession(endpoint(server.port));
   assert.equal(session.address, `127.0.0.1:${server.port}`);

@@ -346,6 +346,22 @@ interface Pending {
   readonly resolve: (result: EvaluationResult) => void;
   readonly reject: (error: Error) => void;
   output: string;
+  // Characters of output past MAX_OUTPUT_KEPT, counted and dropped.
+  dropped: number;
+}
+
+/**
+ * Most output kept for one input, in characters: an input that prints without end (an async
+ * loop that logs) must not fill the client's memory while it waits for the value. Past it the
+ * output is counted, and the result says how much was left out.
+ */
+const MAX_OUTPUT_KEPT = 8 * 1024 * 1024;
+
+/** An input's output as its result carries it: what was kept, and a note of what was not. */
+function outputOf(pending: Pending): string {
+  return pending.dropped === 0
+    ? pending.output
+    : `${pending.output}\n… (${pending.dropped} more characters of output left out)\n`;
 }
 
 /**
@@ -391,8 +407,9 @@ export async function openStructuredSession(
     }
     if (reply.tag === "out") {
       const owner = reply.id === null ? undefined : pending.get(reply.id);
-      if (owner !== undefined) owner.output += reply.text;
-      else options.onStrayOutput?.(reply.text);
+      if (owner === undefined) options.onStrayOutput?.(reply.text);
+      else if (owner.output.length + reply.text.length <= MAX_OUTPUT_KEPT) owner.output += reply.text;
+      else owner.dropped += reply.text.length;
       return;
     }
     if (reply.tag === "completions") return;
@@ -409,7 +426,7 @@ export async function openStructuredSession(
             value: reply.val,
             threw: reply.exception,
             status: reply.status,
-            output: owner.output,
+            output: outputOf(owner),
             ms: reply.ms,
           }
         : {
@@ -417,7 +434,7 @@ export async function openStructuredSession(
             value: `Error: ${reply.message}`,
             threw: true,
             status: "invalid",
-            output: owner.output,
+            output: outputOf(owner),
             ms: 0,
           },
     );
@@ -486,7 +503,7 @@ export async function openStructuredSession(
       }
       const id = nextId++;
       const answer = new Promise<EvaluationResult>((resolve, reject) => {
-        pending.set(id, { resolve, reject, output: "" });
+        pending.set(id, { resolve, reject, output: "", dropped: 0 });
         socket.write(encodeStructuredRequest({ op: "eval", id, code }));
       });
       outstanding.add(answer);
