@@ -28,7 +28,7 @@ const HELP = `usage: node bench/run.mjs [options]     (npm run bench -- [options
                      (rr = rr1,rr64)
   --workers LIST     worker counts for the workers scaling mode (default 1,2,4; 1 is the
                      one-process server the others are compared with)
-  --servers LIST     raw,readline,confab (default: all three)
+  --servers LIST     raw,readline,confab,serve (default: all four)
   --reps N           runs per measurement, the median is reported (default 5; idle: at most 3)
   --duration S       measurement window of each run, seconds (default 1.2)
   --warmup S         warm-up before each window, seconds (default 0.3)
@@ -49,7 +49,7 @@ without the TCP_NODELAY the bench gives it (Node's REPL server always has it).`;
 // options
 
 const ALL_MODES = ["rr1", "rr64", "pipe", "connect", "idle", "listener", "cold", "workers"];
-const ALL_SERVERS = ["raw", "readline", "confab"];
+const ALL_SERVERS = ["raw", "readline", "confab", "serve"];
 
 function parseOptions(argv, env) {
   const o = {
@@ -200,6 +200,7 @@ const SERVER_SCRIPTS = {
   raw: "servers/raw.mjs",
   readline: "servers/readline.mjs",
   confab: "servers/confab-talk.mjs",
+  serve: "servers/confab-serve.mjs",
   "confab-listener": "servers/confab-listener.mjs",
   "confab-workers": "servers/confab-talk-workers.mjs",
   "node-repl": "servers/node-repl.mjs",
@@ -973,7 +974,8 @@ async function main() {
   // ---- terminal table
   const servers = opt.servers;
   const rows = [];
-  const header = ["metric", ...servers.map((s) => (s === "confab" ? "confab (talk)" : s)), ...(servers.includes("confab") ? ["confab target"] : [])];
+  const hasTarget = servers.includes("confab") || servers.includes("serve");
+  const header = ["metric", ...servers.map((s) => (s === "confab" ? "confab (talk)" : s === "serve" ? "confab serve --function" : s)), ...(hasTarget ? ["confab target"] : [])];
   for (const m of METRICS) {
     if (!loadModes.includes(m.mode)) continue;
     const cells = servers.map((s) => {
@@ -985,7 +987,10 @@ async function main() {
       const star = goodRuns(results[s][m.mode]).some((x) => x.contended) ? "*" : "";
       return s === "raw" || !Number.isFinite(r) ? `${m.fmt(v)}${star}` : `${m.fmt(v)}${star} (${r.toFixed(2)}×)`;
     });
-    const t = servers.includes("confab") ? [m.target ? `${targetText(m.target)}${markFor(meets(m.target, ratios.confab?.[m.id]))}` : ""] : [];
+    // With both confab servers the mark of each: the talk server in this process, and the same through `confab serve`.
+    const marked = ["confab", "serve"].filter((s) => servers.includes(s));
+    const marks = marked.map((s) => `${marked.length > 1 ? ` ${s === "confab" ? "talk" : s}` : ""}${markFor(meets(m.target, ratios[s]?.[m.id]))}`).join("");
+    const t = hasTarget ? [m.target ? `${targetText(m.target)}${marks}` : ""] : [];
     rows.push([`${m.label} ${m.better === "higher" ? "↑" : "↓"}`, ...cells, ...t]);
   }
   for (const sh of SHARES) {
@@ -997,7 +1002,7 @@ async function main() {
       const c = figures[s][`${sh.mode}.others`];
       return Number.isFinite(a) ? `${fmtPct(a)} / ${fmtPct(b)} / ${Number.isFinite(c) ? fmtPct(c) : "-"}` : "-";
     });
-    rows.push([sh.label, ...cells, ...(servers.includes("confab") ? [""] : [])]);
+    rows.push([sh.label, ...cells, ...(hasTarget ? [""] : [])]);
   }
   const extra = [];
   const listenerOut = listener ? listenerTable(listener) : null;
@@ -1168,7 +1173,7 @@ function markdown(doc, header, rows, extra, machineLine, workersOut, listenerOut
 function svgChart(doc, machineLine) {
   const others = doc.options.servers.filter((s) => s !== "raw");
   const metrics = METRICS.filter((m) => m.chart !== false && doc.options.modes.includes(m.mode));
-  const colors = { readline: "#d08c2a", confab: "#2a7bd0" };
+  const colors = { readline: "#d08c2a", confab: "#2a7bd0", serve: "#6a3fb5" };
   const barH = 13, gap = 4, groupGap = 12;
   const left = 300, right = 80, plotW = 520, top = 78;
   const W = left + plotW + right;
@@ -1184,10 +1189,10 @@ function svgChart(doc, machineLine) {
   o.push(`<text x="12" y="40" fill="#555">${esc(`${doc.date.slice(0, 10)}, ${machineLine}; median of ${doc.options.reps} run(s); log scale, 1 = raw`)}</text>`);
   let lx = 12;
   for (const s of others) {
-    o.push(`<rect x="${lx}" y="50" width="12" height="12" fill="${colors[s] ?? "#888"}"/><text x="${lx + 17}" y="60">${esc(s === "confab" ? "confab talk server" : `node:${s}`)}</text>`);
-    lx += 150;
+    o.push(`<rect x="${lx}" y="50" width="12" height="12" fill="${colors[s] ?? "#888"}"/><text x="${lx + 17}" y="60">${esc(s === "confab" ? "confab talk server" : s === "serve" ? "confab serve --function" : `node:${s}`)}</text>`);
+    lx += s === "serve" ? 180 : 150;
   }
-  if (others.includes("confab")) o.push(`<line x1="${lx}" y1="50" x2="${lx}" y2="62" stroke="#c00" stroke-width="2" stroke-dasharray="3,2"/><text x="${lx + 6}" y="60">confab target</text>`);
+  if (others.includes("confab") || others.includes("serve")) o.push(`<line x1="${lx}" y1="50" x2="${lx}" y2="62" stroke="#c00" stroke-width="2" stroke-dasharray="3,2"/><text x="${lx + 6}" y="60">confab target</text>`);
   const plotBottom = H - 40;
   for (let k = lo; k <= hi; k++) {
     const gx = x(2 ** k);
@@ -1210,10 +1215,10 @@ function svgChart(doc, machineLine) {
       const clipped = Math.log2(r) > hi || Math.log2(r) < lo;
       o.push(`<rect x="${Math.min(x0, x1)}" y="${by}" width="${Math.max(1, Math.abs(x1 - x0))}" height="${barH}" fill="${colors[s] ?? "#888"}"><title>${esc(`${s}: ${m.label} ${r}× raw`)}</title></rect>`);
       // keep the label clear of confab's target marker
-      const tgt = s === "confab" && m.target ? x("min" in m.target ? m.target.min : m.target.max) : null;
+      const tgt = (s === "confab" || s === "serve") && m.target ? x("min" in m.target ? m.target.min : m.target.max) : null;
       const tx = r >= 1 ? Math.max(x1, tgt !== null && tgt >= x0 - 1 ? tgt : x1) + 4 : Math.min(x1, tgt !== null && tgt <= x0 + 1 ? tgt : x1) - 4;
       o.push(`<text x="${tx}" y="${by + barH - 2}" text-anchor="${r >= 1 ? "start" : "end"}" fill="#222">${clipped ? "» " : ""}${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×</text>`);
-      if (s === "confab" && m.target) {
+      if ((s === "confab" || s === "serve") && m.target) {
         const t = "min" in m.target ? m.target.min : m.target.max;
         o.push(`<line x1="${x(t)}" y1="${by - 2}" x2="${x(t)}" y2="${by + barH + 2}" stroke="#c00" stroke-width="2" stroke-dasharray="3,2"><title>target ${targetText(m.target)}</title></line>`);
       }

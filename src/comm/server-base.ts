@@ -280,15 +280,20 @@ export abstract class ServerProcess extends Process implements ProcessResource {
   /** Logs how a process started by this server's `function` ended. */
   #childEnded(child: Process): void {
     if (this.#logger === undefined) return;
-    const reason = child.state === "failed" ? errorMessage(child.error) : undefined;
-    this.#log({
-      event: "process-ended",
-      server: this.name,
-      process: child.name,
-      id: child.id,
-      state: child.state as "finished" | "killed" | "failed",
-      ...(reason === undefined ? {} : { reason }),
-    });
+    const state = child.state as "finished" | "killed" | "failed";
+    // One literal per shape, not a spread: a spread into an object literal is a generic copy.
+    this.#log(
+      state === "failed"
+        ? {
+            event: "process-ended",
+            server: this.name,
+            process: child.name,
+            id: child.id,
+            state,
+            reason: errorMessage(child.error),
+          }
+        : { event: "process-ended", server: this.name, process: child.name, id: child.id, state },
+    );
   }
 
   /** Killing the server process stops it serving at once (see {@link ProcessResource}). */
