@@ -43,10 +43,11 @@ function isService(word: string): boolean {
  *
  * `--json` prints one JSON object a line for each input: `input` (its text), `value` or `error`
  * (printed as the REPL prints them), `threw`, `status` (`value`, `error`, `timeout`,
- * `interrupted`, `invalid`), `output` (what it wrote), `ms`. A session that could not be had is
- * one object `{ session: false, error, code }`. `--each-address` gives the inputs to every
- * address of HOST (as the system resolver lists them) in parallel, one session each; each
- * answer names its `address` (plain: a prefix on each line), and the exit status is the worst.
+ * `interrupted`, `invalid`; `ended` when the session ended under it), `output` (what it
+ * wrote), `ms`. A session that could not be had is one object `{ session: false, error, code }`.
+ * `--each-address` gives the inputs to every address of HOST (as the system resolver lists
+ * them) in parallel, one session each; each answer names its `address` (plain: a prefix on each
+ * line), and the exit status is the worst.
  *
  * HOST is taken to be given when the first word is not a service; with `--host` it never is.
  */
