@@ -28,3 +28,13 @@ export {
   type X509ErrorCode,
 } from "./errors.js";
 export { setErrorReporter, type ErrorReporter } from "./report.js";
+export {
+  openStructuredSession,
+  type ConnectTarget,
+  type EvaluationResult,
+  type ListenerConnectOptions,
+  type ListenerEndpoint,
+  type StructuredSession,
+  type StructuredSessionOptions,
+} from "./listener/listener-client.js";
+export type { RetStatus } from "./listener/structured-protocol.js";

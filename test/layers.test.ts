@@ -6,6 +6,9 @@ import { test } from "node:test";
 import * as core from "../src/comm/index.js";
 import {
   comm,
+  openStructuredSession,
+  type EvaluationResult,
+  type ListenerEndpoint,
   ConfabError,
   ErrorCodes,
   serverTerminate,
@@ -78,4 +81,17 @@ test("mp's mailbox names are on the face both ways: in the mp namespace and as n
   const options: MailboxOptions & MailboxReadOptions = { name: "face", size: 1, timeout: 0, waitReason: "x" };
   const box: mp.Mailbox<number> = mp.makeMailbox<number>(options);
   assert.ok(box instanceof Mailbox);
+});
+
+test("the face exports the structured client: a program evaluates in a listener the package started", async () => {
+  const server = await startUpServer({ service: 0, context: { stock: 7 } });
+  try {
+    const endpoint: ListenerEndpoint = { target: { host: "127.0.0.1", port: server.port }, name: "face client" };
+    const session = await openStructuredSession(endpoint);
+    const result: EvaluationResult = await session.evaluate("console.log('counting'); stock * 6");
+    assert.deepEqual([result.value, result.output, result.threw], ["42", "counting\n", false]);
+    await session.close();
+  } finally {
+    serverTerminate(server);
+  }
 });

@@ -7,14 +7,8 @@ import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { encodeClientFrame } from "../listener/protocol.js";
 import { INTERRUPT_LINE } from "../listener/session-input.js";
-import {
-  hearServer,
-  LISTENER_FLAGS,
-  listenerEndpoint,
-  ListenerReader,
-  NO_GREETING,
-  openListenerSocket,
-} from "./listener-session.js";
+import { hearServer, ListenerReader, NO_GREETING, openListenerSocket } from "../listener/listener-client.js";
+import { LISTENER_FLAGS, listenerEndpoint } from "./listener-session.js";
 
 const HISTORY_SIZE = 1000;
 

@@ -3,13 +3,8 @@ import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { resolveService } from "../comm/services.js";
 import { unixSocketPath } from "../comm/endpoint.js";
-import {
-  LISTENER_FLAGS,
-  listenerEndpoint,
-  openStructuredSession,
-  type EvaluationResult,
-  type ListenerEndpoint,
-} from "./listener-session.js";
+import { openStructuredSession, type EvaluationResult, type ListenerEndpoint } from "../listener/listener-client.js";
+import { LISTENER_FLAGS, listenerEndpoint } from "./listener-session.js";
 
 const USAGE = "usage: confab eval [HOST] SERVICE EXPR... [--json] [--each-address]";
 

@@ -1,13 +1,12 @@
 import { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import {
-  LISTENER_FLAGS,
-  listenerEndpoint,
   openStructuredSession,
   type EvaluationResult,
   type ListenerEndpoint,
   type StructuredSession,
-} from "./listener-session.js";
+} from "../listener/listener-client.js";
+import { LISTENER_FLAGS, listenerEndpoint } from "./listener-session.js";
 import { version } from "./version.js";
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type * as Zod from "zod";

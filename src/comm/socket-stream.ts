@@ -224,6 +224,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     return this.#config.readTimeout > 0 ? this.#config.readTimeout : undefined;
   }
 
+  /** Sets the read limit (ms; `undefined` or 0: none); a read already waiting gets it from now. */
   set readTimeout(ms: number | undefined) {
     this.#config = withTimeout(this.#config, "readTimeout", ms);
     clearTimeout(this.#readTimer);
@@ -240,6 +241,7 @@ export class SocketStream implements ProcessResource, AsyncIterable<string> {
     return this.#config.writeTimeout > 0 ? this.#config.writeTimeout : undefined;
   }
 
+  /** Sets the `finishOutput` limit (ms; `undefined` or 0: none) for the calls made after it. */
   set writeTimeout(ms: number | undefined) {
     this.#config = withTimeout(this.#config, "writeTimeout", ms);
   }
