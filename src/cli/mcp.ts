@@ -98,15 +98,7 @@ class LazySession {
   /** Evaluates `code`, interrupting it if `signal` aborts (the MCP client cancelled the call). */
   async evaluate(code: string, signal: AbortSignal): Promise<EvaluationResult & { newSession: boolean }> {
     const { session, opened } = await this.get();
-    const interrupt = (): void => {
-      session.interrupt();
-    };
-    signal.addEventListener("abort", interrupt, { once: true });
-    try {
-      return { ...(await session.evaluate(code)), newSession: opened };
-    } finally {
-      signal.removeEventListener("abort", interrupt);
-    }
+    return { ...(await session.evaluate(code, { signal })), newSession: opened };
   }
 
   async close(): Promise<void> {

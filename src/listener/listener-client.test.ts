@@ -138,6 +138,22 @@ test("interrupt stops the input running: it resolves as interrupted, and the ses
   await session.close();
 });
 
+test("an aborted signal interrupts its own input only, even one still waiting behind another", async () => {
+  const session = await openStructuredSession(endpoint(server.port));
+  const first = session.evaluate("await new Promise((resolve) => setTimeout(resolve, 200, 'first'))");
+  const queued = new AbortController();
+  const second = session.evaluate("'second'", { signal: queued.signal });
+  queued.abort(); // while the first runs: the second is stopped as it starts, the first is not touched
+  assert.equal((await first).value, "'first'");
+  assert.equal((await second).status, "interrupted");
+  const running = new AbortController();
+  const third = session.evaluate("await new Promise(() => {})", { signal: running.signal });
+  running.abort();
+  assert.equal((await third).status, "interrupted");
+  assert.equal((await session.evaluate("'on'")).value, "'on'");
+  await session.close();
+});
+
 test("no session: a wrong token is ERR_LISTENER_REFUSED with the server's words; the right one is let in", async () => {
   await assert.rejects(
     openStructuredSession(endpoint(guarded.port, { token: "wrong-token-of-enough-length" })),

@@ -245,8 +245,11 @@ export interface StructuredSession {
    * Evaluates one whole input (several lines included) after those sent before it. Resolves to
    * how it ended, a thrown error included; rejects with a `ConfabError` (`ERR_SESSION_ENDED`)
    * only when the session ended before answering (killed, a connection limit, closed).
+   *
+   * When `signal` aborts before the answer, this input (and no other) is interrupted, whether it
+   * runs or still waits its turn: it resolves with status `"interrupted"`.
    */
-  evaluate(code: string): Promise<EvaluationResult>;
+  evaluate(code: string, options?: { readonly signal?: AbortSignal }): Promise<EvaluationResult>;
   /** Interrupts the input running now, if any: its result has status `"interrupted"`. */
   interrupt(): void;
   /** Resolves, once the session has ended, with why: the listener's last word, or `the connection closed`. */
@@ -414,7 +417,7 @@ export async function openStructuredSession(
   return {
     address: where,
     ended,
-    evaluate(code: string): Promise<EvaluationResult> {
+    evaluate(code: string, options?: { readonly signal?: AbortSignal }): Promise<EvaluationResult> {
       if (endedHow !== undefined) {
         return Promise.reject(
           new ConfabError(ErrorCodes.SESSION_ENDED, `the session on ${where} has ended: ${endedHow}`),
@@ -426,8 +429,16 @@ export async function openStructuredSession(
         socket.write(encodeStructuredRequest({ op: "eval", id, code }));
       });
       outstanding.add(answer);
+      const signal = options?.signal;
+      // The interrupt names this input, so that it stops this one even behind others.
+      const interrupt = (): void => {
+        if (endedHow === undefined && pending.has(id)) socket.write(encodeStructuredRequest({ op: "interrupt", id }));
+      };
+      if (signal?.aborted === true) interrupt();
+      else signal?.addEventListener("abort", interrupt, { once: true });
       const forget = (): void => {
         outstanding.delete(answer);
+        signal?.removeEventListener("abort", interrupt);
       };
       answer.then(forget, forget);
       return answer;

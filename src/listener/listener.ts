@@ -272,7 +272,10 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       evaluating.since = Date.now();
       const waitedBefore = session === undefined ? undefined : beginWait(session, evaluating);
       runningId = id;
-      const now = evaluator.evaluateIfComplete(code);
+      // An interrupt meant for this input came before it could start (it waited behind another):
+      // it is not run at all, which for a synchronous input is the only way to stop it.
+      const stoppedFirst = input.takeInterrupt((line, first) => interruptMeant(line, id, first));
+      const now = stoppedFirst ? "interrupted" : evaluator.evaluateIfComplete(code);
       // status() said it is whole, so "incomplete" cannot come back; were it to, it is a syntax error.
       const outcome: EvalOutcome | Abandoned =
         now === "incomplete"
@@ -293,7 +296,7 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       let status: "value" | "error" | "timeout" | "interrupted";
       if (outcome === "interrupted") {
         evaluator.abandon();
-        val = interrupted();
+        val = stoppedFirst ? `Interrupted: input ${count} not run` : interrupted();
         status = "interrupted";
       } else {
         val = evaluator.format(outcome);
