@@ -1,7 +1,9 @@
 // Helpers shared by the test suites: real loopback sockets and captured reports.
+import assert from "node:assert/strict";
 import net from "node:net";
 import { after } from "node:test";
 import {
+  ConfabError,
   serverTerminate,
   startUpServer,
   type ServerProcess,
@@ -221,5 +223,18 @@ export function spyOnSocketTuning(): { calls: string[]; restore: () => void } {
       net.Socket.prototype.setNoDelay = setNoDelay;
       net.Socket.prototype.setKeepAlive = setKeepAlive;
     },
+  };
+}
+
+/**
+ * For `assert.throws` / `assert.rejects`: the error is a `ConfabError` with `code`, and its
+ * message matches `message`.
+ */
+export function failsWith(code: string, message: RegExp): (error: unknown) => boolean {
+  return (error) => {
+    assert.ok(error instanceof ConfabError, String(error));
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
+    return true;
   };
 }

@@ -1,17 +1,9 @@
 // The flags a client command (connect, eval, mcp) reads into a listener endpoint.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { failsWith } from "../../test/support.js";
+import { ErrorCodes } from "../errors.js";
 import { listenerEndpoint } from "./listener-session.js";
-
-function failsWith(code: string, message: RegExp): (error: unknown) => boolean {
-  return (error) => {
-    assert.ok(error instanceof ConfabError, String(error));
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  };
-}
 
 test("listenerEndpoint reads the flags: HOST SERVICE, a Unix socket path, the timeout, and says what is wrong", () => {
   const tcp = listenerEndpoint({ name: "n" }, ["example.test", "10243"]);

@@ -6,6 +6,7 @@
  * @module
  */
 import { hostname, userInfo } from "node:os";
+import type { parseArgs } from "node:util";
 import { ConfabError, ErrorCodes } from "../errors.js";
 import { resolveService } from "../comm/services.js";
 import { unixSocketPath } from "../comm/endpoint.js";
@@ -28,17 +29,8 @@ export const LISTENER_FLAGS = {
   "connect-timeout": { type: "string" },
 } as const;
 
-/** The values of {@link LISTENER_FLAGS} as `util.parseArgs` gives them. */
-export interface ListenerFlagValues {
-  readonly name?: string | undefined;
-  readonly host?: string | undefined;
-  readonly tls?: boolean | undefined;
-  readonly ca?: string | undefined;
-  readonly cert?: string | undefined;
-  readonly key?: string | undefined;
-  readonly "token-file"?: string | undefined;
-  readonly "connect-timeout"?: string | undefined;
-}
+/** The values of {@link LISTENER_FLAGS} as `util.parseArgs` gives them (each may be left out). */
+export type ListenerFlagValues = Partial<ReturnType<typeof parseArgs<{ options: typeof LISTENER_FLAGS }>>["values"]>;
 
 /** `user@host`: a session's name when none is given, so that `ps()` on the server says whose it is. */
 export function defaultSessionName(): string {

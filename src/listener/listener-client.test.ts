@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, test } from "node:test";
-import { eventually, testServers } from "../../test/support.js";
-import { ConfabError, ErrorCodes } from "../errors.js";
+import { eventually, failsWith, testServers } from "../../test/support.js";
+import { ErrorCodes } from "../errors.js";
 import type { ServerProcess } from "../index.js";
 import { processKill, type Process } from "../mp/process.js";
 import { findProcessFromName } from "../mp/registry.js";
@@ -42,15 +42,6 @@ async function fakeServer(reply: string | undefined): Promise<number> {
   fakes.push(fake);
   await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
   return (fake.address() as net.AddressInfo).port;
-}
-
-function failsWith(code: string, message: RegExp): (error: unknown) => boolean {
-  return (error) => {
-    assert.ok(error instanceof ConfabError, String(error));
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  };
 }
 
 test("an input that prints without end keeps 8 MiB of its output in memory, and its result says how much was left out", async () => {

@@ -228,8 +228,9 @@ export async function runListener(stream: SocketStream, options: ListenerOptions
       abandon = resolve;
       void now.then(resolve);
     });
-    const meant = structured ? (line: string, first: boolean) => interruptMeant(line, runningId, first) : undefined;
-    if (input.takeInterrupt(meant)) abandon?.("interrupted");
+    // An interrupt that came in behind this input: in structured mode, one meant for it was
+    // taken before it ran (nothing has been read since), so only the plain mode looks here.
+    if (!structured && input.takeInterrupt()) abandon?.("interrupted");
     else if (input.ended) {
       // The connection ended with this input in it: it is answered if it settles at once.
       const stop = abandon;
